@@ -1,0 +1,102 @@
+"""Entry points of the Snakemake rules: `python -m pl_dsl.jobs batch|collect|plot ...`.
+
+Each prints a one-line error (no traceback) and exits 1 when the work cannot be done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from pl_dsl.errors import StageFailure
+from pl_dsl.paths import Layout
+from pl_dsl.store import read_json, write_json
+
+
+def _log(handle, message: str) -> None:  # type: ignore[no-untyped-def]
+    handle.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
+    handle.flush()
+
+
+def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, log) -> None:  # type: ignore[no-untyped-def]
+    """Compute every unit of a batch that the store lacks, then write the batch manifest."""
+    import torch
+
+    from pl_dsl.plan import Unit
+    from pl_dsl.stages import Workspace
+
+    torch.set_num_threads(max(1, threads))
+    plan = read_json(plan_path)
+    workspace = Workspace(layout)
+    records = []
+    start = time.perf_counter()
+    for data in plan["units"]:
+        unit = Unit.from_json(data)
+        t0 = time.perf_counter()
+        computed = workspace.compute(unit)
+        _log(log, f"{unit.stage} {unit.key} runs={','.join(unit.runs)} "
+                  f"{'computed' if computed else 'reused'} in {time.perf_counter() - t0:.2f}s")
+        records.append({"key": unit.key, "runs": unit.runs, "computed": computed})
+    write_json(manifest, {"stage": plan["stage"], "units": records, "seconds": time.perf_counter() - start})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pl_dsl.jobs")
+    parser.add_argument("--results", default="results", help="results root")
+    parser.add_argument("--log", required=True)
+    sub = parser.add_subparsers(dest="job", required=True)
+    batch = sub.add_parser("batch")
+    batch.add_argument("--plan", required=True)
+    batch.add_argument("--manifest", required=True)
+    batch.add_argument("--threads", type=int, default=1)
+    collect = sub.add_parser("collect")
+    collect.add_argument("--plan", required=True)
+    collect.add_argument("--table", required=True)
+    collect.add_argument("--runs", required=True)
+    plot = sub.add_parser("plot")
+    plot.add_argument("--spec", required=True, help="the plot's spec as JSON")
+    plot.add_argument("--experiment", required=True)
+    plot.add_argument("--table", required=True)
+    plot.add_argument("--png", required=True)
+    plot.add_argument("--svg", required=True)
+    args = parser.parse_args(argv)
+    layout = Layout(Path(args.results))
+    Path(args.log).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.log, "a", encoding="utf-8") as log:
+        try:
+            if args.job == "batch":
+                run_batch(Path(args.plan), Path(args.manifest), args.threads, layout, log)
+            elif args.job == "collect":
+                from pl_dsl.results import collect as collect_table
+
+                count = collect_table(read_json(args.plan), layout, Path(args.table), Path(args.runs))
+                _log(log, f"collected {count} runs into {args.table}")
+            else:
+                from pl_dsl.plotting import draw
+
+                draw(json.loads(args.spec), Path(args.table), Path(args.png), Path(args.svg), args.experiment)
+                _log(log, f"drew {args.png} and {args.svg}")
+        except StageFailure as exc:
+            _log(log, f"error: {exc}")
+            print(f"pl-dsl error: {exc}", file=sys.stderr)
+            return 1
+        except FileNotFoundError as exc:
+            message = (f"missing file {exc.filename}: an artifact this job reads was deleted; "
+                       "rerun snakemake with --forcerun on the stage that makes it")
+            _log(log, f"error: {message}")
+            print(f"pl-dsl error: {message}", file=sys.stderr)
+            return 1
+        except Exception:
+            # An unexpected failure is a bug: keep the traceback, in the log where it belongs.
+            log.write(traceback.format_exc())
+            print(f"pl-dsl error: internal error in the {args.job} job; traceback in {args.log}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Where every artifact lives. Rules and code take paths from here, never spell them by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The artifact tree under one results root (default `results/`), logs under `logs/`."""
+
+    root: Path = Path("results")
+    logs: Path = Path("logs")
+
+    def unit(self, stage: str, key: str) -> Path:
+        """A stage's content-addressed artifact, shared by every run and experiment that needs it."""
+        suffix = ".json" if stage == "evaluate" else ".pt"
+        return self.root / "store" / stage / f"{key}{suffix}"
+
+    def plan(self, digest: str) -> Path:
+        """A content-addressed job plan (the units of a batch, the runs of an experiment)."""
+        return self.root / "plans" / f"{digest}.json"
+
+    def manifest(self, stage: str, batch: str) -> Path:
+        """Marks a finished batch of units; what Snakemake tracks."""
+        return self.root / "batches" / stage / f"{batch}.json"
+
+    def batch_log(self, stage: str, batch: str) -> Path:
+        return self.logs / stage / f"{batch}.log"
+
+    def experiment(self, name: str) -> Path:
+        return self.root / name
+
+    def table(self, name: str) -> Path:
+        """The tidy CSV of all runs of an experiment."""
+        return self.experiment(name) / "results.csv"
+
+    def runs_dir(self, name: str) -> Path:
+        """Holds `<run id>/metrics.json` for each run of an experiment."""
+        return self.experiment(name) / "runs"
+
+    def run_metrics(self, name: str, run_id: str) -> Path:
+        return self.runs_dir(name) / run_id / "metrics.json"
+
+    def plot(self, name: str, plot: str, ext: str) -> Path:
+        return self.experiment(name) / "plots" / f"{plot}.{ext}"
+
+    def experiment_log(self, name: str, what: str) -> Path:
+        return self.logs / name / f"{what}.log"

@@ -1,0 +1,154 @@
+"""From runs to stage units and batches: what each stage computes, under which identity.
+
+A unit is one artifact of one stage (a trained f, a set of perturbations, a trained g, a
+metrics record). Its key hashes exactly the spec fields the stage depends on plus the keys of
+its inputs, so runs that share a trained f share the unit. Units are grouped into batches so
+one process (one Snakemake job) amortises Python and torch start-up over several units.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from pl_dsl.paths import Layout
+from pl_dsl.spec import Experiment, Run, stable_hash
+
+STAGES = ("train_f", "attack", "train_g", "evaluate")
+UPSTREAM = {"train_f": None, "attack": "train_f", "train_g": "attack", "evaluate": "train_g"}
+
+# Units per batch. Training dominates; attacks and evaluations are cheap next to start-up.
+DEFAULT_BATCH_SIZE = {"train_f": 8, "attack": 64, "train_g": 8, "evaluate": 64}
+# At least this many batches per stage (when there are enough units), so jobs run side by side.
+DEFAULT_MIN_BATCHES = 2
+
+
+@dataclass
+class Unit:
+    """One stage artifact: its identity (`params`, hashed into `key`) and who needs it."""
+
+    stage: str
+    key: str
+    params: dict[str, Any]
+    upstream: str | None
+    device: str
+    runs: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage": self.stage, "key": self.key, "params": self.params,
+                "upstream": self.upstream, "device": self.device, "runs": self.runs}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> "Unit":
+        return Unit(**data)
+
+
+def run_units(run: Run) -> dict[str, Unit]:
+    """The four units of one run, each keyed by its own fields plus its input's key."""
+    spec = run.spec
+    common = {"data": spec["data"], "seed": spec["seed"], "network": spec["network"]}
+    units: dict[str, Unit] = {}
+    params_by_stage = {
+        "train_f": {**common, "train": spec["train_f"]},
+        "attack": {**common, "attack": spec["attack"]},
+        "train_g": {**common, "train": spec["train_g"], "scenario": spec["scenario"]},
+        "evaluate": {**common},
+    }
+    upstream_key: str | None = None
+    for stage in STAGES:
+        params = params_by_stage[stage]
+        if stage == "evaluate":
+            params = {**params, "attack": units["attack"].key, "f": units["train_f"].key}
+        key = stable_hash({"stage": stage, "params": params, "upstream": upstream_key}, 16)
+        units[stage] = Unit(stage, key, params, upstream_key, spec["device"], [run.id])
+        upstream_key = key
+    return units
+
+
+@dataclass
+class Batch:
+    """Units of one stage computed by one job, and the upstream batches they read from."""
+
+    stage: str
+    id: str
+    units: list[Unit]
+    needs: list[str]
+
+    def plan(self) -> dict[str, Any]:
+        return {"stage": self.stage, "units": [u.to_json() for u in self.units]}
+
+
+@dataclass
+class ExperimentPlan:
+    """An experiment's runs, the unit keys of each, and its final-stage batches."""
+
+    experiment: Experiment
+    unit_keys: dict[str, dict[str, str]]
+    batches: dict[str, list[str]]
+
+    def table_plan(self) -> dict[str, Any]:
+        """What the results table needs: each run's id, swept values, spec and metrics key."""
+        return {
+            "experiment": self.experiment.name,
+            "axes": self.experiment.axes,
+            "runs": [{"id": run.id, "varied": run.varied, "spec": run.spec,
+                      "evaluate": self.unit_keys[run.id]["evaluate"]} for run in self.experiment.runs],
+        }
+
+
+@dataclass
+class Plan:
+    """Every batch of every stage for a set of experiments, addressable by (stage, batch id)."""
+
+    experiments: dict[str, ExperimentPlan]
+    batches: dict[tuple[str, str], Batch]
+
+
+def _split(units: list[Unit], size: int, min_batches: int) -> list[list[Unit]]:
+    count = max(math.ceil(len(units) / size), min(min_batches, len(units))) if units else 0
+    return [units[i * len(units) // count:(i + 1) * len(units) // count] for i in range(count)]
+
+
+def build_plan(experiments: list[Experiment], batch_size: dict[str, int] | None = None,
+               min_batches: int = DEFAULT_MIN_BATCHES) -> Plan:
+    """Group each experiment's units into batches, stage by stage, in run order."""
+    sizes = {**DEFAULT_BATCH_SIZE, **(batch_size or {})}
+    plans: dict[str, ExperimentPlan] = {}
+    batches: dict[tuple[str, str], Batch] = {}
+    for experiment in experiments:
+        unique: dict[str, dict[str, Unit]] = {stage: {} for stage in STAGES}
+        keys: dict[str, dict[str, str]] = {}
+        for run in experiment.runs:
+            units = run_units(run)
+            keys[run.id] = {stage: unit.key for stage, unit in units.items()}
+            for stage, unit in units.items():
+                known = unique[stage].setdefault(unit.key, unit)
+                if known is not unit:
+                    known.runs.append(run.id)
+        batch_of: dict[str, str] = {}
+        finals: dict[str, list[str]] = {}
+        for stage in STAGES:
+            finals[stage] = []
+            for members in _split(list(unique[stage].values()), sizes[stage], min_batches):
+                batch_id = stable_hash([stage, [u.key for u in members]], 12)
+                needs = sorted({batch_of[u.upstream] for u in members if u.upstream})
+                batches[(stage, batch_id)] = Batch(stage, batch_id, members, needs)
+                finals[stage].append(batch_id)
+                for unit in members:
+                    batch_of[unit.key] = batch_id
+        plans[experiment.name] = ExperimentPlan(experiment, keys, finals)
+    return Plan(plans, batches)
+
+
+def write_plan_file(layout: Layout, content: dict[str, Any]) -> str:
+    """Store a plan under its content hash (once); returns the path. Safe to call repeatedly."""
+    path = layout.plan(stable_hash(content, 16))
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(content, sort_keys=True, indent=1))
+        os.replace(tmp, path)
+    return str(path)

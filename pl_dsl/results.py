@@ -1,0 +1,65 @@
+"""The per-run metrics files and the tidy per-experiment CSV (no torch needed)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pl_dsl.metrics import METRICS
+from pl_dsl.paths import Layout
+from pl_dsl.store import atomic_path, read_json, write_json
+
+
+def collect(table_plan: dict[str, Any], layout: Layout, table: Path, runs_dir: Path) -> int:
+    """Write runs_dir/<run>/metrics.json and the CSV table; returns the number of runs."""
+    tmp_dir = runs_dir.with_name(f".{runs_dir.name}.tmp")
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    rows: list[dict[str, Any]] = []
+    for run in table_plan["runs"]:
+        metrics = read_json(layout.unit("evaluate", run["evaluate"]))
+        write_json(tmp_dir / run["id"] / "metrics.json", {
+            "experiment": table_plan["experiment"], "run": run["id"], "varied": run["varied"],
+            "metrics": {name: metrics[name] for name in METRICS}, "device": metrics["device"],
+            "spec": run["spec"]})
+        rows.append({"run": run["id"], **run["varied"], **{name: metrics[name] for name in METRICS},
+                     "device": metrics["device"]})
+    shutil.rmtree(runs_dir, ignore_errors=True)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp_dir.rename(runs_dir)
+    columns = ["run", *table_plan["axes"], *METRICS, "device"]
+    with atomic_path(table) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    return len(rows)
+
+
+def read_table(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a results CSV as dicts of strings."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def parse_cell(text: str) -> Any:
+    """A CSV cell back as int, float, bool or string."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False}.get(text, text)
+
+
+def as_text(rows: list[dict[str, str]]) -> str:
+    """Rows as CSV text (for piping `pl-dsl results --csv`)."""
+    if not rows:
+        return ""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

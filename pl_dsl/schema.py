@@ -1,0 +1,56 @@
+"""The experiment JSON Schema: loading, default filling and sub-schema lookup by field path."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "experiment.schema.json"
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    """The experiment schema shipped in schemas/, shared by the CLI and the Snakefile."""
+    with open(SCHEMA_PATH, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def resolve_ref(schema: dict[str, Any], root: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Follow local `$ref`s (`#/...`) until a schema without one is reached."""
+    root = root or load_schema()
+    while "$ref" in schema:
+        target: Any = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def fill_defaults(data: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return a copy of data with every missing property that declares a `default` filled in.
+
+    Only defaults written on the property itself count, so override objects that merely
+    reference the shared training schema stay sparse.
+    """
+    schema = resolve_ref(schema or load_schema())
+    result = copy.deepcopy(data)
+    for name, prop in schema.get("properties", {}).items():
+        if name not in result and "default" in prop:
+            result[name] = copy.deepcopy(prop["default"])
+        if isinstance(result.get(name), dict) and "default" in prop:
+            result[name] = fill_defaults(result[name], prop)
+    return result
+
+
+def subschema(path: str) -> dict[str, Any] | None:
+    """The schema of the field at a dotted path, or None when no such field exists."""
+    schema = resolve_ref(load_schema())
+    for part in path.split("."):
+        props = schema.get("properties", {})
+        if part not in props:
+            return None
+        schema = resolve_ref(props[part])
+    return schema

@@ -1,0 +1,317 @@
+"""Reading, checking and expanding experiment specs: every error at once, each with its place."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+
+from pl_dsl.metrics import METRICS
+from pl_dsl.schema import fill_defaults, load_schema, subschema
+from pl_dsl.yamlpos import LocatedDocument, Mark, YamlDocumentError, load_located
+
+# Top-level fields that describe the experiment rather than a run; they cannot be swept.
+NOT_SWEEPABLE = ("name", "description", "sweep", "plots", "seeds")
+DEFAULT_EPS_PER_COORD = 0.001
+
+
+@dataclass(frozen=True)
+class SpecError:
+    """One problem in a spec file, printed as `file:line:col: field.path: sentence`."""
+
+    file: str
+    line: int
+    col: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+@dataclass
+class Run:
+    """One point of an experiment's sweep: its id, the values varied there, and its full spec."""
+
+    id: str
+    varied: dict[str, Any]
+    spec: dict[str, Any]
+
+
+@dataclass
+class Experiment:
+    """A checked spec: its file, the spec with defaults filled in, and its runs in sweep order."""
+
+    file: str
+    spec: dict[str, Any]
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec["name"]
+
+    @property
+    def axes(self) -> list[str]:
+        """Every swept field path, in sweep order."""
+        return list(self.runs[0].varied) if self.runs else []
+
+
+class SpecInvalid(Exception):
+    """Raised by `load_experiment` with every error found."""
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        super().__init__("\n".join(map(str, errors)))
+        self.errors = errors
+
+
+def format_path(path: Iterable[Any]) -> str:
+    """`("plots", 0, "y")` -> `plots[0].y`."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif "." in str(part):
+            text += f'["{part}"]'
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def stable_hash(obj: Any, length: int = 10) -> str:
+    """A short content hash of JSON-able data; the same data always gives the same hash."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+class _Checker:
+    """Collects the errors of one file."""
+
+    def __init__(self, file: str, doc: LocatedDocument | None) -> None:
+        self.file = file
+        self.doc = doc
+        self.errors: list[SpecError] = []
+
+    def add(self, path: tuple[Any, ...], message: str, *, key: bool = False, mark: Mark | None = None) -> None:
+        mark = mark or (self.doc.locate(path, key=key) if self.doc else Mark(1, 1))
+        self.errors.append(SpecError(self.file, mark.line, mark.col, format_path(path), message))
+
+
+def _describe_schema_error(error: jsonschema.ValidationError) -> list[tuple[tuple[Any, ...], str, bool]]:
+    """Turn one jsonschema error into (path, sentence, points-at-key) triples a user can act on."""
+    path = tuple(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in schema.get("properties", {})]
+        hint = f"; expected one of: {', '.join(allowed)}" if allowed else ""
+        return [(path + (k,), f"unknown field{hint}", True) for k in extra]
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return [(path, f"missing required field '{missing}'", False)]
+    if error.validator == "enum":
+        options = ", ".join(map(str, error.validator_value))
+        return [(path, f"{error.instance!r} is not one of: {options}", False)]
+    if error.validator == "type":
+        return [(path, f"expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}", False)]
+    if error.validator == "oneOf" and schema.get("description"):
+        return [(path, f"{error.instance!r} does not fit: {schema['description']}", False)]
+    if error.validator == "pattern":
+        return [(path, f"{error.instance!r} does not match the pattern {error.validator_value}", False)]
+    return [(path, error.message, False)]
+
+
+def _schema_errors(checker: _Checker, data: Any, schema: dict[str, Any], prefix: tuple[Any, ...] = (),
+                   mark: Mark | None = None) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+        for path, message, at_key in _describe_schema_error(error):
+            checker.add(prefix + path, message, key=at_key, mark=mark)
+
+
+def _sweep_axes(checker: _Checker, spec: dict[str, Any]) -> list[list[tuple[str, list[Any]]]]:
+    """Axes of the sweep in order: each grid path, each zip group, then the seeds.
+
+    An axis is a list of (path, values) that advance together. Bad paths and values are reported.
+    """
+    axes: list[list[tuple[str, list[Any]]]] = []
+    seen: dict[str, tuple[Any, ...]] = {}
+
+    def accept(path: str, values: list[Any], where: tuple[Any, ...]) -> bool:
+        head = path.split(".")[0]
+        if head in NOT_SWEEPABLE:
+            checker.add(where, f"'{path}' cannot be swept" + ("; list the seeds in `seeds`" if head == "seeds" else ""), key=True)
+            return False
+        sub = subschema(path)
+        if sub is None:
+            checker.add(where, f"'{path}' is not a field of the spec", key=True)
+            return False
+        if sub.get("type") == "object":
+            checker.add(where, f"'{path}' is a section; sweep one of its fields", key=True)
+            return False
+        if path in seen:
+            checker.add(where, f"'{path}' is swept twice (also at {format_path(seen[path])})", key=True)
+            return False
+        seen[path] = where
+        ok = True
+        for index, value in enumerate(values):
+            before = len(checker.errors)
+            _schema_errors(checker, value, {**sub, "$defs": load_schema()["$defs"]},
+                           mark=checker.doc.locate(where + (index,)) if checker.doc else None)
+            for i in range(before, len(checker.errors)):
+                err = checker.errors[i]
+                checker.errors[i] = SpecError(err.file, err.line, err.col, format_path(where + (index,)),
+                                              f"swept value for '{path}': {err.message}")
+            ok = ok and len(checker.errors) == before
+        return ok
+
+    sweep = spec.get("sweep", {})
+    for path, values in sweep.get("grid", {}).items():
+        if accept(path, values, ("sweep", "grid", path)):
+            axes.append([(path, values)])
+    for group_index, group in enumerate(sweep.get("zip", [])):
+        lengths = {len(v) for v in group.values()}
+        if len(lengths) > 1:
+            detail = ", ".join(f"{p}: {len(v)}" for p, v in group.items())
+            checker.add(("sweep", "zip", group_index), f"zipped lists must have equal lengths ({detail})")
+            continue
+        members = [(p, v) for p, v in group.items() if accept(p, v, ("sweep", "zip", group_index, p))]
+        if len(members) == len(group):
+            axes.append(members)
+    if "seeds" in spec:
+        if "seed" in seen:
+            checker.add(("seeds",), f"'seed' is swept twice (also at {format_path(seen['seed'])})", key=True)
+        else:
+            axes.append([("seed", list(spec["seeds"]))])
+    return axes
+
+
+def swept_paths(spec: dict[str, Any]) -> list[str]:
+    """Every field path the spec sweeps (grid, zip groups, seeds), in sweep order."""
+    sweep = spec.get("sweep", {})
+    paths = list(sweep.get("grid", {})) + [p for group in sweep.get("zip", []) for p in group]
+    return paths + (["seed"] if "seeds" in spec else [])
+
+
+def set_path(target: dict[str, Any], path: str, value: Any) -> None:
+    """Set a dotted-path field in nested dicts, creating sections as needed."""
+    *parents, leaf = path.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[leaf] = value
+
+
+def get_path(source: dict[str, Any], path: str) -> Any:
+    """Read a dotted-path field from nested dicts."""
+    for part in path.split("."):
+        source = source[part]
+    return source
+
+
+def resolve_run(base: dict[str, Any], varied: dict[str, Any]) -> dict[str, Any]:
+    """The complete, self-contained spec of one run: overrides merged, eps made absolute."""
+    spec = copy.deepcopy(base)
+    for path, value in varied.items():
+        set_path(spec, path, value)
+    shared = spec.pop("training")
+    for net in ("train_f", "train_g"):
+        spec[net] = {**shared, **spec.get(net, {})}
+    attack = spec["attack"]
+    if "eps" not in attack:
+        attack["eps"] = attack.get("eps_per_coord", DEFAULT_EPS_PER_COORD) * math.sqrt(spec["data"]["dim"])
+    attack.pop("eps_per_coord", None)
+    attack.setdefault("step_size", 2.5 / attack["steps"])
+    for key in NOT_SWEEPABLE:
+        spec.pop(key, None)
+    return spec
+
+
+def _expand(checker: _Checker, spec: dict[str, Any], axes: list[list[tuple[str, list[Any]]]]) -> list[Run]:
+    runs: list[Run] = []
+    by_spec: dict[str, dict[str, Any]] = {}
+    for combo in itertools.product(*[range(len(axis[0][1])) for axis in axes]):
+        varied = {path: values[i] for axis, i in zip(axes, combo) for path, values in axis}
+        given = {p for p in varied if p.startswith("attack.eps")} | {
+            f"attack.{k}" for k in ("eps", "eps_per_coord") if k in spec["attack"]}
+        if {"attack.eps", "attack.eps_per_coord"} <= given:
+            checker.add(("attack",), "give either eps or eps_per_coord, not both (directly or through a sweep)")
+            return []
+        run_spec = resolve_run(spec, varied)
+        run_id = "r" + stable_hash(run_spec, 8)
+        if run_id in by_spec:
+            checker.add(("sweep",) if spec.get("sweep") else ("seeds",),
+                        f"two sweep points give the same run: {by_spec[run_id]} and {varied}")
+            return []
+        by_spec[run_id] = varied
+        runs.append(Run(run_id, varied, run_spec))
+    return runs
+
+
+def _check_plots(checker: _Checker, spec: dict[str, Any], axes: list[str]) -> None:
+    names: set[str] = set()
+    for index, plot in enumerate(spec.get("plots", [])):
+        where = ("plots", index)
+        if plot["name"] in names:
+            checker.add(where + ("name",), f"plot name '{plot['name']}' is used twice")
+        names.add(plot["name"])
+        metrics = [plot["y"]] if isinstance(plot["y"], str) else plot["y"]
+        for i, metric in enumerate(metrics):
+            if metric not in METRICS:
+                sub = where + ("y",) + (() if isinstance(plot["y"], str) else (i,))
+                checker.add(sub, f"unknown metric '{metric}'; known: {', '.join(METRICS)}")
+        for role in ("x", "series"):
+            if role in plot and plot[role] not in axes:
+                known = ", ".join(axes) if axes else "none (the spec sweeps nothing)"
+                checker.add(where + (role,), f"'{plot[role]}' is not a swept field; swept: {known}")
+        if plot.get("series") and plot.get("series") == plot["x"]:
+            checker.add(where + ("series",), "series and x must be different fields")
+
+
+def check_text(text: str, file: str) -> tuple[Experiment | None, list[SpecError]]:
+    """Check a spec given as text; returns the experiment (when valid) and every error found."""
+    try:
+        doc = load_located(text)
+    except YamlDocumentError as exc:
+        return None, [SpecError(file, exc.mark.line, exc.mark.col, "", exc.message)]
+    checker = _Checker(file, doc)
+    if not isinstance(doc.data, dict):
+        checker.add((), "an experiment spec must be a mapping of fields (name, data, network, ...)")
+        return None, checker.errors
+    _schema_errors(checker, doc.data, load_schema())
+    # Sections the schema already rejected are not checked further; the others still are,
+    # so one pass reports every independent mistake.
+    broken = {error.field.split(".")[0].split("[")[0] for error in checker.errors}
+    spec = fill_defaults(doc.data)
+    axes = [] if broken & {"sweep", "seeds"} else _sweep_axes(checker, spec)
+    if "plots" not in broken and not broken & {"sweep", "seeds"}:
+        _check_plots(checker, spec, swept_paths(spec))
+    if checker.errors:
+        return None, sorted(checker.errors, key=lambda e: (e.line, e.col))
+    experiment = Experiment(file, spec, _expand(checker, spec, axes))
+    return (None if checker.errors else experiment), checker.errors
+
+
+def check_file(path: str | Path) -> tuple[Experiment | None, list[SpecError]]:
+    """Check one spec file; a missing or unreadable file is an error like any other."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return None, [SpecError(file, 1, 1, "", f"cannot read the file: {reason}")]
+    return check_text(text, file)
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Load a spec that must be valid; raises SpecInvalid with every error otherwise."""
+    experiment, errors = check_file(path)
+    if errors or experiment is None:
+        raise SpecInvalid(errors)
+    return experiment

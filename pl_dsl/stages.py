@@ -1,0 +1,165 @@
+"""What each stage computes for one unit, and a workspace that runs units against the store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pl_dsl.attack import draw_targets, perturb, perturbation_norm
+from pl_dsl.data import Dataset, make_dataset
+from pl_dsl.nn import Divergence, TwoLayerNet, build_network, predict, train
+from pl_dsl.paths import Layout
+from pl_dsl.plan import Unit
+from pl_dsl.rng import stream_seed
+from pl_dsl.errors import StageFailure
+from pl_dsl.store import atomic_path, read_json, write_json
+
+
+def resolve_device(requested: str) -> torch.device:
+    """`auto` means CUDA when present, else CPU; `cuda` without CUDA is an error."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise StageFailure("device 'cuda' was requested but PyTorch sees no CUDA device")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def _accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
+    return (pred == labels).sum().item() / len(labels)
+
+
+class Workspace:
+    """Computes units into a store, reusing what exists and caching data and models in memory."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self._data: dict[str, Dataset] = {}
+        self._artifacts: dict[tuple[str, str], Any] = {}
+
+    def has(self, unit: Unit) -> bool:
+        return self.layout.unit(unit.stage, unit.key).exists()
+
+    def dataset(self, unit: Unit, device: torch.device) -> Dataset:
+        cache_key = f"{unit.params['seed']}:{sorted(unit.params['data'].items())}:{device}"
+        if cache_key not in self._data:
+            self._data[cache_key] = make_dataset(unit.params["data"], unit.params["seed"]).to(device)
+        return self._data[cache_key]
+
+    def load(self, stage: str, key: str) -> Any:
+        if (stage, key) not in self._artifacts:
+            path = self.layout.unit(stage, key)
+            self._artifacts[(stage, key)] = (read_json(path) if stage == "evaluate"
+                                             else torch.load(path, map_location="cpu", weights_only=True))
+        return self._artifacts[(stage, key)]
+
+    def network(self, stage: str, key: str, params: dict[str, Any], device: torch.device) -> TwoLayerNet:
+        """Rebuild a trained network from its stored state."""
+        art = self.load(stage, key)
+        model = build_network(params["network"], params["data"]["dim"], torch.Generator())
+        model.load_state_dict(art["state"])
+        return model.to(device)
+
+    def compute(self, unit: Unit) -> bool:
+        """Compute and store the unit unless it is already stored; returns True if computed."""
+        if self.has(unit):
+            return False
+        device = resolve_device(unit.device)
+        start = time.perf_counter()
+        try:
+            artifact = getattr(self, f"_{unit.stage}")(unit, device)
+        except Divergence as exc:
+            runs = ", ".join(unit.runs[:5]) + (f" and {len(unit.runs) - 5} more" if len(unit.runs) > 5 else "")
+            raise StageFailure(
+                f"run {runs}: {unit.stage} diverged at step {exc.step} (loss = {exc.value}); "
+                "lower the learning rate or change the loss") from None
+        artifact["seconds"] = time.perf_counter() - start
+        path = self.layout.unit(unit.stage, unit.key)
+        if unit.stage == "evaluate":
+            artifact["time_evaluate"] = artifact.pop("seconds")
+            write_json(path, artifact)
+        else:
+            with atomic_path(path) as tmp:
+                torch.save(artifact, tmp)
+        self._artifacts[(unit.stage, unit.key)] = artifact
+        return True
+
+    def _init_generator(self, unit: Unit, role: str) -> torch.Generator:
+        # Initialisation depends on seed, data and network only, so f trained with different
+        # learning rates starts from the same weights (a fair learning-rate grid).
+        params = unit.params
+        return torch.Generator().manual_seed(stream_seed(params["seed"], role, params["data"], params["network"]))
+
+    def _train_f(self, unit: Unit, device: torch.device) -> dict[str, Any]:
+        data = self.dataset(unit, device)
+        model = build_network(unit.params["network"], data.x.shape[1], self._init_generator(unit, "init_f")).to(device)
+        losses = train(model, data.x, data.y, unit.params["train"])
+        return {"state": {k: v.cpu() for k, v in model.state_dict().items()}, "final_loss": losses[-1] if losses else None,
+                "loss": unit.params["train"]["loss"]}
+
+    def _attack(self, unit: Unit, device: torch.device) -> dict[str, Any]:
+        params, spec = unit.params, unit.params["attack"]
+        data = self.dataset(unit, device)
+        f_art = self.load("train_f", unit.upstream)
+        f = self.network("train_f", unit.upstream, params, device)
+        generator = torch.Generator().manual_seed(stream_seed(params["seed"], "targets", params["data"], spec["targets"]))
+        y_adv = draw_targets(spec["targets"], data.y.cpu(), generator).to(device)
+        delta = perturb(f, data.x, y_adv, f_art["loss"], spec)
+        norms = perturbation_norm(delta, spec["norm"])
+        success = _accuracy(predict(f, data.x + delta), y_adv)
+        return {"delta": delta.cpu(), "y_adv": y_adv.cpu(), "attack_success": success,
+                "pert_norm_mean": norms.mean().item(), "pert_norm_max": norms.max().item(),
+                "target_mean": y_adv.mean().item()}
+
+    def _adversarial_inputs(self, unit_params: dict[str, Any], data: Dataset, attack_art: dict[str, Any],
+                            device: torch.device) -> torch.Tensor:
+        delta = attack_art["delta"].to(device)
+        return delta if unit_params["scenario"] == "a" else data.x + delta
+
+    def _train_g(self, unit: Unit, device: torch.device) -> dict[str, Any]:
+        data = self.dataset(unit, device)
+        attack_art = self.load("attack", unit.upstream)
+        x_adv = self._adversarial_inputs(unit.params, data, attack_art, device)
+        model = build_network(unit.params["network"], data.x.shape[1], self._init_generator(unit, "init_g")).to(device)
+        losses = train(model, x_adv, attack_art["y_adv"].to(device), unit.params["train"])
+        return {"state": {k: v.cpu() for k, v in model.state_dict().items()}, "final_loss": losses[-1] if losses else None,
+                "scenario": unit.params["scenario"]}
+
+    def _evaluate(self, unit: Unit, device: torch.device) -> dict[str, Any]:
+        params = unit.params
+        data = self.dataset(unit, device)
+        f_key, attack_key, g_key = params["f"], params["attack"], unit.upstream
+        f = self.network("train_f", f_key, params, device)
+        g = self.network("train_g", g_key, params, device)
+        attack_art = self.load("attack", attack_key)
+        g_art = self.load("train_g", g_key)
+        x_adv = self._adversarial_inputs({"scenario": g_art["scenario"]}, data, attack_art, device)
+        f_test, g_test = predict(f, data.x_test), predict(g, data.x_test)
+        return {
+            "f_train_acc": _accuracy(predict(f, data.x), data.y),
+            "f_test_acc": _accuracy(f_test, data.y_test),
+            "g_clean_acc": _accuracy(predict(g, data.x), data.y),
+            "g_adv_train_acc": _accuracy(predict(g, x_adv), attack_art["y_adv"].to(device)),
+            "g_test_acc": _accuracy(g_test, data.y_test),
+            "agreement": _accuracy(f_test, g_test),
+            **{k: attack_art[k] for k in ("attack_success", "pert_norm_mean", "pert_norm_max", "target_mean")},
+            "time_train_f": self.load("train_f", f_key)["seconds"],
+            "time_attack": attack_art["seconds"],
+            "time_train_g": g_art["seconds"],
+            "device": str(device),
+        }
+
+
+def run_in_process(runs_units: list[dict[str, Unit]], layout: Layout) -> int:
+    """Compute the units of the given runs one run after another in this process.
+
+    Returns how many units were computed (units already stored are reused).
+    """
+    workspace = Workspace(layout)
+    computed = 0
+    for units in runs_units:
+        for unit in units.values():
+            computed += workspace.compute(unit)
+    return computed

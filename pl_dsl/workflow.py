@@ -1,0 +1,116 @@
+"""What the Snakefile needs from pl-dsl: the checked experiments, their batches, and targets.
+
+Imported at every Snakemake start, so it must stay free of torch and plotting imports.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from pl_dsl.paths import Layout
+from pl_dsl.plan import DEFAULT_BATCH_SIZE, DEFAULT_MIN_BATCHES, STAGES, UPSTREAM, Plan, build_plan, write_plan_file
+from pl_dsl.spec import Experiment, check_file
+
+
+def find_spec_files(selection: str | list[str] | None, root: Path) -> list[Path]:
+    """Spec files named by `--config experiments=...` (names, stems or paths; comma-separated),
+    or every experiments/*.yaml when nothing is selected."""
+    available = sorted((root / "experiments").glob("*.yaml"))
+    if not selection:
+        return available
+    wanted = selection.split(",") if isinstance(selection, str) else list(selection)
+    files: list[Path] = []
+    for item in (w.strip() for w in wanted if w.strip()):
+        path = Path(item)
+        if path.suffix in (".yaml", ".yml") and (path.exists() or (root / path).exists()):
+            files.append(path if path.exists() else root / path)
+            continue
+        matches = [f for f in available if f.stem == item]
+        if not matches:
+            names = ", ".join(f.stem for f in available) or "none"
+            sys.exit(f"pl-dsl: no experiment '{item}' (experiments/: {names})")
+        files.extend(matches)
+    return files
+
+
+def check_or_exit(files: list[Path]) -> list[Experiment]:
+    """Check every spec; on any error print all of them as `pl-dsl validate` does and exit 1."""
+    experiments, errors = [], []
+    for file in files:
+        experiment, found = check_file(file)
+        errors.extend(found)
+        if experiment is not None:
+            experiments.append(experiment)
+    names = [e.name for e in experiments]
+    for name in {n for n in names if names.count(n) > 1}:
+        clashing = ", ".join(e.file for e in experiments if e.name == name)
+        errors.append(f"experiment name '{name}' is used by several specs ({clashing}); names must be unique")
+    if errors:
+        print("\n".join(map(str, errors)), file=sys.stderr)
+        sys.exit(1)
+    return experiments
+
+
+class Workflow:
+    """The plan of one Snakemake invocation plus the input functions the rules call."""
+
+    def __init__(self, config: dict[str, Any], basedir: str | Path) -> None:
+        self.layout = Layout(Path(config.get("results", "results")), Path(config.get("logs", "logs")))
+        self.experiments = check_or_exit(find_spec_files(config.get("experiments"), Path(basedir)))
+        sizes = {**DEFAULT_BATCH_SIZE, **config.get("batch_size", {})}
+        self.plan: Plan = build_plan(self.experiments, sizes, int(config.get("min_batches", DEFAULT_MIN_BATCHES)))
+        self.python = sys.executable
+        self._plan_files: dict[tuple[str, str], str] = {}
+
+    def _plan_file(self, stage: str, batch: str) -> str:
+        if (stage, batch) not in self._plan_files:
+            self._plan_files[(stage, batch)] = write_plan_file(self.layout, self.plan.batches[(stage, batch)].plan())
+        return self._plan_files[(stage, batch)]
+
+    def batch_inputs(self, stage: str) -> Callable[[Any], dict[str, Any]]:
+        """Input function of a stage rule: the batch's plan and its upstream batches' manifests."""
+        def inputs(wildcards: Any) -> dict[str, Any]:
+            batch = self.plan.batches[(stage, wildcards.batch)]
+            upstream = UPSTREAM[stage]
+            return {"plan": self._plan_file(stage, batch.id),
+                    "upstream": [str(self.layout.manifest(upstream, b)) for b in batch.needs] if upstream else []}
+        return inputs
+
+    def gpu(self, stage: str) -> Callable[[Any], int]:
+        """Resource function: 1 GPU for a batch that may run on CUDA, 0 when forced to the CPU."""
+        def count(wildcards: Any) -> int:
+            return int(any(u.device != "cpu" for u in self.plan.batches[(stage, wildcards.batch)].units))
+        return count
+
+    def collect_inputs(self, wildcards: Any) -> dict[str, Any]:
+        """The runs table plan of an experiment and the manifests of its evaluate batches."""
+        experiment = self.plan.experiments[wildcards.experiment]
+        return {"plan": write_plan_file(self.layout, experiment.table_plan()),
+                "evaluated": [str(self.layout.manifest("evaluate", b)) for b in experiment.batches["evaluate"]]}
+
+    def plot_spec(self, wildcards: Any) -> str:
+        """The plot's spec and the experiment's axes as JSON: the plot reruns only when they change."""
+        experiment = self.plan.experiments[wildcards.experiment].experiment
+        plot = next(p for p in experiment.spec["plots"] if p["name"] == wildcards.plot)
+        return json.dumps({**plot, "axes": experiment.axes}, sort_keys=True)
+
+    def targets(self) -> list[str]:
+        """Everything `snakemake` builds by default: per experiment the table, runs and plots."""
+        paths: list[Path] = []
+        for name, experiment in self.plan.experiments.items():
+            paths += [self.layout.table(name), self.layout.runs_dir(name)]
+            for plot in experiment.experiment.spec["plots"]:
+                paths += [self.layout.plot(name, plot["name"], ext) for ext in ("png", "svg")]
+        return [str(p) for p in paths]
+
+    def stage_command(self) -> str:
+        """Shell command of the four stage rules."""
+        return (f"{self.python} -m pl_dsl.jobs --results {self.layout.root} --log {{log}} batch "
+                "--plan {input.plan} --manifest {output.manifest} --threads {threads}")
+
+    @staticmethod
+    def stages() -> tuple[str, ...]:
+        return STAGES

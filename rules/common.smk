@@ -1,0 +1,16 @@
+# Shared set-up of every rule: check the specs (the same check and messages as
+# `pl-dsl validate`) before any job is planned, and build the batch plan.
+import sys
+
+sys.path.insert(0, workflow.basedir)
+
+from pl_dsl.workflow import Workflow
+
+WF = Workflow(config, workflow.basedir)
+LAYOUT = WF.layout
+
+
+wildcard_constraints:
+    batch="[0-9a-f]{12}",
+    experiment="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    plot="[A-Za-z0-9][A-Za-z0-9_.-]*",
