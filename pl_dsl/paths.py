@@ -18,9 +18,13 @@ class Layout:
         suffix = ".json" if stage == "evaluate" else ".pt"
         return self.root / "store" / stage / f"{key}{suffix}"
 
-    def plan(self, digest: str) -> Path:
-        """A content-addressed job plan (the units of a batch, the runs of an experiment)."""
-        return self.root / "plans" / f"{digest}.json"
+    def table_plan(self, digest: str) -> Path:
+        """The runs of an experiment as the results table needs them, named by content."""
+        return self.root / "plans" / "tables" / f"{digest}.json"
+
+    def batch_plan(self, stage: str, batch: str) -> Path:
+        """The unit list of a batch, refreshed by the Snakefile at every start."""
+        return self.root / "plans" / stage / f"{batch}.json"
 
     def manifest(self, stage: str, batch: str) -> Path:
         """Marks a finished batch of units; what Snakemake tracks."""

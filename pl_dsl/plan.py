@@ -143,9 +143,9 @@ def build_plan(experiments: list[Experiment], batch_size: dict[str, int] | None 
     return Plan(plans, batches)
 
 
-def write_plan_file(layout: Layout, content: dict[str, Any]) -> str:
-    """Store a plan under its content hash (once); returns the path. Safe to call repeatedly."""
-    path = layout.plan(stable_hash(content, 16))
+def write_table_plan(layout: Layout, content: dict[str, Any]) -> str:
+    """Store a runs table plan under its content hash (once); returns the path."""
+    path = layout.table_plan(stable_hash(content, 16))
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -124,7 +124,8 @@ def _describe_schema_error(error: jsonschema.ValidationError) -> list[tuple[tupl
     if error.validator == "oneOf" and schema.get("description"):
         return [(path, f"{error.instance!r} does not fit: {schema['description']}", False)]
     if error.validator == "pattern":
-        return [(path, f"{error.instance!r} does not match the pattern {error.validator_value}", False)]
+        rule = schema.get("description") or f"must match {error.validator_value}"
+        return [(path, f"{error.instance!r} is not allowed: {rule}", False)]
     return [(path, error.message, False)]
 
 
@@ -144,7 +145,7 @@ def _sweep_axes(checker: _Checker, spec: dict[str, Any]) -> list[list[tuple[str,
     axes: list[list[tuple[str, list[Any]]]] = []
     seen: dict[str, tuple[Any, ...]] = {}
 
-    def accept(path: str, values: list[Any], where: tuple[Any, ...]) -> bool:
+    def accept(path: str, values: list[Any], where: tuple[Any, ...], unique: bool) -> bool:
         head = path.split(".")[0]
         if head in NOT_SWEEPABLE:
             checker.add(where, f"'{path}' cannot be swept" + ("; list the seeds in `seeds`" if head == "seeds" else ""), key=True)
@@ -162,6 +163,10 @@ def _sweep_axes(checker: _Checker, spec: dict[str, Any]) -> list[list[tuple[str,
         seen[path] = where
         ok = True
         for index, value in enumerate(values):
+            if unique and value in values[:index]:
+                checker.add(where + (index,), f"{value!r} is listed twice; each swept value gives a run")
+                ok = False
+                continue
             before = len(checker.errors)
             _schema_errors(checker, value, {**sub, "$defs": load_schema()["$defs"]},
                            mark=checker.doc.locate(where + (index,)) if checker.doc else None)
@@ -174,7 +179,7 @@ def _sweep_axes(checker: _Checker, spec: dict[str, Any]) -> list[list[tuple[str,
 
     sweep = spec.get("sweep", {})
     for path, values in sweep.get("grid", {}).items():
-        if accept(path, values, ("sweep", "grid", path)):
+        if accept(path, values, ("sweep", "grid", path), unique=True):
             axes.append([(path, values)])
     for group_index, group in enumerate(sweep.get("zip", [])):
         lengths = {len(v) for v in group.values()}
@@ -182,8 +187,16 @@ def _sweep_axes(checker: _Checker, spec: dict[str, Any]) -> list[list[tuple[str,
             detail = ", ".join(f"{p}: {len(v)}" for p, v in group.items())
             checker.add(("sweep", "zip", group_index), f"zipped lists must have equal lengths ({detail})")
             continue
-        members = [(p, v) for p, v in group.items() if accept(p, v, ("sweep", "zip", group_index, p))]
-        if len(members) == len(group):
+        members = [(p, v) for p, v in group.items() if accept(p, v, ("sweep", "zip", group_index, p), unique=False)]
+        if len(members) != len(group):
+            continue
+        tuples = list(zip(*group.values()))
+        repeats = [i for i, t in enumerate(tuples) if t in tuples[:i]]
+        for index in repeats:
+            first = next(iter(group))
+            checker.add(("sweep", "zip", group_index, first, index),
+                        f"zipped values {dict(zip(group, tuples[index]))} are listed twice; each gives a run")
+        if not repeats:
             axes.append(members)
     if "seeds" in spec:
         if "seed" in seen:
@@ -246,8 +259,8 @@ def _expand(checker: _Checker, spec: dict[str, Any], axes: list[list[tuple[str, 
         run_spec = resolve_run(spec, varied)
         run_id = "r" + stable_hash(run_spec, 8)
         if run_id in by_spec:
-            checker.add(("sweep",) if spec.get("sweep") else ("seeds",),
-                        f"two sweep points give the same run: {by_spec[run_id]} and {varied}")
+            checker.add(("sweep",) if spec.get("sweep") else ("seeds",), key=True,
+                        message=f"two sweep points give the same run: {by_spec[run_id]} and {varied}")
             return []
         by_spec[run_id] = varied
         runs.append(Run(run_id, varied, run_spec))

@@ -34,3 +34,13 @@ def write_json(path: str | Path, data: Any) -> None:
 def read_json(path: str | Path) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def write_json_if_changed(path: str | Path, data: Any) -> None:
+    """Write JSON atomically unless the file already holds exactly this data (keeps its mtime)."""
+    try:
+        if read_json(path) == json.loads(json.dumps(data, default=str)):
+            return
+    except (OSError, ValueError):
+        pass
+    write_json(path, data)

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pl_dsl.paths import Layout
-from pl_dsl.plan import DEFAULT_BATCH_SIZE, DEFAULT_MIN_BATCHES, STAGES, UPSTREAM, Plan, build_plan, write_plan_file
+from pl_dsl.plan import DEFAULT_BATCH_SIZE, DEFAULT_MIN_BATCHES, STAGES, UPSTREAM, Plan, build_plan, write_table_plan
 from pl_dsl.spec import Experiment, check_file
+from pl_dsl.store import write_json_if_changed
 
 
 def find_spec_files(selection: str | list[str] | None, root: Path) -> list[Path]:
@@ -63,20 +64,25 @@ class Workflow:
         sizes = {**DEFAULT_BATCH_SIZE, **config.get("batch_size", {})}
         self.plan: Plan = build_plan(self.experiments, sizes, int(config.get("min_batches", DEFAULT_MIN_BATCHES)))
         self.python = sys.executable
-        self._plan_files: dict[tuple[str, str], str] = {}
 
-    def _plan_file(self, stage: str, batch: str) -> str:
-        if (stage, batch) not in self._plan_files:
-            self._plan_files[(stage, batch)] = write_plan_file(self.layout, self.plan.batches[(stage, batch)].plan())
-        return self._plan_files[(stage, batch)]
+    def batch_plan(self, stage: str) -> Callable[[Any], str]:
+        """Params function: the path of the batch's unit list, written (or refreshed) now.
 
-    def batch_inputs(self, stage: str) -> Callable[[Any], dict[str, Any]]:
-        """Input function of a stage rule: the batch's plan and its upstream batches' manifests."""
-        def inputs(wildcards: Any) -> dict[str, Any]:
-            batch = self.plan.batches[(stage, wildcards.batch)]
+        It is a parameter, not an input: which runs need a unit may change without the unit
+        changing, and that must not make Snakemake recompute it.
+        """
+        def plan_path(wildcards: Any) -> str:
+            path = self.layout.batch_plan(stage, wildcards.batch)
+            write_json_if_changed(path, self.plan.batches[(stage, wildcards.batch)].plan())
+            return str(path)
+        return plan_path
+
+    def batch_inputs(self, stage: str) -> Callable[[Any], list[str]]:
+        """Input function of a stage rule: the manifests of the upstream batches it reads."""
+        def inputs(wildcards: Any) -> list[str]:
             upstream = UPSTREAM[stage]
-            return {"plan": self._plan_file(stage, batch.id),
-                    "upstream": [str(self.layout.manifest(upstream, b)) for b in batch.needs] if upstream else []}
+            needs = self.plan.batches[(stage, wildcards.batch)].needs
+            return [str(self.layout.manifest(upstream, b)) for b in needs] if upstream else []
         return inputs
 
     def gpu(self, stage: str) -> Callable[[Any], int]:
@@ -88,7 +94,7 @@ class Workflow:
     def collect_inputs(self, wildcards: Any) -> dict[str, Any]:
         """The runs table plan of an experiment and the manifests of its evaluate batches."""
         experiment = self.plan.experiments[wildcards.experiment]
-        return {"plan": write_plan_file(self.layout, experiment.table_plan()),
+        return {"plan": write_table_plan(self.layout, experiment.table_plan()),
                 "evaluated": [str(self.layout.manifest("evaluate", b)) for b in experiment.batches["evaluate"]]}
 
     def plot_spec(self, wildcards: Any) -> str:
@@ -109,7 +115,7 @@ class Workflow:
     def stage_command(self) -> str:
         """Shell command of the four stage rules."""
         return (f"{self.python} -m pl_dsl.jobs --results {self.layout.root} --log {{log}} batch "
-                "--plan {input.plan} --manifest {output.manifest} --threads {threads}")
+                "--plan {params.plan} --manifest {output.manifest} --threads {threads}")
 
     @staticmethod
     def stages() -> tuple[str, ...]:

@@ -83,7 +83,8 @@ def _walk(node: yaml.Node, path: Path, values: dict[Path, Mark], keys: dict[Path
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             if key in seen:
-                raise YamlDocumentError(f"duplicate key {key!r}", _mark(key_node))
+                where = ".".join(str(p) for p in path + (key,))
+                raise YamlDocumentError(f"{where}: key {key!r} appears twice in this mapping", _mark(key_node))
             seen.add(key)
             keys[path + (key,)] = _mark(key_node)
             _walk(value_node, path + (key,), values, keys)

@@ -1,10 +1,12 @@
 rule attack:
     input:
-        unpack(WF.batch_inputs("attack")),
+        upstream=WF.batch_inputs("attack"),
     output:
         manifest=str(LAYOUT.manifest("attack", "{batch}")),
     log:
         str(LAYOUT.batch_log("attack", "{batch}")),
+    params:
+        plan=WF.batch_plan("attack"),
     threads: 1
     resources:
         mem_mb=2000,

@@ -1,10 +1,12 @@
 rule evaluate:
     input:
-        unpack(WF.batch_inputs("evaluate")),
+        upstream=WF.batch_inputs("evaluate"),
     output:
         manifest=str(LAYOUT.manifest("evaluate", "{batch}")),
     log:
         str(LAYOUT.batch_log("evaluate", "{batch}")),
+    params:
+        plan=WF.batch_plan("evaluate"),
     threads: 1
     resources:
         mem_mb=2000,

@@ -1,10 +1,12 @@
 rule train_f:
     input:
-        unpack(WF.batch_inputs("train_f")),
+        upstream=WF.batch_inputs("train_f"),
     output:
         manifest=str(LAYOUT.manifest("train_f", "{batch}")),
     log:
         str(LAYOUT.batch_log("train_f", "{batch}")),
+    params:
+        plan=WF.batch_plan("train_f"),
     threads: 1
     resources:
         mem_mb=2000,

@@ -1,10 +1,12 @@
 rule train_g:
     input:
-        unpack(WF.batch_inputs("train_g")),
+        upstream=WF.batch_inputs("train_g"),
     output:
         manifest=str(LAYOUT.manifest("train_g", "{batch}")),
     log:
         str(LAYOUT.batch_log("train_g", "{batch}")),
+    params:
+        plan=WF.batch_plan("train_g"),
     threads: 1
     resources:
         mem_mb=2000,

@@ -1,0 +1,31 @@
+# Set-up and the two quick-start commands. Needs only a system Python 3.10+ (python3).
+PYTHON ?= python3
+CORES ?= 2
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.pl-dsl-installed
+
+.PHONY: setup quickstart test benchmark clean
+
+# torch is pinned here (the CPU wheel); pyproject.toml keeps a range that admits it, so the
+# second install adds nothing torch-related.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+quickstart: setup
+	$(BIN)/snakemake --cores $(CORES) --config experiments=quickstart
+	$(BIN)/pl-dsl results quickstart
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+benchmark: setup
+	$(BIN)/python benchmarks/orchestration.py
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,47 @@
+"""Shared helpers: the repository root, running the real CLI and real Snakemake, markers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", help="also run slow paper-scale tests")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    skip_slow = pytest.mark.skip(reason="slow: give --runslow")
+    skip_cuda = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "slow" in item.keywords and not config.getoption("--runslow"):
+            item.add_marker(skip_slow)
+        if "cuda" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip_cuda)
+
+
+def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """Run `pl-dsl ARGS` as a user would, in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "pl_dsl", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def snakemake(workdir: Path, *args: str, cores: int = 2, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the repository's workflow with its results in workdir."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+               "--cores", str(cores), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def write_spec(directory: Path, name: str, text: str) -> Path:
+    path = directory / f"{name}.yaml"
+    path.write_text(text)
+    return path

@@ -1,0 +1,65 @@
+"""The real `pl-dsl validate` on the example specs: exit codes and exact messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli
+
+INVALID = sorted((REPO / "tests/specs/invalid").glob("*.yaml"))
+VALID = sorted((REPO / "tests/specs/valid").glob("*.yaml"))
+SHIPPED = sorted((REPO / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("spec", INVALID, ids=lambda p: p.stem)
+def test_invalid_spec_reports_every_error_with_its_place(spec: Path) -> None:
+    relative = spec.relative_to(REPO)
+    result = run_cli("validate", str(relative))
+    assert result.returncode == 1
+    assert result.stderr == spec.with_suffix(".expected").read_text()
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("spec", VALID + SHIPPED, ids=lambda p: p.stem)
+def test_valid_spec_reports_its_run_count(spec: Path) -> None:
+    result = run_cli("validate", str(spec.relative_to(REPO)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{spec.relative_to(REPO)}: valid, ")
+    assert result.stdout.rstrip().endswith("runs") or result.stdout.rstrip().endswith("run")
+
+
+def test_several_files_at_once_mix_valid_and_invalid() -> None:
+    result = run_cli("validate", "tests/specs/valid/tiny.yaml", "tests/specs/invalid/eps_twice.yaml")
+    assert result.returncode == 1
+    assert result.stdout == "tests/specs/valid/tiny.yaml: valid, 6 runs\n"
+    assert result.stderr.startswith("tests/specs/invalid/eps_twice.yaml:3:3: attack: give either eps")
+
+
+def test_shipped_specs_start_with_the_schema_line() -> None:
+    for spec in SHIPPED:
+        assert spec.read_text().startswith("# yaml-language-server: $schema=../schemas/experiment.schema.json\n")
+
+
+@pytest.mark.parametrize("args", [["validate"], ["validate", "no/such/file.yaml"], ["validate", "--bogus", "x"]])
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert "Usage:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_runs_lists_ids_and_varied_values() -> None:
+    result = run_cli("runs", "tests/specs/valid/tiny.yaml")
+    assert result.returncode == 0
+    lines = [line for line in result.stdout.splitlines() if line.startswith("│ r")]
+    assert len(lines) == 6
+    assert "attack.eps_per_coord" in result.stdout and "seed" in result.stdout
+    assert "0.05" in lines[-1]
+
+
+def test_results_without_a_run_says_what_to_do(tmp_path: Path) -> None:
+    result = run_cli("results", "quickstart", "--results", str(tmp_path))
+    assert result.returncode == 1
+    assert "snakemake --cores N --config experiments=quickstart" in result.stderr

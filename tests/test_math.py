@@ -1,0 +1,184 @@
+"""The stage mathematics: losses, attack constraints, target labels, divergence, determinism."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from pl_dsl.attack import draw_targets, perturb, perturbation_norm
+from pl_dsl.data import make_dataset
+from pl_dsl.errors import StageFailure
+from pl_dsl.nn import Divergence, TwoLayerNet, margin_loss, train
+from pl_dsl.paths import Layout
+from pl_dsl.plan import run_units
+from pl_dsl.spec import check_text
+from pl_dsl.stages import Workspace, run_in_process
+
+
+def net(dim: int = 12, width: int = 30, seed: int = 0, slope: float = 0.0) -> TwoLayerNet:
+    return TwoLayerNet(dim, width, slope, "gaussian", True, torch.Generator().manual_seed(seed))
+
+
+def test_losses_match_their_formulas_and_logistic_is_stable() -> None:
+    s = torch.tensor([-3.0, 0.0, 2.0])
+    assert torch.allclose(margin_loss("identity", s), -s)
+    assert torch.allclose(margin_loss("logistic", s), torch.log1p(torch.exp(-s)))
+    assert torch.allclose(margin_loss("exponential", s), torch.exp(-s))
+    big = torch.tensor([-1000.0, 1000.0])
+    assert torch.allclose(margin_loss("logistic", big), torch.tensor([1000.0, 0.0]))
+
+
+def test_network_is_a_leaky_relu_sum_with_frozen_readout() -> None:
+    model = net(slope=0.25)
+    x = torch.randn(5, 12, generator=torch.Generator().manual_seed(1))
+    pre = x @ model.weight.T + model.bias
+    expected = torch.where(pre > 0, pre, 0.25 * pre) @ model.readout
+    assert torch.allclose(model(x), expected, atol=1e-6)
+    assert "readout" not in dict(model.named_parameters())
+
+
+def test_attack_gradient_matches_finite_differences() -> None:
+    """The L2 step points along -grad of the loss at the target (checked by finite differences)."""
+    model = net().double()
+    x = torch.randn(1, 12, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    y_adv = torch.tensor([1.0], dtype=torch.float64)
+    attack = {"eps": 1e-3, "steps": 1, "norm": "l2", "l0_k": 1, "step_size": 2.5}
+    r = perturb(model, x, y_adv, "logistic", attack)
+    h = 1e-6
+    grad = torch.zeros(12, dtype=torch.float64)
+    for i in range(12):
+        e = torch.zeros_like(x)
+        e[0, i] = h
+        up = margin_loss("logistic", y_adv * model(x + e)).sum()
+        down = margin_loss("logistic", y_adv * model(x - e)).sum()
+        grad[i] = (up - down) / (2 * h)
+    expected = -1e-3 * grad / grad.norm()
+    assert torch.allclose(r[0], expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("norm,steps", [("l2", 1), ("l2", 5), ("linf", 1), ("linf", 5), ("l0", 1), ("l0", 4)])
+def test_every_norm_respects_its_constraint(norm: str, steps: int) -> None:
+    model = net()
+    x = torch.randn(64, 12, generator=torch.Generator().manual_seed(3))
+    y_adv = draw_targets("random", torch.ones(64), torch.Generator().manual_seed(4))
+    eps, k = 0.3, 3
+    r = perturb(model, x, y_adv, "identity", {"eps": eps, "steps": steps, "norm": norm, "l0_k": k,
+                                              "step_size": 2.5 / steps})
+    size = perturbation_norm(r, norm)
+    if norm == "l2":
+        assert (size <= eps * (1 + 1e-5)).all()
+        if steps == 1:
+            assert torch.allclose(size, torch.full_like(size, eps), rtol=1e-5)
+    elif norm == "linf":
+        assert (r.abs() <= eps + 1e-7).all()
+        if steps == 1:
+            assert torch.allclose(size, torch.full_like(size, eps))
+    else:
+        assert (size <= k).all() and (r.abs() <= eps + 1e-7).all()
+        if steps == 1:
+            assert (size == k).all()
+
+
+def test_attack_moves_f_towards_the_targets() -> None:
+    model = net()
+    x = torch.randn(200, 12, generator=torch.Generator().manual_seed(5))
+    y_adv = draw_targets("balanced", torch.ones(200), torch.Generator().manual_seed(6))
+    r = perturb(model, x, y_adv, "identity", {"eps": 0.5, "steps": 1, "norm": "l2", "l0_k": 1, "step_size": 2.5})
+    with torch.no_grad():
+        gain = y_adv * (model(x + r) - model(x))
+    assert (gain > 0).float().mean() > 0.95
+
+
+def test_target_modes() -> None:
+    y = torch.tensor([1.0, -1.0] * 50 + [1.0])
+    gen = torch.Generator().manual_seed(0)
+    balanced = draw_targets("balanced", y, gen)
+    assert balanced.sum().item() == 1.0 and set(balanced.tolist()) == {1.0, -1.0}
+    assert torch.equal(draw_targets("flip", y, gen), -y)
+    random = draw_targets("random", torch.ones(4000), gen)
+    assert abs(random.mean().item()) < 0.1
+
+
+def test_divergence_names_the_step() -> None:
+    model = net()
+    x = torch.randn(32, 12, generator=torch.Generator().manual_seed(7)) * 10
+    y = torch.ones(32)
+    config = {"loss": "exponential", "steps": 200, "lr": 1e6, "momentum": 0.0, "schedule": "constant"}
+    with pytest.raises(Divergence) as info:
+        train(model, x, y, config)
+    assert 0 < info.value.step < 200 and not math.isfinite(info.value.value)
+
+
+def test_synthetic_data_follow_the_spec() -> None:
+    data = make_dataset({"kind": "shifted_gauss", "dim": 50, "n_train": 2000, "n_test": 10, "mean_shift": 0.3}, 0)
+    assert data.x.shape == (2000, 50) and data.x_test.shape == (10, 50)
+    assert data.y[:1000].eq(1).all() and data.y[1000:].eq(-1).all()
+    assert data.x[:1000].mean().item() == pytest.approx(0.3, abs=0.02)
+    assert data.x[1000:].mean().item() == pytest.approx(-0.3, abs=0.02)
+    again = make_dataset({"kind": "shifted_gauss", "dim": 50, "n_train": 2000, "n_test": 10, "mean_shift": 0.3}, 0)
+    assert torch.equal(data.x, again.x)
+
+
+SPEC = """
+name: order
+data: {dim: 8, n_train: 30, n_test: 20}
+network: {width: 16}
+training: {steps: 20, lr: 0.5}
+attack: {targets: balanced, eps: 0.1}
+seeds: [0, 1]
+sweep:
+  grid:
+    train_g.lr: [0.5, 0.1]
+"""
+
+
+def test_results_do_not_depend_on_the_order_units_run_in(tmp_path: Path) -> None:
+    experiment, errors = check_text(SPEC, "order.yaml")
+    assert not errors
+    units = [run_units(r) for r in experiment.runs]
+    forward, backward = Layout(tmp_path / "fwd"), Layout(tmp_path / "bwd")
+    torch.manual_seed(123)
+    run_in_process(units, forward)
+    torch.manual_seed(999)
+    torch.randn(100)  # disturb the global stream: stages must not use it
+    run_in_process(list(reversed(units)), backward)
+    for run_units_ in units:
+        key = run_units_["evaluate"].key
+        a = Workspace(forward).load("evaluate", key)
+        b = Workspace(backward).load("evaluate", key)
+        assert {k: v for k, v in a.items() if not k.startswith("time")} == \
+               {k: v for k, v in b.items() if not k.startswith("time")}
+
+
+def test_divergence_in_a_stage_names_the_runs(tmp_path: Path) -> None:
+    experiment, errors = check_text("""
+name: boom
+data: {dim: 8, n_train: 30, n_test: 20}
+training: {steps: 500, lr: 100000.0, loss: exponential, momentum: 0.0, schedule: constant}
+""", "boom.yaml")
+    assert not errors
+    units = run_units(experiment.runs[0])
+    with pytest.raises(StageFailure, match=rf"run {experiment.runs[0].id}: train_f diverged at step \d+"):
+        Workspace(Layout(tmp_path)).compute(units["train_f"])
+    assert not list(tmp_path.rglob("*.pt"))
+
+
+@pytest.mark.cuda
+def test_cuda_and_cpu_agree_on_a_tiny_run(tmp_path: Path) -> None:
+    experiment, _ = check_text(SPEC.replace("seeds: [0, 1]", "seeds: [0]"), "order.yaml")
+    cpu_units = run_units(experiment.runs[0])
+    for unit in cpu_units.values():
+        unit.device = "cpu"
+    run_in_process([cpu_units], Layout(tmp_path / "cpu"))
+    gpu_units = run_units(experiment.runs[0])
+    for unit in gpu_units.values():
+        unit.device = "cuda"
+    run_in_process([gpu_units], Layout(tmp_path / "gpu"))
+    key = cpu_units["evaluate"].key
+    cpu = Workspace(Layout(tmp_path / "cpu")).load("evaluate", key)
+    gpu = Workspace(Layout(tmp_path / "gpu")).load("evaluate", key)
+    assert gpu["device"].startswith("cuda")
+    assert abs(cpu["g_clean_acc"] - gpu["g_clean_acc"]) < 0.05

@@ -1,0 +1,186 @@
+"""Real Snakemake runs of tiny specs: outputs, reuse, reruns, failures and recovery."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from conftest import REPO, run_cli, snakemake, write_spec
+from pl_dsl.metrics import METRICS
+
+TINY = (REPO / "tests/specs/valid/tiny.yaml").read_text()
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Rule -> job count from Snakemake's 'Job stats' table."""
+    table = output.split("Job stats:")[1].split("\n\n")[0] if "Job stats:" in output else ""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_tiny_spec_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "tiny", TINY)
+    first = snakemake(tmp_path, "--config", f"experiments={spec}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    rows = read_rows(tmp_path / "results/tiny/results.csv")
+    assert len(rows) == 6
+    assert set(rows[0]) >= {"run", "attack.eps_per_coord", "seed", *METRICS}
+    for row in rows:
+        metrics = json.loads((tmp_path / "results/tiny/runs" / row["run"] / "metrics.json").read_text())
+        assert set(metrics["metrics"]) == set(METRICS)
+        assert metrics["spec"]["attack"]["targets"] == "balanced"
+        assert metrics["metrics"]["pert_norm_mean"] > 0
+        assert 0.0 <= metrics["metrics"]["g_clean_acc"] <= 1.0
+    for ext in ("png", "svg"):
+        assert (tmp_path / f"results/tiny/plots/by_eps.{ext}").stat().st_size > 1000
+    # The 3-value eps sweep over 2 seeds trains f once per seed.
+    manifests = list((tmp_path / "results/batches/train_f").glob("*.json"))
+    f_units = [u for m in manifests for u in json.loads(m.read_text())["units"]]
+    assert len(f_units) == 2 and all(u["computed"] for u in f_units)
+    assert len(list((tmp_path / "results/store/train_f").glob("*.pt"))) == 2
+    assert len(list((tmp_path / "results/store/attack").glob("*.pt"))) == 6
+
+    second = snakemake(tmp_path, "--config", f"experiments={spec}")
+    assert second.returncode == 0
+    assert "Nothing to be done" in second.stdout + second.stderr
+
+
+def test_editing_a_plot_redraws_only_the_plot(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "tiny", TINY)
+    assert snakemake(tmp_path, "--config", f"experiments={spec}").returncode == 0
+    spec.write_text(TINY.replace("series: seed}", "series: seed, title: retitled}"))
+    dry = snakemake(tmp_path, "--config", f"experiments={spec}", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert job_counts(dry.stdout) == {"all": 1, "plot": 1, "total": 2}
+
+
+def test_adding_an_eps_value_reuses_every_trained_f(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "tiny", TINY)
+    assert snakemake(tmp_path, "--config", f"experiments={spec}").returncode == 0
+    spec.write_text(TINY.replace("[0.01, 0.02, 0.05]", "[0.01, 0.02, 0.05, 0.1]"))
+    rerun = snakemake(tmp_path, "--config", f"experiments={spec}")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "rule train_f" not in rerun.stdout + rerun.stderr
+    assert len(read_rows(tmp_path / "results/tiny/results.csv")) == 8
+    computed = [u for m in (tmp_path / "results/batches/train_g").glob("*.json")
+                for u in json.loads(m.read_text())["units"] if u["computed"]]
+    assert len(computed) == 8  # 6 in the first run, 2 new
+
+
+def test_invalid_spec_stops_snakemake_with_the_validate_message(tmp_path: Path) -> None:
+    spec = REPO / "tests/specs/invalid/bad_values.yaml"
+    result = snakemake(tmp_path, "--config", f"experiments={spec}")
+    assert result.returncode == 1
+    expected = run_cli("validate", str(spec)).stderr
+    assert expected.strip() and expected.strip() in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "results").exists()
+
+
+def test_unknown_experiment_name_is_a_clear_error(tmp_path: Path) -> None:
+    result = snakemake(tmp_path, "--config", "experiments=no_such_experiment")
+    assert result.returncode == 1
+    assert "no experiment 'no_such_experiment'" in result.stderr and "quickstart" in result.stderr
+
+
+def test_diverging_run_fails_with_run_id_and_step(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "boom", """
+name: boom
+data: {dim: 8, n_train: 30, n_test: 20}
+training: {steps: 500, lr: 100000.0, loss: exponential, momentum: 0.0, schedule: constant}
+""")
+    result = snakemake(tmp_path, "--config", f"experiments={spec}")
+    assert result.returncode != 0
+    run_id = json.loads(run_cli("runs", str(spec), "--json").stdout)[0]["id"]
+    assert re.search(rf"pl-dsl error: run {run_id}: train_f diverged at step \d+ \(loss = (inf|nan)\)", result.stderr)
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "results/batches").rglob("*.json"))
+
+
+SLOW_ENOUGH = """
+name: killme
+data: {dim: 50, n_train: 600, n_test: 200}
+network: {width: 300}
+training: {steps: 1500, lr: 0.5}
+attack: {targets: balanced}
+seeds: [0, 1, 2, 3]
+"""
+
+
+def _start(workdir: Path, spec: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+               "--cores", "2", "--config", f"experiments={spec}"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _wait_for_first_f(workdir: Path) -> None:
+    store = workdir / "results/store/train_f"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(store.glob("*.pt")):
+        time.sleep(0.1)
+
+
+def _job_pids(session: int) -> list[int]:
+    listing = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "-s", str(session)], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in listing.splitlines() if "pl_dsl.jobs" in line and "batch" in line]
+
+
+def _assert_nothing_half_written(workdir: Path) -> None:
+    for artifact in (workdir / "results/store").rglob("*.pt"):
+        torch.load(artifact, weights_only=True)
+    for manifest in (workdir / "results/batches").rglob("*.json"):
+        for unit in json.loads(manifest.read_text())["units"]:
+            assert list((workdir / "results/store").rglob(f"{unit['key']}.*"))
+
+
+def _strip_times(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{k: v for k, v in row.items() if not k.startswith("time")} for row in rows]
+
+
+def test_killed_jobs_and_a_killed_snakemake_resume_to_the_same_results(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "killme", SLOW_ENOUGH)
+    clean, jobs_killed, all_killed = tmp_path / "clean", tmp_path / "jobs", tmp_path / "all"
+    for directory in (clean, jobs_killed, all_killed):
+        directory.mkdir()
+
+    # 1. The training jobs die (OOM killer, scheduler): Snakemake reports the failure.
+    process = _start(jobs_killed, spec)
+    _wait_for_first_f(jobs_killed)
+    pids = _job_pids(process.pid)
+    assert pids, "no job was running when the first f appeared"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    assert process.wait(timeout=300) != 0
+    _assert_nothing_half_written(jobs_killed)
+    assert not (jobs_killed / "results/killme/results.csv").exists()
+    resumed = snakemake(jobs_killed, "--config", f"experiments={spec}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    # 2. Snakemake itself dies with its jobs (power loss): unlock, then rerun.
+    process = _start(all_killed, spec)
+    _wait_for_first_f(all_killed)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert len(list((all_killed / "results/store/train_f").glob("*.pt"))) < 4, "the kill came too late"
+    _assert_nothing_half_written(all_killed)
+    assert snakemake(all_killed, "--unlock", "--config", f"experiments={spec}").returncode == 0
+    resumed = snakemake(all_killed, "--config", f"experiments={spec}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    reference = snakemake(clean, "--config", f"experiments={spec}")
+    assert reference.returncode == 0
+    expected = _strip_times(read_rows(clean / "results/killme/results.csv"))
+    assert _strip_times(read_rows(jobs_killed / "results/killme/results.csv")) == expected
+    assert _strip_times(read_rows(all_killed / "results/killme/results.csv")) == expected
