@@ -12,16 +12,19 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pl_dsl.hashing import stable_hash
 from pl_dsl.paths import Layout
-from pl_dsl.spec import Experiment, Run, stable_hash
+
+if TYPE_CHECKING:  # the batch jobs import this module; keep jsonschema out of their start-up
+    from pl_dsl.spec import Experiment, Run
 
 STAGES = ("train_f", "attack", "train_g", "evaluate")
 UPSTREAM = {"train_f": None, "attack": "train_f", "train_g": "attack", "evaluate": "train_g"}
 
 # Units per batch. Training dominates; attacks and evaluations are cheap next to start-up.
-DEFAULT_BATCH_SIZE = {"train_f": 8, "attack": 64, "train_g": 8, "evaluate": 64}
+DEFAULT_BATCH_SIZE = {"train_f": 16, "attack": 64, "train_g": 16, "evaluate": 64}
 # At least this many batches per stage (when there are enough units), so jobs run side by side.
 DEFAULT_MIN_BATCHES = 2
 
@@ -107,9 +110,34 @@ class Plan:
     batches: dict[tuple[str, str], Batch]
 
 
+def unit_cost(unit: Unit) -> float:
+    """Rough compute cost of a unit (multiply-adds), used only to balance batches."""
+    params = unit.params
+    data, width = params["data"], params["network"]["width"]
+    per_pass = data["dim"] * width
+    if unit.stage in ("train_f", "train_g"):
+        return 3.0 * params["train"]["steps"] * data["n_train"] * per_pass
+    if unit.stage == "attack":
+        return 3.0 * params["attack"]["steps"] * data["n_train"] * per_pass
+    return 4.0 * (data["n_train"] + data["n_test"]) * per_pass
+
+
 def _split(units: list[Unit], size: int, min_batches: int) -> list[list[Unit]]:
-    count = max(math.ceil(len(units) / size), min(min_batches, len(units))) if units else 0
-    return [units[i * len(units) // count:(i + 1) * len(units) // count] for i in range(count)]
+    """Partition units into batches of at most `size` (at least `min_batches` when possible),
+    balancing estimated cost: longest first, each to the batch with the least work so far."""
+    if not units:
+        return []
+    count = max(math.ceil(len(units) / size), min(min_batches, len(units)))
+    # Round the count up to a multiple of min_batches so every round keeps all lanes busy.
+    count = min(len(units), math.ceil(count / min_batches) * min_batches)
+    order = {unit.key: i for i, unit in enumerate(units)}
+    batches: list[list[Unit]] = [[] for _ in range(count)]
+    load = [0.0] * count
+    for unit in sorted(units, key=lambda u: (-unit_cost(u), order[u.key])):
+        target = min(range(count), key=lambda i: (len(batches[i]) >= size, load[i], i))
+        batches[target].append(unit)
+        load[target] += unit_cost(unit) + 1e6  # every unit also costs a little fixed work
+    return [sorted(batch, key=lambda u: order[u.key]) for batch in batches]
 
 
 def build_plan(experiments: list[Experiment], batch_size: dict[str, int] | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pl_dsl.spec import stable_hash
+from pl_dsl.hashing import stable_hash
 
 
 def stream_seed(seed: int, *identity: Any) -> int:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any, Iterable
 
 import jsonschema
 
+from pl_dsl.hashing import stable_hash
 from pl_dsl.metrics import METRICS
 from pl_dsl.schema import fill_defaults, load_schema, subschema
 from pl_dsl.yamlpos import LocatedDocument, Mark, YamlDocumentError, load_located
@@ -83,12 +82,6 @@ def format_path(path: Iterable[Any]) -> str:
         else:
             text += f".{part}" if text else str(part)
     return text
-
-
-def stable_hash(obj: Any, length: int = 10) -> str:
-    """A short content hash of JSON-able data; the same data always gives the same hash."""
-    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
 class _Checker:
