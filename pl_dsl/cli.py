@@ -39,6 +39,8 @@ def validate(files: tuple[str, ...]) -> None:
         for error in errors:
             err.print(f"[red]{error}[/red]" if err.is_terminal else str(error), markup=err.is_terminal)
         if experiment is not None:
+            for warning in experiment.warnings:
+                err.print(f"[yellow]{warning}[/yellow]" if err.is_terminal else str(warning), markup=err.is_terminal)
             count = len(experiment.runs)
             out.print(f"{file}: valid, {count} run{'s' if count != 1 else ''}", markup=False)
         failed = failed or bool(errors)

@@ -11,18 +11,19 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TextIO
 
 from pl_dsl.errors import StageFailure
 from pl_dsl.paths import Layout
 from pl_dsl.store import read_json, write_json
 
 
-def _log(handle, message: str) -> None:  # type: ignore[no-untyped-def]
+def _log(handle: TextIO, message: str) -> None:
     handle.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
     handle.flush()
 
 
-def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, log) -> None:  # type: ignore[no-untyped-def]
+def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, log: TextIO) -> None:
     """Compute every unit of a batch that the store lacks, then write the batch manifest."""
     import torch
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Callable
 
@@ -61,6 +62,13 @@ def margin_loss(name: str, margin: torch.Tensor) -> torch.Tensor:
     return LOSSES[name](margin)
 
 
+def autocast(device_type: str, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """fp16 / bf16 autocast for the forward pass, or nothing for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
+
+
 def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: dict[str, Any]) -> list[float]:
     """Full-batch training for config['steps'] steps; returns the loss curve.
 
@@ -70,15 +78,24 @@ def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: dict[str
                                 lr=config["lr"], momentum=config["momentum"])
     scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
                  if config["schedule"] == "plateau" else None)
+    precision = config.get("precision", "fp32")
+    device_type = x.device.type
+    scaler = torch.amp.GradScaler(device_type) if precision == "fp16" else None
     losses: list[float] = []
     for step in range(config["steps"]):
         optimizer.zero_grad(set_to_none=True)
-        loss = margin_loss(config["loss"], y * model(x)).mean()
+        with autocast(device_type, precision):
+            loss = margin_loss(config["loss"], y * model(x).float()).mean()
         value = loss.item()
         if not math.isfinite(value):
             raise Divergence(step, value)
-        loss.backward()
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         if scheduler is not None:
             scheduler.step(value)
         losses.append(value)

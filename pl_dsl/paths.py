@@ -44,9 +44,6 @@ class Layout:
         """Holds `<run id>/metrics.json` for each run of an experiment."""
         return self.experiment(name) / "runs"
 
-    def run_metrics(self, name: str, run_id: str) -> Path:
-        return self.runs_dir(name) / run_id / "metrics.json"
-
     def plot(self, name: str, plot: str, ext: str) -> Path:
         return self.experiment(name) / "plots" / f"{plot}.{ext}"
 

@@ -65,7 +65,8 @@ def run_units(run: Run) -> dict[str, Unit]:
         params = params_by_stage[stage]
         if stage == "evaluate":
             params = {**params, "attack": units["attack"].key, "f": units["train_f"].key}
-        key = stable_hash({"stage": stage, "params": params, "upstream": upstream_key}, 16)
+        identity = {**params, "data": {k: v for k, v in params["data"].items() if k != "root"}}
+        key = stable_hash({"stage": stage, "params": identity, "upstream": upstream_key}, 16)
         units[stage] = Unit(stage, key, params, upstream_key, spec["device"], [run.id])
         upstream_key = key
     return units
@@ -115,11 +116,12 @@ def unit_cost(unit: Unit) -> float:
     params = unit.params
     data, width = params["data"], params["network"]["width"]
     per_pass = data["dim"] * width
+    n_train, n_test = data["n_train"] or 12000, data["n_test"] or 2000  # real data: "all" is ~12k/2k
     if unit.stage in ("train_f", "train_g"):
-        return 3.0 * params["train"]["steps"] * data["n_train"] * per_pass
+        return 3.0 * params["train"]["steps"] * n_train * per_pass
     if unit.stage == "attack":
-        return 3.0 * params["attack"]["steps"] * data["n_train"] * per_pass
-    return 4.0 * (data["n_train"] + data["n_test"]) * per_pass
+        return 3.0 * params["attack"]["steps"] * n_train * per_pass
+    return 4.0 * (n_train + n_test) * per_pass
 
 
 def _split(units: list[Unit], size: int, min_batches: int) -> list[list[Unit]]:

@@ -52,6 +52,7 @@ class Experiment:
     file: str
     spec: dict[str, Any]
     runs: list[Run] = field(default_factory=list)
+    warnings: list[SpecError] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -221,11 +222,41 @@ def get_path(source: dict[str, Any], path: str) -> Any:
     return source
 
 
+SYNTHETIC_DEFAULTS = {"dim": 100, "n_train": 1000, "n_test": 1000, "mean_shift": 0.3}
+
+
+def data_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, sentence) for data fields that do not fit the data kind."""
+    from pl_dsl.datasets import REAL_DATASETS
+
+    kind = data["kind"]
+    if kind in REAL_DATASETS:
+        wrong = [(f, f"{f} applies to synthetic data only; {kind} fixes it") for f in ("dim", "mean_shift") if f in data]
+        classes = data.get("classes")
+        if classes is not None and classes[0] == classes[1]:
+            wrong.append(("classes", "the two classes must differ"))
+        return wrong
+    return [(f, f"{f} applies to real data sets only") for f in ("classes", "root") if f in data]
+
+
+def resolve_data(data: dict[str, Any]) -> dict[str, Any]:
+    """Fill the data defaults that depend on the kind (None for 'all samples' of real data)."""
+    from pl_dsl.datasets import REAL_DATASETS
+
+    kind = data["kind"]
+    if kind in REAL_DATASETS:
+        info = REAL_DATASETS[kind]
+        return {"kind": kind, "dim": info.dim, "classes": list(data.get("classes", info.default_classes)),
+                "n_train": data.get("n_train"), "n_test": data.get("n_test"), "root": data.get("root")}
+    return {**SYNTHETIC_DEFAULTS, **data}
+
+
 def resolve_run(base: dict[str, Any], varied: dict[str, Any]) -> dict[str, Any]:
     """The complete, self-contained spec of one run: overrides merged, eps made absolute."""
     spec = copy.deepcopy(base)
     for path, value in varied.items():
         set_path(spec, path, value)
+    spec["data"] = resolve_data(spec["data"])
     shared = spec.pop("training")
     for net in ("train_f", "train_g"):
         spec[net] = {**shared, **spec.get(net, {})}
@@ -248,6 +279,17 @@ def _expand(checker: _Checker, spec: dict[str, Any], axes: list[list[tuple[str, 
             f"attack.{k}" for k in ("eps", "eps_per_coord") if k in spec["attack"]}
         if {"attack.eps", "attack.eps_per_coord"} <= given:
             checker.add(("attack",), "give either eps or eps_per_coord, not both (directly or through a sweep)")
+            return []
+        merged = copy.deepcopy(spec["data"])
+        for path, value in varied.items():
+            if path.startswith("data."):
+                merged[path[5:]] = value
+        problems = data_problems(merged)
+        for field_name, sentence in problems:
+            swept = f"data.{field_name}" in varied or "data.kind" in varied
+            where = ("sweep",) if swept else ("data", field_name)
+            checker.add(where, sentence, key=True)
+        if problems:
             return []
         run_spec = resolve_run(spec, varied)
         run_id = "r" + stable_hash(run_spec, 8)
@@ -301,7 +343,26 @@ def check_text(text: str, file: str) -> tuple[Experiment | None, list[SpecError]
     if checker.errors:
         return None, sorted(checker.errors, key=lambda e: (e.line, e.col))
     experiment = Experiment(file, spec, _expand(checker, spec, axes))
-    return (None if checker.errors else experiment), checker.errors
+    if checker.errors:
+        return None, checker.errors
+    experiment.warnings = _missing_data(checker, experiment.runs)
+    return experiment, []
+
+
+def _missing_data(checker: _Checker, runs: list[Run]) -> list[SpecError]:
+    """Warnings for real data sets whose files cannot be found (the runs would fail)."""
+    from pl_dsl.datasets import REAL_DATASETS, DataNotFound, locate
+
+    warnings: list[SpecError] = []
+    for kind, root in dict.fromkeys((r.spec["data"]["kind"], r.spec["data"].get("root")) for r in runs):
+        if kind not in REAL_DATASETS:
+            continue
+        try:
+            locate(kind, root)
+        except DataNotFound as exc:
+            mark = checker.doc.locate(("data", "kind")) if checker.doc else Mark(1, 1)
+            warnings.append(SpecError(checker.file, mark.line, mark.col, "data.kind", f"warning: {exc}"))
+    return warnings
 
 
 def check_file(path: str | Path) -> tuple[Experiment | None, list[SpecError]]:

@@ -18,10 +18,17 @@ from pl_dsl.errors import StageFailure
 from pl_dsl.store import atomic_path, read_json, write_json
 
 
-def resolve_device(requested: str) -> torch.device:
+def _run_list(unit: Unit) -> str:
+    more = len(unit.runs) - 5
+    return ", ".join(unit.runs[:5]) + (f" and {more} more" if more > 0 else "")
+
+
+def resolve_device(unit: Unit) -> torch.device:
     """`auto` means CUDA when present, else CPU; `cuda` without CUDA is an error."""
+    requested = unit.device
     if requested == "cuda" and not torch.cuda.is_available():
-        raise StageFailure("device 'cuda' was requested but PyTorch sees no CUDA device")
+        raise StageFailure(f"run {_run_list(unit)}: device 'cuda' was requested but PyTorch sees no CUDA "
+                           "device; use device: auto or cpu")
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)
@@ -66,14 +73,13 @@ class Workspace:
         """Compute and store the unit unless it is already stored; returns True if computed."""
         if self.has(unit):
             return False
-        device = resolve_device(unit.device)
+        device = resolve_device(unit)
         start = time.perf_counter()
         try:
             artifact = getattr(self, f"_{unit.stage}")(unit, device)
         except Divergence as exc:
-            runs = ", ".join(unit.runs[:5]) + (f" and {len(unit.runs) - 5} more" if len(unit.runs) > 5 else "")
             raise StageFailure(
-                f"run {runs}: {unit.stage} diverged at step {exc.step} (loss = {exc.value}); "
+                f"run {_run_list(unit)}: {unit.stage} diverged at step {exc.step} (loss = {exc.value}); "
                 "lower the learning rate or change the loss") from None
         artifact["seconds"] = time.perf_counter() - start
         path = self.layout.unit(unit.stage, unit.key)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pl_dsl.paths import Layout
-from pl_dsl.plan import DEFAULT_BATCH_SIZE, DEFAULT_MIN_BATCHES, STAGES, UPSTREAM, Plan, build_plan, write_table_plan
+from pl_dsl.plan import DEFAULT_BATCH_SIZE, DEFAULT_MIN_BATCHES, UPSTREAM, Plan, build_plan, write_table_plan
 from pl_dsl.spec import Experiment, check_file
 from pl_dsl.store import write_json_if_changed
 
@@ -45,6 +45,7 @@ def check_or_exit(files: list[Path]) -> list[Experiment]:
         errors.extend(found)
         if experiment is not None:
             experiments.append(experiment)
+            errors.extend(experiment.warnings)  # missing data files: every job would fail
     names = [e.name for e in experiments]
     for name in {n for n in names if names.count(n) > 1}:
         clashing = ", ".join(e.file for e in experiments if e.name == name)
@@ -116,7 +117,3 @@ class Workflow:
         """Shell command of the four stage rules."""
         return (f"{self.python} -m pl_dsl.jobs --results {self.layout.root} --log {{log}} batch "
                 "--plan {params.plan} --manifest {output.manifest} --threads {threads}")
-
-    @staticmethod
-    def stages() -> tuple[str, ...]:
-        return STAGES

@@ -1,0 +1,182 @@
+"""Real data sets from their standard files: where to find them, how to read them, what to say
+when they are missing. Nothing is ever downloaded. Torch-free, so `pl-dsl validate` can check
+cheaply whether a spec's data set is present."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pl_dsl.errors import StageFailure
+
+if TYPE_CHECKING:  # numpy is imported where files are read, not by spec checking
+    import numpy as np
+
+ENV_VAR = "PL_DSL_DATA"
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+@dataclass(frozen=True)
+class RealDataset:
+    """What pl-dsl knows about one real data set."""
+
+    kind: str
+    title: str
+    subdirs: tuple[str, ...]  # layouts tried under each root, "" being the root itself
+    system_dirs: tuple[str, ...]
+    mean: tuple[float, ...]  # subtracted after scaling pixels to [0, 1] (one value or per channel)
+    default_classes: tuple[int, int]
+    dim: int
+    how_to_get: str
+
+    @property
+    def files(self) -> list[str]:
+        return list(IDX_FILES.values()) if self.kind != "cifar10" else CIFAR_FILES
+
+
+REAL_DATASETS: dict[str, RealDataset] = {
+    "mnist": RealDataset(
+        "mnist", "MNIST", ("", "mnist", "MNIST/raw", "MNIST"), ("/usr/share/datasets/mnist",),
+        (0.1307,), (1, 2), 784,
+        "copy the four MNIST IDX files (train-images-idx3-ubyte.gz, ...) into one of these folders, "
+        "or point data.root or $PL_DSL_DATA at a folder that has them (a torchvision MNIST/raw folder works as it is)"),
+    "fmnist": RealDataset(
+        "fmnist", "Fashion-MNIST", ("", "fashion-mnist", "FashionMNIST/raw", "FashionMNIST"),
+        ("/usr/share/datasets/fashion-mnist",), (0.2860,), (0, 9), 784,
+        "install Debian's package: `apt-get install dataset-fashion-mnist` (files in "
+        "/usr/share/datasets/fashion-mnist), or point data.root or $PL_DSL_DATA at a folder with the "
+        "four IDX files (a torchvision FashionMNIST/raw folder works as it is)"),
+    "cifar10": RealDataset(
+        "cifar10", "CIFAR-10", ("cifar-10-batches-py", ""), ("/usr/share/datasets/cifar10",),
+        (0.4914, 0.4822, 0.4465), (0, 1), 3072,
+        "unpack cifar-10-python.tar.gz (the 'python version') so that a folder cifar-10-batches-py "
+        "lies in one of these folders, or point data.root or $PL_DSL_DATA at it"),
+}
+
+
+class DataNotFound(StageFailure):
+    """The files of a real data set are missing or unreadable."""
+
+
+def candidate_roots(root: str | None) -> list[Path]:
+    """Where data are looked for, in order: the spec's root, $PL_DSL_DATA, then the usual places."""
+    roots = [Path(root).expanduser()] if root else []
+    if os.environ.get(ENV_VAR):
+        roots.append(Path(os.environ[ENV_VAR]).expanduser())
+    roots += [Path("data"), Path.home() / ".cache" / "pl-dsl", Path.home() / "data"]
+    return roots
+
+
+def _with_gz(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def searched_folders(kind: str, root: str | None) -> list[Path]:
+    """Every folder tried for a data set, in order."""
+    info = REAL_DATASETS[kind]
+    folders = [r / sub if sub else r for r in candidate_roots(root) for sub in info.subdirs]
+    return folders + [Path(d) for d in info.system_dirs]
+
+
+def locate(kind: str, root: str | None) -> dict[str, Path]:
+    """The data set's files from the first folder that has all of them; DataNotFound otherwise."""
+    info = REAL_DATASETS[kind]
+    folders = searched_folders(kind, root)
+    for folder in folders:
+        found = {name: _with_gz(folder, name) for name in info.files}
+        if all(found.values()):
+            return {name: path for name, path in found.items() if path is not None}
+    tried = "; ".join(str(f) for f in dict.fromkeys(folders))
+    raise DataNotFound(
+        f"{info.title} (data.kind: {kind}) not found. Looked in: {tried}. "
+        f"Expected files: {', '.join(f + '[.gz]' for f in info.files)}. To provide them: {info.how_to_get}.")
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                return handle.read()
+        return path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataNotFound(f"cannot read {path}: {exc}; the file is damaged, replace it") from None
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (MNIST's format) as a uint8 array, checking its header against its size."""
+    import numpy as np
+
+    blob = _read_bytes(path)
+    if len(blob) < 4 or blob[0] != 0 or blob[1] != 0 or blob[2] != 0x08:
+        raise DataNotFound(f"{path} is not an IDX file of unsigned bytes (bad header); replace it")
+    ndim = blob[3]
+    header = 4 + 4 * ndim
+    if len(blob) < header:
+        raise DataNotFound(f"{path} is truncated (its header is incomplete); replace it")
+    shape = tuple(int.from_bytes(blob[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape))
+    if len(blob) != expected:
+        raise DataNotFound(f"{path} is truncated or damaged: {len(blob)} bytes where its header "
+                           f"promises {expected}; replace it")
+    return np.frombuffer(blob, dtype=np.uint8, offset=header).reshape(shape)
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles CIFAR-10 batches (dicts of numpy arrays and lists) and nothing else."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 python batch as (uint8 images N x 3072, labels N)."""
+    import io
+
+    import numpy as np
+
+    blob = _read_bytes(path)
+    try:
+        batch = _ArraysOnly(io.BytesIO(blob), encoding="bytes").load()
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure means a damaged file
+        raise DataNotFound(f"{path} is not a readable CIFAR-10 python batch ({exc}); replace it") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise DataNotFound(f"{path} has data of shape {data.shape} and {len(labels)} labels; expected N x 3072")
+    return data, labels
+
+
+@lru_cache(maxsize=4)
+def load_split(kind: str, root: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """All images (flattened, uint8) and labels of a split ('train' or 'test'), read once per process."""
+    import numpy as np
+
+    files = locate(kind, root)
+    if kind == "cifar10":
+        names = CIFAR_FILES[:5] if split == "train" else CIFAR_FILES[5:]
+        parts = [read_cifar_batch(files[name]) for name in names]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    images = read_idx(files[IDX_FILES[f"{split}_images"]])
+    labels = read_idx(files[IDX_FILES[f"{split}_labels"]])
+    if len(images) != len(labels):
+        raise DataNotFound(f"{kind} {split} split has {len(images)} images but {len(labels)} labels")
+    return images.reshape(len(images), -1), labels.astype(np.int64)
