@@ -18,10 +18,12 @@ from pl_dsl.store import write_json_if_changed
 
 def find_spec_files(selection: str | list[str] | None, root: Path) -> list[Path]:
     """Spec files named by `--config experiments=...` (names, stems or paths; comma-separated),
-    or every experiments/*.yaml when nothing is selected."""
-    available = sorted((root / "experiments").glob("*.yaml"))
+    or every experiments/*.yaml when nothing is selected. Specs in subfolders of experiments/
+    (real data, paper scale) run only when named."""
+    folder = root / "experiments"
     if not selection:
-        return available
+        return sorted(folder.glob("*.yaml"))
+    known = sorted(folder.rglob("*.yaml"))
     wanted = selection.split(",") if isinstance(selection, str) else list(selection)
     files: list[Path] = []
     for item in (w.strip() for w in wanted if w.strip()):
@@ -29,9 +31,9 @@ def find_spec_files(selection: str | list[str] | None, root: Path) -> list[Path]
         if path.suffix in (".yaml", ".yml") and (path.exists() or (root / path).exists()):
             files.append(path if path.exists() else root / path)
             continue
-        matches = [f for f in available if f.stem == item]
+        matches = [f for f in known if f.stem == item]
         if not matches:
-            names = ", ".join(f.stem for f in available) or "none"
+            names = ", ".join(f.stem for f in known) or "none"
             sys.exit(f"pl-dsl: no experiment '{item}' (experiments/: {names})")
         files.extend(matches)
     return files

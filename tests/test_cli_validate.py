@@ -10,7 +10,7 @@ from conftest import REPO, run_cli
 
 INVALID = sorted((REPO / "tests/specs/invalid").glob("*.yaml"))
 VALID = sorted((REPO / "tests/specs/valid").glob("*.yaml"))
-SHIPPED = sorted((REPO / "experiments").glob("*.yaml"))
+SHIPPED = sorted((REPO / "experiments").rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("spec", INVALID, ids=lambda p: p.stem)
@@ -38,9 +38,11 @@ def test_several_files_at_once_mix_valid_and_invalid() -> None:
     assert result.stderr.startswith("tests/specs/invalid/eps_twice.yaml:3:3: attack: give either eps")
 
 
-def test_shipped_specs_start_with_the_schema_line() -> None:
+def test_shipped_specs_start_with_the_schema_line_pointing_at_the_schema() -> None:
     for spec in SHIPPED:
-        assert spec.read_text().startswith("# yaml-language-server: $schema=../schemas/experiment.schema.json\n")
+        first = spec.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema="), spec
+        assert (spec.parent / first.split("=", 1)[1]).resolve() == REPO / "schemas/experiment.schema.json"
 
 
 @pytest.mark.parametrize("args", [["validate"], ["validate", "no/such/file.yaml"], ["validate", "--bogus", "x"]])

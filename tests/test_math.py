@@ -182,3 +182,35 @@ def test_cuda_and_cpu_agree_on_a_tiny_run(tmp_path: Path) -> None:
     gpu = Workspace(Layout(tmp_path / "gpu")).load("evaluate", key)
     assert gpu["device"].startswith("cuda")
     assert abs(cpu["g_clean_acc"] - gpu["g_clean_acc"]) < 0.05
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_every_precision_trains_on_the_cpu(precision: str) -> None:
+    model = net()
+    x = torch.randn(64, 12, generator=torch.Generator().manual_seed(8))
+    y = torch.where(x[:, 0] > 0, 1.0, -1.0)
+    config = {"loss": "logistic", "steps": 60, "lr": 0.5, "momentum": 0.0, "schedule": "constant",
+              "precision": precision}
+    losses = train(model, x, y, config)
+    assert losses[-1] < 0.8 * losses[0]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_every_precision_trains_on_cuda(precision: str) -> None:
+    model = net().cuda()
+    x = torch.randn(256, 12, generator=torch.Generator().manual_seed(8)).cuda()
+    y = torch.where(x[:, 0] > 0, 1.0, -1.0)
+    config = {"loss": "logistic", "steps": 60, "lr": 0.5, "momentum": 0.0, "schedule": "constant",
+              "precision": precision}
+    losses = train(model, x, y, config)
+    assert losses[-1] < 0.8 * losses[0]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is missing")
+def test_forcing_cuda_without_cuda_names_the_run(tmp_path: Path) -> None:
+    experiment, errors = check_text("name: c\ndevice: cuda\ndata: {dim: 4, n_train: 10, n_test: 10}\n", "c.yaml")
+    assert not errors
+    units = run_units(experiment.runs[0])
+    with pytest.raises(StageFailure, match=rf"run {experiment.runs[0].id}: device 'cuda' was requested"):
+        Workspace(Layout(tmp_path)).compute(units["train_f"])

@@ -184,3 +184,25 @@ def test_killed_jobs_and_a_killed_snakemake_resume_to_the_same_results(tmp_path:
     expected = _strip_times(read_rows(clean / "results/killme/results.csv"))
     assert _strip_times(read_rows(jobs_killed / "results/killme/results.csv")) == expected
     assert _strip_times(read_rows(all_killed / "results/killme/results.csv")) == expected
+
+
+def test_every_loss_norm_scenario_and_step_count_runs_end_to_end(tmp_path: Path) -> None:
+    spec = REPO / "tests/specs/valid/combinations.yaml"
+    result = snakemake(tmp_path, "--config", f"experiments={spec}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_rows(tmp_path / "results/combinations/results.csv")
+    assert len(rows) == 3 * 3 * 2 * 2
+    seen = {(r["training.loss"], r["attack.norm"], r["scenario"], r["attack.steps"]) for r in rows}
+    assert len(seen) == 36
+    for row in rows:
+        size_mean, size_max = float(row["pert_norm_mean"]), float(row["pert_norm_max"])
+        if row["attack.norm"] == "l0":
+            assert size_max <= 3
+            if row["attack.steps"] == "1":
+                assert size_mean == 3
+        else:
+            assert size_max <= 0.5 * (1 + 1e-5)
+            if row["attack.steps"] == "1":
+                assert abs(size_mean - 0.5) < 1e-5
+        for metric in METRICS:
+            assert row[metric] not in ("", "nan", "inf")

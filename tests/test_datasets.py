@@ -1,0 +1,188 @@
+"""Real-data loaders on small files written here in the real formats: IDX (plain, gzip,
+torchvision folders), CIFAR-10 python batches; plus missing, truncated and hostile files."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pl_dsl.data import make_dataset
+from pl_dsl.datasets import REAL_DATASETS, DataNotFound, locate, read_idx
+from pl_dsl.errors import StageFailure
+from pl_dsl.spec import resolve_data
+
+from conftest import run_cli, snakemake, write_spec
+
+IDX_NAMES = {"train-images-idx3-ubyte": "train_x", "train-labels-idx1-ubyte": "train_y",
+             "t10k-images-idx3-ubyte": "test_x", "t10k-labels-idx1-ubyte": "test_y"}
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def fake_mnist(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {"train_x": rng.integers(0, 256, (30, 28, 28)), "train_y": np.array([1, 2, 3] * 10),
+            "test_x": rng.integers(0, 256, (12, 28, 28)), "test_y": np.array([2, 1, 3] * 4)}
+
+
+def write_idx_folder(folder: Path, arrays: dict[str, np.ndarray], gz: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, key in IDX_NAMES.items():
+        blob = idx_bytes(arrays[key])
+        if gz:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(blob))
+        else:
+            (folder / name).write_bytes(blob)
+
+
+def mnist_data(root: Path, **extra: object) -> dict[str, object]:
+    return resolve_data({"kind": "mnist", "root": str(root), **extra})
+
+
+@pytest.mark.parametrize("layout,gz", [("", False), ("", True), ("MNIST/raw", True), ("mnist", False)])
+def test_mnist_layouts_load_the_class_pair_scaled_and_centred(tmp_path: Path, layout: str, gz: bool) -> None:
+    arrays = fake_mnist(np.random.default_rng(0))
+    write_idx_folder(tmp_path / layout if layout else tmp_path, arrays, gz)
+    data = make_dataset(mnist_data(tmp_path), seed=0)
+    assert data.x.shape == (20, 784) and data.x_test.shape == (8, 784)
+    assert data.y.tolist() == [1.0] * 10 + [-1.0] * 10
+    ones = arrays["train_x"][arrays["train_y"] == 1].reshape(10, -1)
+    assert torch.allclose(data.x[:10], torch.tensor(ones / 255.0 - 0.1307, dtype=torch.float32), atol=1e-6)
+    assert data.y_test.tolist() == [1.0] * 4 + [-1.0] * 4
+
+
+def test_balanced_subsample_is_half_per_class_and_seeded(tmp_path: Path) -> None:
+    write_idx_folder(tmp_path, fake_mnist(np.random.default_rng(1)), gz=True)
+    spec = mnist_data(tmp_path, n_train=6, n_test=4)
+    a, b, c = (make_dataset(spec, seed=s) for s in (0, 0, 1))
+    assert a.y.tolist() == [1.0] * 3 + [-1.0] * 3 and len(a.y_test) == 4
+    assert torch.equal(a.x, b.x) and not torch.equal(a.x, c.x)
+
+
+def test_asking_for_more_samples_than_exist_is_a_clear_error(tmp_path: Path) -> None:
+    write_idx_folder(tmp_path, fake_mnist(np.random.default_rng(1)), gz=False)
+    with pytest.raises(StageFailure, match="asks for 50 samples of class 1 but the MNIST train split has 10"):
+        make_dataset(mnist_data(tmp_path, n_train=100), seed=0)
+
+
+def test_missing_files_name_the_data_set_paths_files_and_remedy(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    hidden = replace(REAL_DATASETS["fmnist"], system_dirs=(str(tmp_path / "system"),))
+    monkeypatch.setitem(REAL_DATASETS, "fmnist", hidden)
+    with pytest.raises(DataNotFound) as info:
+        locate("fmnist", str(tmp_path / "nowhere"))
+    message = str(info.value)
+    assert message.startswith("Fashion-MNIST (data.kind: fmnist) not found. Looked in: ")
+    assert str(tmp_path / "nowhere" / "FashionMNIST/raw") in message
+    assert "train-images-idx3-ubyte[.gz]" in message and "t10k-labels-idx1-ubyte[.gz]" in message
+    assert str(tmp_path / "system") in message
+    assert "apt-get install dataset-fashion-mnist" in message
+
+
+def test_environment_variable_is_searched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_idx_folder(tmp_path / "MNIST/raw", fake_mnist(np.random.default_rng(2)), gz=True)
+    monkeypatch.setenv("PL_DSL_DATA", str(tmp_path))
+    assert locate("mnist", None)["train-images-idx3-ubyte"].parent == tmp_path / "MNIST/raw"
+
+
+def test_truncated_and_damaged_files_are_reported(tmp_path: Path) -> None:
+    write_idx_folder(tmp_path, fake_mnist(np.random.default_rng(3)), gz=False)
+    images = tmp_path / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:-100])
+    with pytest.raises(DataNotFound, match="truncated or damaged: .* promises 23536"):
+        read_idx(images)
+    (tmp_path / "bad.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataNotFound, match="cannot read .*bad.gz"):
+        read_idx(tmp_path / "bad.gz")
+    (tmp_path / "header").write_bytes(b"\x00\x00\x08\x03\x00")
+    with pytest.raises(DataNotFound, match="header is incomplete"):
+        read_idx(tmp_path / "header")
+
+
+def write_cifar(folder: Path, rng: np.random.Generator, hostile: bool = False) -> dict[str, np.ndarray]:
+    folder.mkdir(parents=True)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (8, 3072)).astype(np.uint8)
+        labels = [0, 1, 2, 3, 0, 1, 2, 3]
+        batches[name] = data
+        payload = {b"data": data, b"labels": labels, b"batch_label": b"x"}
+        (folder / name).write_bytes(pickle.dumps(payload))
+    if hostile:
+        (folder / "test_batch").write_bytes(pickle.dumps(os.system))
+    return batches
+
+
+def test_cifar_batches_load_with_per_channel_centring(tmp_path: Path) -> None:
+    batches = write_cifar(tmp_path / "cifar-10-batches-py", np.random.default_rng(4))
+    data = make_dataset(resolve_data({"kind": "cifar10", "root": str(tmp_path)}), seed=0)
+    assert data.x.shape == (20, 3072) and data.x_test.shape == (4, 3072)
+    first = batches["data_batch_1"][0].astype(np.float64) / 255.0
+    expected = (first.reshape(3, 1024) - np.array([0.4914, 0.4822, 0.4465])[:, None]).reshape(-1)
+    assert np.allclose(data.x[0].numpy(), expected, atol=1e-6)
+    assert data.y.tolist() == [1.0] * 10 + [-1.0] * 10
+
+
+def test_cifar_loader_refuses_pickles_that_are_not_plain_arrays(tmp_path: Path) -> None:
+    write_cifar(tmp_path / "cifar-10-batches-py", np.random.default_rng(5), hostile=True)
+    with pytest.raises(DataNotFound, match="refusing to load posix.system|refusing to load os.system"):
+        make_dataset(resolve_data({"kind": "cifar10", "root": str(tmp_path)}), seed=0)
+
+
+def test_validate_warns_and_snakemake_refuses_when_data_are_missing(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "nodata", f"name: nodata\ndata: {{kind: mnist, root: {tmp_path / 'empty'}}}\n")
+    result = run_cli("validate", str(spec))
+    assert result.returncode == 0
+    assert result.stdout == f"{spec}: valid, 1 run\n"
+    assert result.stderr.startswith(f"{spec}:2:14: data.kind: warning: MNIST (data.kind: mnist) not found.")
+    run = snakemake(tmp_path, "--config", f"experiments={spec}")
+    assert run.returncode == 1 and "MNIST (data.kind: mnist) not found" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_runs_on_copied_files_reuse_artifacts_wherever_the_files_lie(tmp_path: Path) -> None:
+    """The data root is not part of any identity: moving the files keeps every unit."""
+    from pl_dsl.plan import run_units
+    from pl_dsl.spec import check_text
+
+    units = []
+    for root in ("a", "b"):
+        exp, errors = check_text(f"name: x\ndata: {{kind: mnist, root: {tmp_path / root}}}\n", "x.yaml")
+        assert not errors
+        units.append({stage: unit.key for stage, unit in run_units(exp.runs[0]).items()})
+    assert units[0] == units[1]
+
+
+REQUIRE_REAL = os.environ.get("PL_DSL_REQUIRE_REAL_DATA") == "1"
+
+
+def _fmnist_present() -> bool:
+    try:
+        locate("fmnist", None)
+        return True
+    except DataNotFound:
+        return False
+
+
+@pytest.mark.skipif(not REQUIRE_REAL and not _fmnist_present(),
+                    reason="Fashion-MNIST files absent (apt-get install dataset-fashion-mnist)")
+def test_fashion_mnist_scenario_a_at_the_papers_settings(tmp_path: Path) -> None:
+    result = snakemake(tmp_path, "--config", "experiments=fmnist_a")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = (tmp_path / "results/fmnist_a/results.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    values = [dict(zip(header, line.split(","))) for line in rows[1:]]
+    assert len(values) == 4
+    assert max(float(v["g_clean_acc"]) for v in values) >= 0.97
+    assert max(float(v["agreement"]) for v in values) >= 0.97
+    assert min(float(v["f_train_acc"]) for v in values) >= 0.98
+    assert (tmp_path / "results/fmnist_a/plots/best_over_lr.png").exists()
