@@ -1,4 +1,4 @@
-# pl-dsl: train f -> attack -> train g -> evaluate -> plot, for every experiment in
+# pl-dsl: train f -> attack -> train g -> evaluate (-> theory, decision map) -> plot, for every experiment in
 # experiments/ (or those chosen with --config experiments=name1,name2).
 from snakemake.utils import min_version
 
@@ -10,6 +10,7 @@ include: "rules/train_f.smk"
 include: "rules/attack.smk"
 include: "rules/train_g.smk"
 include: "rules/evaluate.smk"
+include: "rules/theory.smk"
 include: "rules/plot.smk"
 
 

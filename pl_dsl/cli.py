@@ -77,7 +77,7 @@ def runs(file: str, as_json: bool) -> None:
 @click.option("--metric", "-m", "metrics", multiple=True, help="Metric columns to show (default: the main ones).")
 def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str, ...]) -> None:
     """Print the results table of EXPERIMENT (its name, or its spec file)."""
-    from pl_dsl.metrics import METRICS
+    from pl_dsl.metrics import ALL_METRICS
     from pl_dsl.paths import Layout
     from pl_dsl.results import as_text, read_table
 
@@ -98,17 +98,21 @@ def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str
     if as_csv:
         click.echo(as_text(rows), nl=False)
         return
-    unknown = [m for m in metrics if m not in METRICS]
+    unknown = [m for m in metrics if m not in ALL_METRICS]
     if unknown:
-        raise click.BadParameter(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}",
+        raise click.BadParameter(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(ALL_METRICS)}",
                                  param_hint="--metric")
+    absent = [m for m in metrics if rows and m not in rows[0]]
+    if absent:
+        raise click.BadParameter(f"{', '.join(absent)} not in this table (theory metrics need `theory: "
+                                 "{enabled: true}` in the spec)", param_hint="--metric")
     shown = list(metrics) or ["f_train_acc", "g_clean_acc", "g_test_acc", "agreement", "attack_success"]
-    axes = [c for c in rows[0] if c not in METRICS and c not in ("run", "device")] if rows else []
+    axes = [c for c in rows[0] if c not in ALL_METRICS and c not in ("run", "device")] if rows else []
     table = Table(title=f"{name}: {len(rows)} runs ({table_path})")
     for column in ["run", *axes, *shown]:
-        table.add_column(column, justify="right" if column in METRICS else "left")
+        table.add_column(column, justify="right" if column in ALL_METRICS else "left")
     for row in rows:
-        table.add_row(row["run"], *[row[a] for a in axes], *[f"{float(row[m]):.4f}" for m in shown])
+        table.add_row(row["run"], *[row[a] for a in axes], *[f"{float(row[m]):.4f}" if row[m] else "-" for m in shown])
     _console().print(table)
 
 

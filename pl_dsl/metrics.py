@@ -16,3 +16,19 @@ METRICS: dict[str, str] = {
     "time_train_g": "seconds spent training g",
     "time_evaluate": "seconds spent evaluating",
 }
+
+# Computed by the theory stage (see the `theory` section of the schema).
+THEORY_METRICS: dict[str, str] = {
+    "cos_abs_mean": "mean |cos| between r_n and sum_k Phi(x_n, x_k) y_k x_k (Thm 3.3)",
+    "cos_signed_mean": "mean cos between r_n and y_adv_n * sum_k Phi(x_n, x_k) y_k x_k",
+    "cos_random": "expected |cos| of a random direction in d dimensions, for scale",
+    "fhat_agrees_f": "fraction of test points where sign f-hat = sign f",
+    "ghat_agrees_g": "fraction of test points where sign g-hat = sign g",
+    "cond_a": "fraction of test points with |f-hat| > margin_f",
+    "cond_b": "fraction of test points with |g-hat| > margin_g",
+    "cond_c": "fraction of test points with sign f-hat = sign g-hat",
+    "cond_all": "fraction of test points where conditions (a), (b) and (c) all hold",
+    "agreement_cond_all": "f-g agreement on the test points where all conditions hold (empty if none)",
+    "time_theory": "seconds spent computing the theory metrics",
+}
+ALL_METRICS: dict[str, str] = {**METRICS, **THEORY_METRICS}

@@ -102,8 +102,17 @@ def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: dict[str
     return losses
 
 
-def predict(model: TwoLayerNet, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
-    """Labels +-1 (0 counts as +1), computed in chunks without gradients."""
+def outputs(model: TwoLayerNet, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+    """Raw network outputs, computed in chunks without gradients."""
     with torch.no_grad():
-        out = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
-    return torch.where(out >= 0, 1.0, -1.0)
+        return torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+
+
+def labels_of(values: torch.Tensor) -> torch.Tensor:
+    """Signs as labels +-1, 0 counting as +1."""
+    return torch.where(values >= 0, 1.0, -1.0)
+
+
+def predict(model: TwoLayerNet, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+    """Predicted labels +-1 (an output of exactly 0 counts as +1)."""
+    return labels_of(outputs(model, x, chunk))

@@ -15,8 +15,12 @@ class Layout:
 
     def unit(self, stage: str, key: str) -> Path:
         """A stage's content-addressed artifact, shared by every run and experiment that needs it."""
-        suffix = ".json" if stage == "evaluate" else ".pt"
+        suffix = {"evaluate": ".json", "theory": ".json", "decision_map": ".npz"}.get(stage, ".pt")
         return self.root / "store" / stage / f"{key}{suffix}"
+
+    def map_figure(self, key: str) -> Path:
+        """The figure drawn beside a decision map's arrays."""
+        return self.unit("decision_map", key).with_suffix(".png")
 
     def table_plan(self, digest: str) -> Path:
         """The runs of an experiment as the results table needs them, named by content."""

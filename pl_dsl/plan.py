@@ -20,11 +20,16 @@ from pl_dsl.paths import Layout
 if TYPE_CHECKING:  # the batch jobs import this module; keep jsonschema out of their start-up
     from pl_dsl.spec import Experiment, Run
 
-STAGES = ("train_f", "attack", "train_g", "evaluate")
-UPSTREAM = {"train_f": None, "attack": "train_f", "train_g": "attack", "evaluate": "train_g"}
+STAGES = ("train_f", "attack", "train_g", "evaluate", "theory", "decision_map")
+UPSTREAM = {"train_f": None, "attack": "train_f", "train_g": "attack", "evaluate": "train_g",
+            "theory": "train_g", "decision_map": "train_g"}
+# Stages a run has only when its spec enables them; the collect step reads these and evaluate.
+OPTIONAL_STAGES = ("theory", "decision_map")
+FINAL_STAGES = ("evaluate", *OPTIONAL_STAGES)
 
 # Units per batch. Training dominates; attacks and evaluations are cheap next to start-up.
-DEFAULT_BATCH_SIZE = {"train_f": 16, "attack": 64, "train_g": 16, "evaluate": 64}
+DEFAULT_BATCH_SIZE = {"train_f": 16, "attack": 64, "train_g": 16, "evaluate": 64, "theory": 16,
+                      "decision_map": 8}
 # At least this many batches per stage (when there are enough units), so jobs run side by side.
 DEFAULT_MIN_BATCHES = 2
 
@@ -50,25 +55,29 @@ class Unit:
 
 
 def run_units(run: Run) -> dict[str, Unit]:
-    """The four units of one run, each keyed by its own fields plus its input's key."""
+    """The units of one run, each keyed by its own fields plus its input's key."""
     spec = run.spec
     common = {"data": spec["data"], "seed": spec["seed"], "network": spec["network"]}
-    units: dict[str, Unit] = {}
-    params_by_stage = {
+    params_by_stage: dict[str, dict[str, Any]] = {
         "train_f": {**common, "train": spec["train_f"]},
         "attack": {**common, "attack": spec["attack"]},
         "train_g": {**common, "train": spec["train_g"], "scenario": spec["scenario"]},
         "evaluate": {**common},
     }
-    upstream_key: str | None = None
-    for stage in STAGES:
-        params = params_by_stage[stage]
-        if stage == "evaluate":
+    margins = {k: v for k, v in spec["theory"].items() if k != "enabled"}
+    if spec["theory"]["enabled"]:
+        params_by_stage["theory"] = {**common, "margins": margins}
+    if spec["decision_map"]["enabled"]:
+        grid = {k: v for k, v in spec["decision_map"].items() if k != "enabled"}
+        params_by_stage["decision_map"] = {**common, "margins": margins, "grid": grid}
+    units: dict[str, Unit] = {}
+    for stage, params in params_by_stage.items():
+        upstream = units[UPSTREAM[stage]].key if UPSTREAM[stage] else None
+        if stage in FINAL_STAGES:  # they read f and the attack too
             params = {**params, "attack": units["attack"].key, "f": units["train_f"].key}
         identity = {**params, "data": {k: v for k, v in params["data"].items() if k != "root"}}
-        key = stable_hash({"stage": stage, "params": identity, "upstream": upstream_key}, 16)
-        units[stage] = Unit(stage, key, params, upstream_key, spec["device"], [run.id])
-        upstream_key = key
+        key = stable_hash({"stage": stage, "params": identity, "upstream": upstream}, 16)
+        units[stage] = Unit(stage, key, params, upstream, spec["device"], [run.id])
     return units
 
 
@@ -99,7 +108,8 @@ class ExperimentPlan:
             "experiment": self.experiment.name,
             "axes": self.experiment.axes,
             "runs": [{"id": run.id, "varied": run.varied, "spec": run.spec,
-                      "evaluate": self.unit_keys[run.id]["evaluate"]} for run in self.experiment.runs],
+                      **{stage: self.unit_keys[run.id].get(stage) for stage in FINAL_STAGES}}
+                     for run in self.experiment.runs],
         }
 
 
@@ -121,6 +131,10 @@ def unit_cost(unit: Unit) -> float:
         return 3.0 * params["train"]["steps"] * n_train * per_pass
     if unit.stage == "attack":
         return 3.0 * params["attack"]["steps"] * n_train * per_pass
+    if unit.stage == "theory":
+        return 4.0 * (n_train + 2 * n_test) * n_train * data["dim"]
+    if unit.stage == "decision_map":
+        return 6.0 * params["grid"]["resolution"] ** 2 * (n_train * data["dim"] + per_pass)
     return 4.0 * (n_train + n_test) * per_pass
 
 
@@ -149,7 +163,7 @@ def build_plan(experiments: list[Experiment], batch_size: dict[str, int] | None 
     plans: dict[str, ExperimentPlan] = {}
     batches: dict[tuple[str, str], Batch] = {}
     for experiment in experiments:
-        unique: dict[str, dict[str, Unit]] = {stage: {} for stage in STAGES}
+        unique: dict[str, dict[str, Unit]] = {stage: {} for stage in STAGES}  # in first-use order
         keys: dict[str, dict[str, str]] = {}
         for run in experiment.runs:
             units = run_units(run)
@@ -159,17 +173,17 @@ def build_plan(experiments: list[Experiment], batch_size: dict[str, int] | None 
                 if known is not unit:
                     known.runs.append(run.id)
         batch_of: dict[str, str] = {}
-        finals: dict[str, list[str]] = {}
+        by_stage: dict[str, list[str]] = {}
         for stage in STAGES:
-            finals[stage] = []
+            by_stage[stage] = []
             for members in _split(list(unique[stage].values()), sizes[stage], min_batches):
                 batch_id = stable_hash([stage, [u.key for u in members]], 12)
                 needs = sorted({batch_of[u.upstream] for u in members if u.upstream})
                 batches[(stage, batch_id)] = Batch(stage, batch_id, members, needs)
-                finals[stage].append(batch_id)
+                by_stage[stage].append(batch_id)
                 for unit in members:
                     batch_of[unit.key] = batch_id
-        plans[experiment.name] = ExperimentPlan(experiment, keys, finals)
+        plans[experiment.name] = ExperimentPlan(experiment, keys, by_stage)
     return Plan(plans, batches)
 
 

@@ -19,7 +19,8 @@ def series_points(rows: list[dict[str, str]], plot: dict[str, Any]) -> dict[tupl
     for row in rows:
         series = parse_cell(row[plot["series"]]) if plot.get("series") else None
         for metric in metrics:
-            grouped[(metric, series, parse_cell(row[plot["x"]]))].append(float(row[metric]))
+            if row.get(metric, "") != "":  # empty: undefined for this run (e.g. no point met the conditions)
+                grouped[(metric, series, parse_cell(row[plot["x"]]))].append(float(row[metric]))
     lines: dict[tuple[str, Any], list[tuple[Any, float]]] = defaultdict(list)
     for (metric, series, x), values in grouped.items():
         lines[(metric, series)].append((x, reduce(values)))

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pl_dsl.metrics import METRICS
+from pl_dsl.metrics import METRICS, THEORY_METRICS
 from pl_dsl.paths import Layout
 from pl_dsl.store import atomic_path, read_json, write_json
 
@@ -17,19 +17,26 @@ def collect(table_plan: dict[str, Any], layout: Layout, table: Path, runs_dir: P
     """Write runs_dir/<run>/metrics.json and the CSV table; returns the number of runs."""
     tmp_dir = runs_dir.with_name(f".{runs_dir.name}.tmp")
     shutil.rmtree(tmp_dir, ignore_errors=True)
+    with_theory = any(run.get("theory") for run in table_plan["runs"])
+    names = [*METRICS, *(THEORY_METRICS if with_theory else {})]
     rows: list[dict[str, Any]] = []
     for run in table_plan["runs"]:
-        metrics = read_json(layout.unit("evaluate", run["evaluate"]))
-        write_json(tmp_dir / run["id"] / "metrics.json", {
+        found = read_json(layout.unit("evaluate", run["evaluate"]))
+        if run.get("theory"):
+            found.update(read_json(layout.unit("theory", run["theory"])))
+        metrics = {name: found.get(name) for name in names}
+        run_dir = tmp_dir / run["id"]
+        write_json(run_dir / "metrics.json", {
             "experiment": table_plan["experiment"], "run": run["id"], "varied": run["varied"],
-            "metrics": {name: metrics[name] for name in METRICS}, "device": metrics["device"],
-            "spec": run["spec"]})
-        rows.append({"run": run["id"], **run["varied"], **{name: metrics[name] for name in METRICS},
-                     "device": metrics["device"]})
+            "metrics": metrics, "device": found["device"], "spec": run["spec"]})
+        if run.get("decision_map"):
+            shutil.copyfile(layout.unit("decision_map", run["decision_map"]), run_dir / "decision_map.npz")
+            shutil.copyfile(layout.map_figure(run["decision_map"]), run_dir / "decision_map.png")
+        rows.append({"run": run["id"], **run["varied"], **metrics, "device": found["device"]})
     shutil.rmtree(runs_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp_dir.rename(runs_dir)
-    columns = ["run", *table_plan["axes"], *METRICS, "device"]
+    columns = ["run", *table_plan["axes"], *names, "device"]
     with atomic_path(table) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)

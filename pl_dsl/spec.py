@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import jsonschema
 
 from pl_dsl.hashing import stable_hash
-from pl_dsl.metrics import METRICS
+from pl_dsl.metrics import ALL_METRICS, THEORY_METRICS
 from pl_dsl.schema import fill_defaults, load_schema, subschema
 from pl_dsl.yamlpos import LocatedDocument, Mark, YamlDocumentError, load_located
 
@@ -311,9 +311,9 @@ def _check_plots(checker: _Checker, spec: dict[str, Any], axes: list[str]) -> No
         names.add(plot["name"])
         metrics = [plot["y"]] if isinstance(plot["y"], str) else plot["y"]
         for i, metric in enumerate(metrics):
-            if metric not in METRICS:
+            if metric not in ALL_METRICS:
                 sub = where + ("y",) + (() if isinstance(plot["y"], str) else (i,))
-                checker.add(sub, f"unknown metric '{metric}'; known: {', '.join(METRICS)}")
+                checker.add(sub, f"unknown metric '{metric}'; known: {', '.join(ALL_METRICS)}")
         for role in ("x", "series"):
             if role in plot and plot[role] not in axes:
                 known = ", ".join(axes) if axes else "none (the spec sweeps nothing)"
@@ -342,6 +342,8 @@ def check_text(text: str, file: str) -> tuple[Experiment | None, list[SpecError]
         _check_plots(checker, spec, swept_paths(spec))
     if checker.errors:
         return None, sorted(checker.errors, key=lambda e: (e.line, e.col))
+    if any(m in THEORY_METRICS for p in spec["plots"] for m in ([p["y"]] if isinstance(p["y"], str) else p["y"])):
+        spec["theory"]["enabled"] = True  # asking for a theory metric is asking for the theory stage
     experiment = Experiment(file, spec, _expand(checker, spec, axes))
     if checker.errors:
         return None, checker.errors

@@ -10,7 +10,9 @@ import torch
 
 from pl_dsl.attack import draw_targets, perturb, perturbation_norm
 from pl_dsl.data import Dataset, make_dataset
-from pl_dsl.nn import Divergence, TwoLayerNet, build_network, predict, train
+from pl_dsl.mapplot import save_map
+from pl_dsl.nn import Divergence, TwoLayerNet, build_network, labels_of, outputs, predict, train
+from pl_dsl.theory import cosine, direction, f_hat, g_hat, random_abs_cosine
 from pl_dsl.paths import Layout
 from pl_dsl.plan import Unit
 from pl_dsl.rng import stream_seed
@@ -81,12 +83,15 @@ class Workspace:
             raise StageFailure(
                 f"run {_run_list(unit)}: {unit.stage} diverged at step {exc.step} (loss = {exc.value}); "
                 "lower the learning rate or change the loss") from None
-        artifact["seconds"] = time.perf_counter() - start
+        seconds = time.perf_counter() - start
         path = self.layout.unit(unit.stage, unit.key)
-        if unit.stage == "evaluate":
-            artifact["time_evaluate"] = artifact.pop("seconds")
+        if path.suffix == ".json":
+            artifact[f"time_{unit.stage}"] = seconds
             write_json(path, artifact)
+        elif path.suffix == ".npz":
+            save_map(artifact, seconds, path, self.layout.map_figure(unit.key), unit.runs)
         else:
+            artifact["seconds"] = seconds
             with atomic_path(path) as tmp:
                 torch.save(artifact, tmp)
         self._artifacts[(unit.stage, unit.key)] = artifact
@@ -132,6 +137,74 @@ class Workspace:
         losses = train(model, x_adv, attack_art["y_adv"].to(device), unit.params["train"])
         return {"state": {k: v.cpu() for k, v in model.state_dict().items()}, "final_loss": losses[-1] if losses else None,
                 "scenario": unit.params["scenario"]}
+
+    def _trained(self, unit: Unit, device: torch.device) -> tuple[Dataset, TwoLayerNet, TwoLayerNet,
+                                                                    dict[str, Any], torch.Tensor]:
+        """Data, f, g, the attack artifact and g's training inputs of a final-stage unit."""
+        params = unit.params
+        data = self.dataset(unit, device)
+        f = self.network("train_f", params["f"], params, device)
+        g = self.network("train_g", unit.upstream, params, device)
+        attack_art = self.load("attack", params["attack"])
+        scenario = self.load("train_g", unit.upstream)["scenario"]
+        return data, f, g, attack_art, self._adversarial_inputs({"scenario": scenario}, data, attack_art, device)
+
+    def _theory(self, unit: Unit, device: torch.device) -> dict[str, Any]:
+        data, f, g, attack_art, x_adv = self._trained(unit, device)
+        gamma, margins = unit.params["network"]["leaky_slope"], unit.params["margins"]
+        w = direction(data.x, data.y, gamma)
+        delta, y_adv = attack_art["delta"].to(device), attack_art["y_adv"].to(device)
+        fh, gh = f_hat(data.x, data.y, data.x_test, gamma), g_hat(x_adv, w, data.x_test, gamma)
+        f_sign, g_sign = predict(f, data.x_test), predict(g, data.x_test)
+        cond_a, cond_b = fh.abs() > margins["margin_f"], gh.abs() > margins["margin_g"]
+        cond_c = labels_of(fh) == labels_of(gh)
+        every = cond_a & cond_b & cond_c
+        return {
+            "cos_abs_mean": cosine(delta, w).abs().mean().item(),
+            "cos_signed_mean": cosine(delta, y_adv[:, None] * w).mean().item(),
+            "cos_random": random_abs_cosine(data.x.shape[1]),
+            "fhat_agrees_f": _accuracy(labels_of(fh), f_sign),
+            "ghat_agrees_g": _accuracy(labels_of(gh), g_sign),
+            "cond_a": cond_a.float().mean().item(), "cond_b": cond_b.float().mean().item(),
+            "cond_c": cond_c.float().mean().item(), "cond_all": every.float().mean().item(),
+            "agreement_cond_all": _accuracy(f_sign[every], g_sign[every]) if every.any() else None,
+        }
+
+    def _decision_map(self, unit: Unit, device: torch.device) -> dict[str, Any]:
+        data, f, g, _, x_adv = self._trained(unit, device)
+        gamma, margins, grid = unit.params["network"]["leaky_slope"], unit.params["margins"], unit.params["grid"]
+        u, v = data.x[data.y > 0].mean(0), data.x[data.y < 0].mean(0)
+        basis = torch.stack([u / u.norm(), v / v.norm()])
+        # Coordinates (s, t) of each training point in the plane: least squares on z = s*u + t*v.
+        coords = torch.linalg.lstsq(basis.T.cpu().double(), data.x.T.cpu().double()).solution.T.float()
+        if grid["limits"] == "auto":
+            low, high = coords.min(0).values, coords.max(0).values
+            pad = (high - low) * grid["padding"]
+            limits = [low[0] - pad[0], high[0] + pad[0], low[1] - pad[1], high[1] + pad[1]]
+            limits = [float(x) for x in limits]
+        else:
+            limits = [float(x) for x in grid["limits"]]
+        res = grid["resolution"]
+        s_axis, t_axis = torch.linspace(limits[0], limits[1], res), torch.linspace(limits[2], limits[3], res)
+        tt, ss = torch.meshgrid(t_axis, s_axis, indexing="ij")  # rows follow t, columns follow s
+        plane = torch.stack([ss.flatten(), tt.flatten()], 1)
+        w = direction(data.x, data.y, gamma)
+        fields: dict[str, list[torch.Tensor]] = {"f": [], "g": [], "fhat": [], "ghat": []}
+        chunk = max(1, (64 * 2**20) // (4 * max(data.x.shape[1], len(data.x))))
+        for start in range(0, len(plane), chunk):
+            z = plane[start:start + chunk].to(device) @ basis
+            fields["f"].append(outputs(f, z).cpu())
+            fields["g"].append(outputs(g, z).cpu())
+            fields["fhat"].append(f_hat(data.x, data.y, z, gamma).cpu())
+            fields["ghat"].append(g_hat(x_adv, w, z, gamma).cpu())
+        maps = {name: torch.cat(parts).reshape(res, res) for name, parts in fields.items()}
+        return {
+            **maps, "s": s_axis, "t": t_axis, "limits": torch.tensor(limits),
+            "cond_a": maps["fhat"].abs() > margins["margin_f"], "cond_b": maps["ghat"].abs() > margins["margin_g"],
+            "cond_c": labels_of(maps["fhat"]) == labels_of(maps["ghat"]),
+            "agree": labels_of(maps["f"]) == labels_of(maps["g"]),
+            "data_st": coords, "data_y": data.y.cpu(), "cos_uv": (basis[0] @ basis[1]).cpu(),
+        }
 
     def _evaluate(self, unit: Unit, device: torch.device) -> dict[str, Any]:
         params = unit.params

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pl_dsl.paths import Layout
-from pl_dsl.plan import DEFAULT_BATCH_SIZE, DEFAULT_MIN_BATCHES, UPSTREAM, Plan, build_plan, write_table_plan
+from pl_dsl.plan import DEFAULT_BATCH_SIZE, DEFAULT_MIN_BATCHES, FINAL_STAGES, UPSTREAM, Plan, build_plan, write_table_plan
 from pl_dsl.spec import Experiment, check_file
 from pl_dsl.store import write_json_if_changed
 
@@ -95,10 +95,11 @@ class Workflow:
         return count
 
     def collect_inputs(self, wildcards: Any) -> dict[str, Any]:
-        """The runs table plan of an experiment and the manifests of its evaluate batches."""
+        """The runs table plan of an experiment and the manifests of its final-stage batches."""
         experiment = self.plan.experiments[wildcards.experiment]
         return {"plan": write_table_plan(self.layout, experiment.table_plan()),
-                "evaluated": [str(self.layout.manifest("evaluate", b)) for b in experiment.batches["evaluate"]]}
+                "finished": [str(self.layout.manifest(stage, b)) for stage in FINAL_STAGES
+                             for b in experiment.batches[stage]]}
 
     def plot_spec(self, wildcards: Any) -> str:
         """The plot's spec and the experiment's axes as JSON: the plot reruns only when they change."""

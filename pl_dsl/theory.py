@@ -1,0 +1,87 @@
+"""The lazy-regime theory (Theorems 3.3-3.5): the kernel Phi in closed form, the perturbation
+direction, and the limits f-hat and g-hat. Every N x M kernel is consumed in chunks, so memory
+stays bounded by `max_bytes` whatever N and M are."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import torch
+
+DEFAULT_MAX_BYTES = 256 * 2**20
+
+
+def phi(z1: torch.Tensor, z2: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Phi(z1_i, z2_j) = (1+g)^2/4 + (1-g)^2 arcsin(rho)/(2 pi) for all pairs (closed form).
+
+    rho is the correlation of <v, z1>+a and <v, z2>+a with v ~ N(0, I/d), a ~ N(0, 1).
+    """
+    d = z1.shape[1]
+    inv1 = ((z1 * z1).sum(1) / d + 1).rsqrt_()
+    inv2 = ((z2 * z2).sum(1) / d + 1).rsqrt_()
+    # One N x M buffer, transformed in place: rho, then arcsin(rho), then Phi.
+    out = torch.mm(z1, z2.T).div_(d).add_(1).mul_(inv1[:, None]).mul_(inv2[None, :])
+    out.clamp_(-1.0, 1.0).asin_()
+    return out.mul_((1 - gamma) ** 2 / (2 * math.pi)).add_((1 + gamma) ** 2 / 4)
+
+
+def phi_monte_carlo(z1: torch.Tensor, z2: torch.Tensor, gamma: float, samples: int,
+                    generator: torch.Generator, chunk: int = 4096) -> torch.Tensor:
+    """Monte-Carlo estimate of Phi from `samples` draws of (v, a); exists to test `phi`."""
+    d = z1.shape[1]
+    total = torch.zeros(len(z1), len(z2), dtype=z1.dtype)
+    done = 0
+    while done < samples:
+        s = min(chunk, samples - done)
+        v = torch.randn(d, s, generator=generator, dtype=z1.dtype) / math.sqrt(d)
+        a = torch.randn(s, generator=generator, dtype=z1.dtype)
+        slope1 = torch.where(z1 @ v + a > 0, 1.0, gamma).to(z1.dtype)
+        slope2 = torch.where(z2 @ v + a > 0, 1.0, gamma).to(z1.dtype)
+        total += slope1 @ slope2.T
+        done += s
+    return total / samples
+
+
+def _row_chunks(rows: int, other: int, max_bytes: int, tensors: int = 3) -> Iterator[slice]:
+    """Slices of `rows` such that `tensors` float32 blocks of (chunk x other) fit in max_bytes."""
+    step = max(1, max_bytes // (4 * tensors * max(other, 1)))
+    for start in range(0, rows, step):
+        yield slice(start, min(rows, start + step))
+
+
+def direction(x: torch.Tensor, y: torch.Tensor, gamma: float, max_bytes: int = DEFAULT_MAX_BYTES) -> torch.Tensor:
+    """W_n = sum_k Phi(x_n, x_k) y_k x_k for every training sample (Thm 3.3's direction, N x d)."""
+    weighted = y[:, None] * x
+    return torch.cat([phi(x[rows], x, gamma) @ weighted for rows in _row_chunks(len(x), len(x), max_bytes)])
+
+
+def f_hat(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, gamma: float,
+          max_bytes: int = DEFAULT_MAX_BYTES) -> torch.Tensor:
+    """f-hat(z) = (1/N) sum_n Phi(x_n, z) y_n <x_n, z> for every row z."""
+    out = []
+    for cols in _row_chunks(len(z), len(x), max_bytes):
+        zc = z[cols]
+        out.append((phi(x, zc, gamma) * (x @ zc.T) * y[:, None]).sum(0) / len(x))
+    return torch.cat(out)
+
+
+def g_hat(x_adv: torch.Tensor, w: torch.Tensor, z: torch.Tensor, gamma: float,
+          max_bytes: int = DEFAULT_MAX_BYTES) -> torch.Tensor:
+    """g-hat(z) = (1/N^2) sum_n Phi(x_adv_n, z) sum_k Phi(x_n, x_k) y_k <x_k, z>, with w = direction(x, y)."""
+    n = len(x_adv)
+    out = []
+    for cols in _row_chunks(len(z), n, max_bytes):
+        zc = z[cols]
+        out.append((phi(x_adv, zc, gamma) * (w @ zc.T)).sum(0) / n**2)
+    return torch.cat(out)
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine similarity (0 where a row is zero)."""
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-30)
+
+
+def random_abs_cosine(d: int) -> float:
+    """E|cos| between a fixed vector and a uniformly random direction in d dimensions (~ sqrt(2/(pi d)))."""
+    return math.exp(math.lgamma(d / 2) - math.lgamma((d + 1) / 2)) / math.sqrt(math.pi)
