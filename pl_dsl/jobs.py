@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TextIO
 
@@ -24,25 +26,36 @@ def _log(handle: TextIO, message: str) -> None:
 
 
 def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, log: TextIO) -> None:
-    """Compute every unit of a batch that the store lacks, then write the batch manifest."""
+    """Compute every unit of a batch that the store lacks, then write the batch manifest.
+
+    A batch that computes on CUDA first claims a GPU of its own (see pl_dsl.gpus).
+    """
     import torch
 
+    from pl_dsl.gpus import claim_device, visible_devices
     from pl_dsl.plan import Unit
     from pl_dsl.stages import Workspace
 
     torch.set_num_threads(max(1, threads))
     plan = read_json(plan_path)
-    workspace = Workspace(layout)
-    records = []
+    units = [Unit.from_json(data) for data in plan["units"]]
+    wants_cuda = any(u.device == "cuda" or (u.device == "auto" and torch.cuda.is_available()) for u in units)
+    gpu = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "claimed": None}
     start = time.perf_counter()
-    for data in plan["units"]:
-        unit = Unit.from_json(data)
-        t0 = time.perf_counter()
-        computed = workspace.compute(unit)
-        _log(log, f"{unit.stage} {unit.key} runs={','.join(unit.runs)} "
-                  f"{'computed' if computed else 'reused'} in {time.perf_counter() - t0:.2f}s")
-        records.append({"key": unit.key, "runs": unit.runs, "computed": computed})
-    write_json(manifest, {"stage": plan["stage"], "units": records, "seconds": time.perf_counter() - start})
+    with claim_device(visible_devices()) if wants_cuda else nullcontext(None) as cuda_index:
+        if cuda_index is not None:
+            gpu["claimed"] = visible_devices()[cuda_index]
+            _log(log, f"using GPU {gpu['claimed']} (cuda:{cuda_index})")
+        workspace = Workspace(layout, cuda_index=cuda_index)
+        records = []
+        for unit in units:
+            t0 = time.perf_counter()
+            computed = workspace.compute(unit)
+            _log(log, f"{unit.stage} {unit.key} runs={','.join(unit.runs)} "
+                      f"{'computed' if computed else 'reused'} in {time.perf_counter() - t0:.2f}s")
+            records.append({"key": unit.key, "runs": unit.runs, "computed": computed})
+    write_json(manifest, {"stage": plan["stage"], "units": records, "gpu": gpu,
+                          "seconds": time.perf_counter() - start})
 
 
 def main(argv: list[str] | None = None) -> int:

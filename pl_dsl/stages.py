@@ -25,15 +25,18 @@ def _run_list(unit: Unit) -> str:
     return ", ".join(unit.runs[:5]) + (f" and {more} more" if more > 0 else "")
 
 
-def resolve_device(unit: Unit) -> torch.device:
-    """`auto` means CUDA when present, else CPU; `cuda` without CUDA is an error."""
+def resolve_device(unit: Unit, cuda_index: int | None = None) -> torch.device:
+    """`auto` means CUDA when present, else CPU; `cuda` without CUDA is an error.
+
+    cuda_index is the device this job claimed; without one, torch's current device is used.
+    """
     requested = unit.device
     if requested == "cuda" and not torch.cuda.is_available():
         raise StageFailure(f"run {_run_list(unit)}: device 'cuda' was requested but PyTorch sees no CUDA "
                            "device; use device: auto or cpu")
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
+    if requested == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", cuda_index) if cuda_index is not None else torch.device("cuda")
 
 
 def _accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
@@ -43,8 +46,9 @@ def _accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
 class Workspace:
     """Computes units into a store, reusing what exists and caching data and models in memory."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, cuda_index: int | None = None) -> None:
         self.layout = layout
+        self.cuda_index = cuda_index
         self._data: dict[str, Dataset] = {}
         self._artifacts: dict[tuple[str, str], Any] = {}
 
@@ -75,7 +79,7 @@ class Workspace:
         """Compute and store the unit unless it is already stored; returns True if computed."""
         if self.has(unit):
             return False
-        device = resolve_device(unit)
+        device = resolve_device(unit, self.cuda_index)
         start = time.perf_counter()
         try:
             artifact = getattr(self, f"_{unit.stage}")(unit, device)

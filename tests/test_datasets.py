@@ -186,3 +186,11 @@ def test_fashion_mnist_scenario_a_at_the_papers_settings(tmp_path: Path) -> None
     assert max(float(v["agreement"]) for v in values) >= 0.97
     assert min(float(v["f_train_acc"]) for v in values) >= 0.98
     assert (tmp_path / "results/fmnist_a/plots/best_over_lr.png").exists()
+
+
+def test_truncated_cifar_batch_is_reported(tmp_path: Path) -> None:
+    write_cifar(tmp_path / "cifar-10-batches-py", np.random.default_rng(6))
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(batch.read_bytes()[:500])
+    with pytest.raises(DataNotFound, match="data_batch_3 is not a readable CIFAR-10 python batch"):
+        make_dataset(resolve_data({"kind": "cifar10", "root": str(tmp_path)}), seed=0)
