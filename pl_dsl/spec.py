@@ -215,13 +215,6 @@ def set_path(target: dict[str, Any], path: str, value: Any) -> None:
     target[leaf] = value
 
 
-def get_path(source: dict[str, Any], path: str) -> Any:
-    """Read a dotted-path field from nested dicts."""
-    for part in path.split("."):
-        source = source[part]
-    return source
-
-
 SYNTHETIC_DEFAULTS = {"dim": 100, "n_train": 1000, "n_test": 1000, "mean_shift": 0.3}
 
 
