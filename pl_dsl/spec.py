@@ -30,10 +30,12 @@ class SpecError:
     col: int
     field: str
     message: str
+    level: str = "error"  # "warning": reported by `pl-dsl validate` without failing
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        message = f"warning: {self.message}" if self.level == "warning" else self.message
+        return f"{where}: {self.field}: {message}" if self.field else f"{where}: {message}"
 
 
 @dataclass
@@ -356,7 +358,7 @@ def _missing_data(checker: _Checker, runs: list[Run]) -> list[SpecError]:
             locate(kind, root)
         except DataNotFound as exc:
             mark = checker.doc.locate(("data", "kind")) if checker.doc else Mark(1, 1)
-            warnings.append(SpecError(checker.file, mark.line, mark.col, "data.kind", f"warning: {exc}"))
+            warnings.append(SpecError(checker.file, mark.line, mark.col, "data.kind", str(exc), level="warning"))
     return warnings
 
 

@@ -211,14 +211,7 @@ class Workspace:
         }
 
     def _evaluate(self, unit: Unit, device: torch.device) -> dict[str, Any]:
-        params = unit.params
-        data = self.dataset(unit, device)
-        f_key, attack_key, g_key = params["f"], params["attack"], unit.upstream
-        f = self.network("train_f", f_key, params, device)
-        g = self.network("train_g", g_key, params, device)
-        attack_art = self.load("attack", attack_key)
-        g_art = self.load("train_g", g_key)
-        x_adv = self._adversarial_inputs({"scenario": g_art["scenario"]}, data, attack_art, device)
+        data, f, g, attack_art, x_adv = self._trained(unit, device)
         f_test, g_test = predict(f, data.x_test), predict(g, data.x_test)
         return {
             "f_train_acc": _accuracy(predict(f, data.x), data.y),
@@ -228,9 +221,9 @@ class Workspace:
             "g_test_acc": _accuracy(g_test, data.y_test),
             "agreement": _accuracy(f_test, g_test),
             **{k: attack_art[k] for k in ("attack_success", "pert_norm_mean", "pert_norm_max", "target_mean")},
-            "time_train_f": self.load("train_f", f_key)["seconds"],
+            "time_train_f": self.load("train_f", unit.params["f"])["seconds"],
             "time_attack": attack_art["seconds"],
-            "time_train_g": g_art["seconds"],
+            "time_train_g": self.load("train_g", unit.upstream)["seconds"],
             "device": str(device),
         }
 

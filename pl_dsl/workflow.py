@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,7 +48,8 @@ def check_or_exit(files: list[Path]) -> list[Experiment]:
         errors.extend(found)
         if experiment is not None:
             experiments.append(experiment)
-            errors.extend(experiment.warnings)  # missing data files: every job would fail
+            # Missing data files: every job would fail, so here they stop the workflow.
+            errors.extend(replace(warning, level="error") for warning in experiment.warnings)
     names = [e.name for e in experiments]
     for name in {n for n in names if names.count(n) > 1}:
         clashing = ", ".join(e.file for e in experiments if e.name == name)
