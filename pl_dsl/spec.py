@@ -317,6 +317,18 @@ def _check_plots(checker: _Checker, spec: dict[str, Any], axes: list[str]) -> No
             checker.add(where + ("series",), "series and x must be different fields")
 
 
+def _non_finite_numbers(checker: _Checker, value: Any, path: tuple[Any, ...]) -> None:
+    """YAML has .nan and .inf, which JSON Schema's numbers accept; no field of a spec wants them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        checker.add(path, f"{value} is not a finite number")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _non_finite_numbers(checker, item, path + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _non_finite_numbers(checker, item, path + (index,))
+
+
 def check_text(text: str, file: str) -> tuple[Experiment | None, list[SpecError]]:
     """Check a spec given as text; returns the experiment (when valid) and every error found."""
     try:
@@ -328,6 +340,7 @@ def check_text(text: str, file: str) -> tuple[Experiment | None, list[SpecError]
         checker.add((), "an experiment spec must be a mapping of fields (name, data, network, ...)")
         return None, checker.errors
     _schema_errors(checker, doc.data, load_schema())
+    _non_finite_numbers(checker, doc.data, ())
     # Sections the schema already rejected are not checked further; the others still are,
     # so one pass reports every independent mistake.
     broken = {error.field.split(".")[0].split("[")[0] for error in checker.errors}
