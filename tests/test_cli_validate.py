@@ -65,3 +65,16 @@ def test_results_without_a_run_says_what_to_do(tmp_path: Path) -> None:
     result = run_cli("results", "quickstart", "--results", str(tmp_path))
     assert result.returncode == 1
     assert "snakemake --cores N --config experiments=quickstart" in result.stderr
+
+
+def test_the_readme_examples_are_valid_specs(tmp_path: Path) -> None:
+    import re
+
+    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    assert blocks
+    for index, block in enumerate(blocks):
+        spec = tmp_path / f"readme{index}.yaml"
+        spec.write_text(block if block.lstrip().startswith(("#", "name:")) and "\nname:" in "\n" + block
+                        else f"name: readme{index}\n{block}")
+        result = run_cli("validate", str(spec))
+        assert result.returncode == 0, result.stderr
