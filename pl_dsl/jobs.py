@@ -42,9 +42,10 @@ def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, log
     wants_cuda = any(u.device == "cuda" or (u.device == "auto" and torch.cuda.is_available()) for u in units)
     gpu = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "claimed": None}
     start = time.perf_counter()
-    with claim_device(visible_devices()) if wants_cuda else nullcontext(None) as cuda_index:
+    devices = visible_devices() if wants_cuda else []
+    with claim_device(devices) if wants_cuda else nullcontext(None) as cuda_index:
         if cuda_index is not None:
-            gpu["claimed"] = visible_devices()[cuda_index]
+            gpu["claimed"] = devices[cuda_index]
             _log(log, f"using GPU {gpu['claimed']} (cuda:{cuda_index})")
         workspace = Workspace(layout, cuda_index=cuda_index)
         records = []

@@ -275,11 +275,11 @@ def _expand(checker: _Checker, spec: dict[str, Any], axes: list[list[tuple[str, 
         if {"attack.eps", "attack.eps_per_coord"} <= given:
             checker.add(("attack",), "give either eps or eps_per_coord, not both (directly or through a sweep)")
             return []
-        merged = copy.deepcopy(spec["data"])
+        merged = {"data": copy.deepcopy(spec["data"])}
         for path, value in varied.items():
             if path.startswith("data."):
-                merged[path[5:]] = value
-        problems = data_problems(merged)
+                set_path(merged, path, value)
+        problems = data_problems(merged["data"])
         for field_name, sentence in problems:
             swept = f"data.{field_name}" in varied or "data.kind" in varied
             where = ("sweep",) if swept else ("data", field_name)

@@ -10,14 +10,14 @@ import torch
 
 from pl_dsl.attack import draw_targets, perturb, perturbation_norm
 from pl_dsl.data import Dataset, make_dataset
+from pl_dsl.errors import StageFailure
 from pl_dsl.mapplot import save_map
 from pl_dsl.nn import Divergence, TwoLayerNet, build_network, labels_of, outputs, predict, train
-from pl_dsl.theory import cosine, direction, f_hat, g_hat, random_abs_cosine
 from pl_dsl.paths import Layout
 from pl_dsl.plan import Unit
 from pl_dsl.rng import stream_seed
-from pl_dsl.errors import StageFailure
 from pl_dsl.store import atomic_path, read_json, write_json
+from pl_dsl.theory import cosine, direction, f_hat, g_hat, random_abs_cosine
 
 
 def _run_list(unit: Unit) -> str:
@@ -184,8 +184,7 @@ class Workspace:
         if grid["limits"] == "auto":
             low, high = coords.min(0).values, coords.max(0).values
             pad = (high - low) * grid["padding"]
-            limits = [low[0] - pad[0], high[0] + pad[0], low[1] - pad[1], high[1] + pad[1]]
-            limits = [float(x) for x in limits]
+            limits = [float(x) for x in (low[0] - pad[0], high[0] + pad[0], low[1] - pad[1], high[1] + pad[1])]
         else:
             limits = [float(x) for x in grid["limits"]]
         res = grid["resolution"]

@@ -119,6 +119,6 @@ class Workflow:
         return [str(p) for p in paths]
 
     def stage_command(self) -> str:
-        """Shell command of the four stage rules."""
+        """Shell command of every stage rule (train_f, attack, train_g, evaluate, theory, decision_map)."""
         return (f"{self.python} -m pl_dsl.jobs --results {self.layout.root} --log {{log}} batch "
                 "--plan {params.plan} --manifest {output.manifest} --threads {threads}")
