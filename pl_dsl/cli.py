@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from pl_dsl.spec import check_file
+from pl_dsl.spec.check import check_file
 
 
 def _console(err: bool = False) -> Console:
@@ -77,10 +77,11 @@ def runs(file: str, as_json: bool) -> None:
 @click.option("--metric", "-m", "metrics", multiple=True, help="Metric columns to show (default: the main ones).")
 def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str, ...]) -> None:
     """Print the results table of EXPERIMENT (its name, or its spec file)."""
-    from pl_dsl.metrics import ALL_METRICS
-    from pl_dsl.paths import Layout
-    from pl_dsl.results import as_text, read_table
+    from pl_dsl.engine.paths import Layout
+    from pl_dsl.report.results import as_text, read_table
+    from pl_dsl.stages import REGISTRY
 
+    ALL_METRICS = REGISTRY.metrics()
     name = experiment
     if experiment.endswith((".yaml", ".yml")):
         checked, errors = check_file(experiment)
@@ -114,6 +115,3 @@ def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str
     for row in rows:
         table.add_row(row["run"], *[row[a] for a in axes], *[f"{float(row[m]):.4f}" if row[m] else "-" for m in shown])
     _console().print(table)
-
-
-

@@ -4,10 +4,14 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
-from pl_dsl.workflow import Workflow
+from pl_dsl.engine.workflow import Workflow
 
 WF = Workflow(config, workflow.basedir)
 LAYOUT = WF.layout
+
+
+onstart:
+    WF.write_plans()
 
 
 wildcard_constraints:

@@ -1,20 +1,26 @@
 """What the Snakefile needs from pl-dsl: the checked experiments, their batches, and targets.
 
-Imported at every Snakemake start, so it must stay free of torch and plotting imports.
+Imported at every Snakemake start, so it must stay free of torch and plotting imports. The
+input, params and resource functions only compute names and numbers; the plan files the jobs
+read are written once, by `write_plans`, from the workflow's `onstart` handler (so a dry run
+writes nothing).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from pl_dsl.paths import Layout
-from pl_dsl.plan import DEFAULT_BATCH_SIZE, DEFAULT_MIN_BATCHES, FINAL_STAGES, UPSTREAM, Plan, build_plan, write_table_plan
-from pl_dsl.spec import Experiment, check_file
-from pl_dsl.store import write_json_if_changed
+from pl_dsl.engine.paths import Layout
+from pl_dsl.engine.plan import DEFAULT_MIN_BATCHES, Plan, build_plan
+from pl_dsl.engine.registry import Registry, Stage, stage_modules
+from pl_dsl.engine.store import write_json_if_changed
+from pl_dsl.hashing import stable_hash
+from pl_dsl.spec.check import Experiment, check_file
 
 
 def find_spec_files(selection: str | list[str] | None, root: Path) -> list[Path]:
@@ -40,11 +46,11 @@ def find_spec_files(selection: str | list[str] | None, root: Path) -> list[Path]
     return files
 
 
-def check_or_exit(files: list[Path]) -> list[Experiment]:
+def check_or_exit(files: list[Path], registry: Registry) -> list[Experiment]:
     """Check every spec; on any error print all of them as `pl-dsl validate` does and exit 1."""
     experiments, errors = [], []
     for file in files:
-        experiment, found = check_file(file)
+        experiment, found = check_file(file, registry)
         errors.extend(found)
         if experiment is not None:
             experiments.append(experiment)
@@ -60,48 +66,75 @@ def check_or_exit(files: list[Path]) -> list[Experiment]:
     return experiments
 
 
+def load_registry(config: dict[str, Any]) -> Registry:
+    """pl-dsl's stages plus the user's own (`--config stage_modules=pkg.module,...`)."""
+    from pl_dsl.stages import REGISTRY
+
+    try:
+        return REGISTRY.extended(stage_modules(config.get("stage_modules")))
+    except (ImportError, ValueError) as exc:
+        sys.exit(f"pl-dsl: stage_modules: {exc}")
+
+
 class Workflow:
     """The plan of one Snakemake invocation plus the input functions the rules call."""
 
     def __init__(self, config: dict[str, Any], basedir: str | Path) -> None:
         self.layout = Layout(Path(config.get("results", "results")), Path(config.get("logs", "logs")))
-        self.experiments = check_or_exit(find_spec_files(config.get("experiments"), Path(basedir)))
-        sizes = {**DEFAULT_BATCH_SIZE, **config.get("batch_size", {})}
-        self.plan: Plan = build_plan(self.experiments, sizes, int(config.get("min_batches", DEFAULT_MIN_BATCHES)))
+        self.registry = load_registry(config)
+        self.modules = stage_modules(config.get("stage_modules"))
+        self.experiments = check_or_exit(find_spec_files(config.get("experiments"), Path(basedir)), self.registry)
+        self.plan: Plan = build_plan(self.experiments, self.registry, config.get("batch_size", {}),
+                                     int(config.get("min_batches", DEFAULT_MIN_BATCHES)))
         self.python = sys.executable
+        self.tables = {name: experiment.table_plan() for name, experiment in self.plan.experiments.items()}
+
+    @property
+    def stages(self) -> list[Stage[Any]]:
+        return list(self.registry)
+
+    def write_plans(self) -> None:
+        """Write every batch's unit list and every experiment's table plan (unchanged files are
+        left alone, so their times do not move). Called once, when the workflow starts."""
+        for (stage, batch_id), batch in self.plan.batches.items():
+            write_json_if_changed(self.layout.batch_plan(stage, batch_id), batch.plan())
+        for content in self.tables.values():
+            write_json_if_changed(self.layout.table_plan(stable_hash(content, 16)), content)
 
     def batch_plan(self, stage: str) -> Callable[[Any], str]:
-        """Params function: the path of the batch's unit list, written (or refreshed) now.
+        """Params function: the path of the batch's unit list.
 
         It is a parameter, not an input: which runs need a unit may change without the unit
         changing, and that must not make Snakemake recompute it.
         """
         def plan_path(wildcards: Any) -> str:
-            path = self.layout.batch_plan(stage, wildcards.batch)
-            write_json_if_changed(path, self.plan.batches[(stage, wildcards.batch)].plan())
-            return str(path)
+            return str(self.layout.batch_plan(stage, wildcards.batch))
         return plan_path
 
     def batch_inputs(self, stage: str) -> Callable[[Any], list[str]]:
-        """Input function of a stage rule: the manifests of the upstream batches it reads."""
+        """Input function of a stage rule: the manifests of the batches whose units it reads."""
         def inputs(wildcards: Any) -> list[str]:
-            upstream = UPSTREAM[stage]
-            needs = self.plan.batches[(stage, wildcards.batch)].needs
-            return [str(self.layout.manifest(upstream, b)) for b in needs] if upstream else []
+            return [str(self.layout.manifest(*need)) for need in self.plan.batches[(stage, wildcards.batch)].needs]
         return inputs
 
     def gpu(self, stage: str) -> Callable[[Any], int]:
         """Resource function: 1 GPU for a batch that may run on CUDA, 0 when forced to the CPU."""
         def count(wildcards: Any) -> int:
+            if not self.registry[stage].gpu:
+                return 0
             return int(any(u.device != "cpu" for u in self.plan.batches[(stage, wildcards.batch)].units))
         return count
 
-    def collect_inputs(self, wildcards: Any) -> dict[str, Any]:
-        """The runs table plan of an experiment and the manifests of its final-stage batches."""
+    def collect_inputs(self, wildcards: Any) -> list[str]:
+        """The manifests of an experiment's leaf-stage batches (every unit of every run)."""
         experiment = self.plan.experiments[wildcards.experiment]
-        return {"plan": write_table_plan(self.layout, experiment.table_plan()),
-                "finished": [str(self.layout.manifest(stage, b)) for stage in FINAL_STAGES
-                             for b in experiment.batches[stage]]}
+        return [str(self.layout.manifest(stage, b)) for stage in experiment.leaf_stages()
+                for b in experiment.batches[stage]]
+
+    def table_plan(self, wildcards: Any) -> str:
+        """Params function: the path of the experiment's table plan, named by its content, so a
+        changed table (runs added, a stage switched on) reruns the collection."""
+        return str(self.layout.table_plan(stable_hash(self.tables[wildcards.experiment], 16)))
 
     def plot_spec(self, wildcards: Any) -> str:
         """The plot's spec and the experiment's axes as JSON: the plot reruns only when they change."""
@@ -118,7 +151,11 @@ class Workflow:
                 paths += [self.layout.plot(name, plot["name"], ext) for ext in ("png", "svg")]
         return [str(p) for p in paths]
 
+    def job_command(self, job: str) -> str:
+        """The start of every job's shell command (`python -m pl_dsl.engine.jobs ... JOB`)."""
+        modules = f" --stage-modules {','.join(self.modules)}" if self.modules else ""
+        return f"{self.python} -m pl_dsl.engine.jobs --results {self.layout.root} --log {{log}}{modules} {job}"
+
     def stage_command(self) -> str:
-        """Shell command of every stage rule (train_f, attack, train_g, evaluate, theory, decision_map)."""
-        return (f"{self.python} -m pl_dsl.jobs --results {self.layout.root} --log {{log}} batch "
-                "--plan {params.plan} --manifest {output.manifest} --threads {threads}")
+        """Shell command of every stage rule."""
+        return self.job_command("batch") + " --plan {params.plan} --manifest {output.manifest} --threads {threads}"

@@ -10,9 +10,9 @@ import pickle
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Union
 
-from pl_dsl.errors import StageFailure
+from pl_dsl.errors import StageFailure, lookup
 
 if TYPE_CHECKING:  # numpy is imported where files are read, not by spec checking
     import numpy as np
@@ -25,6 +25,25 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+# What a data kind's random streams see: fields that define the samples (never data.root).
+SYNTHETIC_FIELDS = ("kind", "dim", "n_train", "n_test", "mean_shift")
+REAL_FIELDS = ("kind", "dim", "classes", "n_train", "n_test")
+
+
+@dataclass(frozen=True)
+class SyntheticKind:
+    """A data set drawn from a distribution (the sampler lives in science.data)."""
+
+    kind: str
+    fields: tuple[str, ...] = SYNTHETIC_FIELDS
+
+    def problems(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        """(field, sentence) for fields given that do not fit this kind."""
+        return [(f, f"{f} applies to real data sets only") for f in ("classes", "root") if f in data]
+
+    def resolve(self, data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+        """The data section with the schema's defaults for the fields this kind uses."""
+        return {**{f: defaults[f] for f in self.fields}, **data}
 
 
 @dataclass(frozen=True)
@@ -39,10 +58,28 @@ class RealDataset:
     default_classes: tuple[int, int]
     dim: int
     how_to_get: str
+    reader: str = "idx"  # a key of READERS: how the files are read
+    fields: tuple[str, ...] = REAL_FIELDS
 
     @property
     def files(self) -> list[str]:
-        return list(IDX_FILES.values()) if self.kind != "cifar10" else CIFAR_FILES
+        return lookup(FILE_NAMES, self.reader, "file format")
+
+    def problems(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        wrong = [(f, f"{f} applies to synthetic data only; {self.kind} fixes it") for f in ("dim", "mean_shift")
+                 if f in data]
+        classes = data.get("classes")
+        if classes is not None and classes[0] == classes[1]:
+            wrong.append(("classes", "the two classes must differ"))
+        return wrong
+
+    def resolve(self, data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+        """Dimension fixed by the data set; sample counts default to every sample (None)."""
+        return {"kind": self.kind, "dim": self.dim, "classes": list(data.get("classes", self.default_classes)),
+                "n_train": data.get("n_train"), "n_test": data.get("n_test"), "root": data.get("root")}
+
+
+FILE_NAMES: dict[str, list[str]] = {"idx": list(IDX_FILES.values()), "cifar": CIFAR_FILES}
 
 
 REAL_DATASETS: dict[str, RealDataset] = {
@@ -61,8 +98,15 @@ REAL_DATASETS: dict[str, RealDataset] = {
         "cifar10", "CIFAR-10", ("cifar-10-batches-py", ""), ("/usr/share/datasets/cifar10",),
         (0.4914, 0.4822, 0.4465), (0, 1), 3072,
         "unpack cifar-10-python.tar.gz (the 'python version') so that a folder cifar-10-batches-py "
-        "lies in one of these folders, or point data.root or $PL_DSL_DATA at it"),
+        "lies in one of these folders, or point data.root or $PL_DSL_DATA at it", reader="cifar"),
 }
+SYNTHETIC_KINDS: dict[str, SyntheticKind] = {kind: SyntheticKind(kind) for kind in ("gauss", "shifted_gauss")}
+DATA_KINDS: dict[str, Union[SyntheticKind, RealDataset]] = {**SYNTHETIC_KINDS, **REAL_DATASETS}
+
+
+def data_kind(kind: str) -> SyntheticKind | RealDataset:
+    """The declaration of a data kind; an unknown kind is an error."""
+    return lookup(DATA_KINDS, kind, "data kind")
 
 
 class DataNotFound(StageFailure):
@@ -87,14 +131,14 @@ def _with_gz(folder: Path, name: str) -> Path | None:
 
 def searched_folders(kind: str, root: str | None) -> list[Path]:
     """Every folder tried for a data set, in order."""
-    info = REAL_DATASETS[kind]
+    info = lookup(REAL_DATASETS, kind, "real data set")
     folders = [r / sub if sub else r for r in candidate_roots(root) for sub in info.subdirs]
     return folders + [Path(d) for d in info.system_dirs]
 
 
 def locate(kind: str, root: str | None) -> dict[str, Path]:
     """The data set's files from the first folder that has all of them; DataNotFound otherwise."""
-    info = REAL_DATASETS[kind]
+    info = lookup(REAL_DATASETS, kind, "real data set")
     folders = searched_folders(kind, root)
     for folder in folders:
         found = {name: _with_gz(folder, name) for name in info.files}
@@ -168,15 +212,26 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 @lru_cache(maxsize=4)
 def load_split(kind: str, root: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
     """All images (flattened, uint8) and labels of a split ('train' or 'test'), read once per process."""
+    reader = lookup(READERS, lookup(REAL_DATASETS, kind, "real data set").reader, "file format")
+    return reader(kind, locate(kind, root), split)
+
+
+def _idx_split(kind: str, files: dict[str, Path], split: str) -> tuple[np.ndarray, np.ndarray]:
     import numpy as np
 
-    files = locate(kind, root)
-    if kind == "cifar10":
-        names = CIFAR_FILES[:5] if split == "train" else CIFAR_FILES[5:]
-        parts = [read_cifar_batch(files[name]) for name in names]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     images = read_idx(files[IDX_FILES[f"{split}_images"]])
     labels = read_idx(files[IDX_FILES[f"{split}_labels"]])
     if len(images) != len(labels):
         raise DataNotFound(f"{kind} {split} split has {len(images)} images but {len(labels)} labels")
     return images.reshape(len(images), -1), labels.astype(np.int64)
+
+
+def _cifar_split(kind: str, files: dict[str, Path], split: str) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    names = CIFAR_FILES[:5] if split == "train" else CIFAR_FILES[5:]
+    parts = [read_cifar_batch(files[name]) for name in names]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+READERS = {"idx": _idx_split, "cifar": _cifar_split}

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from pl_dsl.errors import lookup
+from pl_dsl.spec.config import NetworkConfig, TrainingConfig
 
 
 class Divergence(Exception):
@@ -29,21 +33,30 @@ class TwoLayerNet(nn.Module):
         self.leaky_slope = leaky_slope
         self.weight = nn.Parameter(torch.randn(width, dim, generator=generator) / math.sqrt(dim))
         self.bias = nn.Parameter(torch.randn(width, generator=generator)) if bias else None
-        if readout == "gaussian":
-            a = torch.randn(width, generator=generator) / math.sqrt(width)
-        else:
-            a = torch.cat([torch.ones((width + 1) // 2), -torch.ones(width // 2)]) / math.sqrt(width)
-        self.register_buffer("readout", a)
+        self.register_buffer("readout", lookup(READOUTS, readout, "readout")(width, generator))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = F.linear(x, self.weight, self.bias)
         return F.leaky_relu(pre, self.leaky_slope) @ self.readout
 
 
-def build_network(network: dict[str, Any], dim: int, generator: torch.Generator) -> TwoLayerNet:
+def _gaussian_readout(width: int, generator: torch.Generator) -> torch.Tensor:
+    """a_i ~ N(0, 1/m) (NeurIPS 2024)."""
+    return torch.randn(width, generator=generator) / math.sqrt(width)
+
+
+def _sign_readout(width: int, generator: torch.Generator) -> torch.Tensor:
+    """+1/sqrt(m) for the first half, -1/sqrt(m) for the second (ICLR 2024)."""
+    return torch.cat([torch.ones((width + 1) // 2), -torch.ones(width // 2)]) / math.sqrt(width)
+
+
+READOUTS: dict[str, Callable[[int, torch.Generator], torch.Tensor]] = {
+    "gaussian": _gaussian_readout, "sign": _sign_readout}
+
+
+def build_network(network: NetworkConfig, dim: int, generator: torch.Generator) -> TwoLayerNet:
     """A network initialised from the spec's network section and a dedicated generator."""
-    return TwoLayerNet(dim, network["width"], network["leaky_slope"], network["readout"],
-                       network["bias"], generator)
+    return TwoLayerNet(dim, network.width, network.leaky_slope, network.readout, network.bias, generator)
 
 
 def _exponential(margin: torch.Tensor) -> torch.Tensor:
@@ -59,33 +72,45 @@ LOSSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 def margin_loss(name: str, margin: torch.Tensor) -> torch.Tensor:
     """Per-sample loss of the margins s = y f(x)."""
-    return LOSSES[name](margin)
+    return lookup(LOSSES, name, "loss")(margin)
+
+
+# Autocast dtype per training precision; None trains in plain fp32.
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def autocast(device_type: str, precision: str) -> contextlib.AbstractContextManager[Any]:
     """fp16 / bf16 autocast for the forward pass, or nothing for fp32."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
+    dtype = lookup(PRECISIONS, precision, "precision")
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type, dtype=dtype)
 
 
-def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: dict[str, Any]) -> list[float]:
-    """Full-batch training for config['steps'] steps; returns the loss curve.
+OPTIMIZERS: dict[str, Callable[[list[torch.nn.Parameter], TrainingConfig], torch.optim.Optimizer]] = {
+    "sgd": lambda params, config: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum),
+}
+# Learning-rate schedules, stepped with the loss after every step; None keeps the rate fixed.
+SCHEDULES: dict[str, Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.ReduceLROnPlateau] | None] = {
+    "plateau": torch.optim.lr_scheduler.ReduceLROnPlateau,  # PyTorch defaults: factor 0.1, patience 10
+    "constant": None,
+}
+
+
+def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: TrainingConfig) -> list[float]:
+    """Full-batch training for config.steps steps; returns the loss curve.
 
     Raises Divergence with the step number as soon as the loss is not finite.
     """
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
-                                lr=config["lr"], momentum=config["momentum"])
-    scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
-                 if config["schedule"] == "plateau" else None)
-    precision = config.get("precision", "fp32")
+    optimizer = lookup(OPTIMIZERS, config.optimizer, "optimizer")(
+        [p for p in model.parameters() if p.requires_grad], config)
+    make_scheduler = lookup(SCHEDULES, config.schedule, "schedule")
+    scheduler = make_scheduler(optimizer) if make_scheduler is not None else None
     device_type = x.device.type
-    scaler = torch.amp.GradScaler(device_type) if precision == "fp16" else None
+    scaler = torch.amp.GradScaler(device_type) if config.precision == "fp16" else None
     losses: list[float] = []
-    for step in range(config["steps"]):
+    for step in range(config.steps):
         optimizer.zero_grad(set_to_none=True)
-        with autocast(device_type, precision):
-            loss = margin_loss(config["loss"], y * model(x).float()).mean()
+        with autocast(device_type, config.precision):
+            loss = margin_loss(config.loss, y * model(x).float()).mean()
         value = loss.item()
         if not math.isfinite(value):
             raise Divergence(step, value)

@@ -7,8 +7,8 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from pl_dsl.results import parse_cell, read_table
-from pl_dsl.store import atomic_path
+from pl_dsl.engine.store import atomic_path
+from pl_dsl.report.results import parse_cell, read_table
 
 
 def series_points(rows: list[dict[str, str]], plot: dict[str, Any]) -> dict[tuple[str, Any], list[tuple[Any, float]]]:

@@ -1,29 +1,13 @@
-"""Saving and drawing the decision map (the paper's Figure 2) of one run."""
+"""Drawing the decision map (the paper's Figure 2) of one run."""
 
 from __future__ import annotations
 
-import resource
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from pl_dsl.store import atomic_path
 
-
-def save_map(arrays: dict[str, Any], seconds: float, npz: Path, png: Path, runs: list[str]) -> None:
-    """Write the figure, then the arrays (their presence marks the unit as done), atomically."""
-    data = {name: value.numpy() if hasattr(value, "numpy") else np.asarray(value) for name, value in arrays.items()}
-    data["seconds"] = np.asarray(seconds)
-    # Peak resident memory of this process so far (Linux reports KiB).
-    data["peak_rss_mb"] = np.asarray(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    draw_map(data, png, title=f"decision map, run {', '.join(runs[:3])}")
-    with atomic_path(npz) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **data)
-
-
-def draw_map(data: dict[str, np.ndarray], png: Path, title: str) -> None:
+def draw_map(data: dict[str, np.ndarray], png: Path, title: str = "decision map") -> None:
     """Agreement of f and g, their zero levels, where all three conditions hold, and the data."""
     import matplotlib
 
@@ -62,6 +46,5 @@ def draw_map(data: dict[str, np.ndarray], png: Path, title: str) -> None:
                        Line2D([], [], marker="o", ls="", color="tab:purple", label="train, y=-1")],
               fontsize=7, loc="upper right")
     fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+    fig.savefig(png, format="png", dpi=110)  # the store writes through a temporary path
     plt.close(fig)

@@ -14,20 +14,15 @@ class Layout:
     logs: Path = Path("logs")
 
     def unit(self, stage: str, key: str) -> Path:
-        """A stage's content-addressed artifact, shared by every run and experiment that needs it."""
-        suffix = {"evaluate": ".json", "theory": ".json", "decision_map": ".npz"}.get(stage, ".pt")
-        return self.root / "store" / stage / f"{key}{suffix}"
-
-    def map_figure(self, key: str) -> Path:
-        """The figure drawn beside a decision map's arrays."""
-        return self.unit("decision_map", key).with_suffix(".png")
+        """A unit's folder: its files and its record, shared by every run and experiment needing it."""
+        return self.root / "store" / stage / key
 
     def table_plan(self, digest: str) -> Path:
         """The runs of an experiment as the results table needs them, named by content."""
         return self.root / "plans" / "tables" / f"{digest}.json"
 
     def batch_plan(self, stage: str, batch: str) -> Path:
-        """The unit list of a batch, refreshed by the Snakefile at every start."""
+        """The unit list of a batch, written when the workflow starts."""
         return self.root / "plans" / stage / f"{batch}.json"
 
     def manifest(self, stage: str, batch: str) -> Path:
@@ -45,7 +40,7 @@ class Layout:
         return self.experiment(name) / "results.csv"
 
     def runs_dir(self, name: str) -> Path:
-        """Holds `<run id>/metrics.json` for each run of an experiment."""
+        """Holds `<run id>/metrics.json` (and run files such as decision maps) for each run."""
         return self.experiment(name) / "runs"
 
     def plot(self, name: str, plot: str, ext: str) -> Path:

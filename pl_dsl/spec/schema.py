@@ -1,4 +1,8 @@
-"""The experiment JSON Schema: loading, default filling and sub-schema lookup by field path."""
+"""The experiment JSON Schema: loading, default filling and sub-schema lookup by field path.
+
+The schema ships inside the package (pl_dsl/spec/experiment.schema.json; `schemas/` at the top
+of the repository links to it for editors). It is the one place defaults are written.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "experiment.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parent / "experiment.schema.json"
 
 
 @lru_cache(maxsize=1)
 def load_schema() -> dict[str, Any]:
-    """The experiment schema shipped in schemas/, shared by the CLI and the Snakefile."""
+    """The experiment schema, shared by the CLI and the Snakefile."""
     with open(SCHEMA_PATH, encoding="utf-8") as handle:
-        return json.load(handle)
+        data: dict[str, Any] = json.load(handle)
+    return data
 
 
 def resolve_ref(schema: dict[str, Any], root: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -43,6 +48,13 @@ def fill_defaults(data: dict[str, Any], schema: dict[str, Any] | None = None) ->
         if isinstance(result.get(name), dict) and "default" in prop:
             result[name] = fill_defaults(result[name], prop)
     return result
+
+
+def defaults(section: str) -> dict[str, Any]:
+    """The defaults the schema declares for the fields of one section (e.g. "data")."""
+    schema = subschema(section) or {}
+    return {name: copy.deepcopy(resolve_ref(prop)["default"]) for name, prop in schema.get("properties", {}).items()
+            if "default" in resolve_ref(prop)}
 
 
 def subschema(path: str) -> dict[str, Any] | None:

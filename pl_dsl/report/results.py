@@ -8,31 +8,34 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pl_dsl.metrics import METRICS, THEORY_METRICS
-from pl_dsl.paths import Layout
-from pl_dsl.store import atomic_path, read_json, write_json
+from pl_dsl.engine.paths import Layout
+from pl_dsl.engine.store import atomic_path, read_json, write_json
 
 
 def collect(table_plan: dict[str, Any], layout: Layout, table: Path, runs_dir: Path) -> int:
-    """Write runs_dir/<run>/metrics.json and the CSV table; returns the number of runs."""
+    """Write runs_dir/<run>/metrics.json (plus each stage's run files) and the CSV table from
+    the records of every unit of every run; returns the number of runs."""
     tmp_dir = runs_dir.with_name(f".{runs_dir.name}.tmp")
     shutil.rmtree(tmp_dir, ignore_errors=True)
-    with_theory = any(run.get("theory") for run in table_plan["runs"])
-    names = [*METRICS, *(THEORY_METRICS if with_theory else {})]
+    names = table_plan["metrics"]
     rows: list[dict[str, Any]] = []
     for run in table_plan["runs"]:
-        found = read_json(layout.unit("evaluate", run["evaluate"]))
-        if run.get("theory"):
-            found.update(read_json(layout.unit("theory", run["theory"])))
-        metrics = {name: found.get(name) for name in names}
+        found: dict[str, Any] = {}
+        devices: list[str] = []
         run_dir = tmp_dir / run["id"]
+        for stage, key in run["units"].items():
+            record = read_json(layout.unit(stage, key) / "record.json")
+            found.update(record["metrics"], **{f"time_{stage}": record["seconds"]})
+            devices.append(record["device"])
+            for name in table_plan["run_files"].get(stage, []):
+                run_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(layout.unit(stage, key) / name, run_dir / name)
+        metrics = {name: found.get(name) for name in names}
+        device = "+".join(dict.fromkeys(devices))
         write_json(run_dir / "metrics.json", {
             "experiment": table_plan["experiment"], "run": run["id"], "varied": run["varied"],
-            "metrics": metrics, "device": found["device"], "spec": run["spec"]})
-        if run.get("decision_map"):
-            shutil.copyfile(layout.unit("decision_map", run["decision_map"]), run_dir / "decision_map.npz")
-            shutil.copyfile(layout.map_figure(run["decision_map"]), run_dir / "decision_map.png")
-        rows.append({"run": run["id"], **run["varied"], **metrics, "device": found["device"]})
+            "metrics": metrics, "device": device, "spec": run["spec"]})
+        rows.append({"run": run["id"], **run["varied"], **metrics, "device": device})
     shutil.rmtree(runs_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp_dir.rename(runs_dir)

@@ -1,4 +1,4 @@
-"""Entry points of the Snakemake rules: `python -m pl_dsl.jobs batch|collect|plot ...`.
+"""Entry points of the Snakemake rules: `python -m pl_dsl.engine.jobs batch|collect|plot ...`.
 
 Each prints a one-line error (no traceback) and exits 1 when the work cannot be done.
 """
@@ -15,9 +15,10 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TextIO
 
+from pl_dsl.engine.paths import Layout
+from pl_dsl.engine.registry import Registry, stage_modules
+from pl_dsl.engine.store import read_json, write_json
 from pl_dsl.errors import StageFailure
-from pl_dsl.paths import Layout
-from pl_dsl.store import read_json, write_json
 
 
 def _log(handle: TextIO, message: str) -> None:
@@ -25,16 +26,17 @@ def _log(handle: TextIO, message: str) -> None:
     handle.flush()
 
 
-def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, log: TextIO) -> None:
+def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, registry: Registry,
+              log: TextIO) -> None:
     """Compute every unit of a batch that the store lacks, then write the batch manifest.
 
-    A batch that computes on CUDA first claims a GPU of its own (see pl_dsl.gpus).
+    A batch that computes on CUDA first claims a GPU of its own (see engine.gpus).
     """
     import torch
 
-    from pl_dsl.gpus import claim_device, visible_devices
-    from pl_dsl.plan import Unit
-    from pl_dsl.stages import Workspace
+    from pl_dsl.engine.gpus import claim_device, visible_devices
+    from pl_dsl.engine.plan import Unit
+    from pl_dsl.engine.workspace import Workspace
 
     torch.set_num_threads(max(1, threads))
     plan = read_json(plan_path)
@@ -47,7 +49,7 @@ def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, log
         if cuda_index is not None:
             gpu["claimed"] = devices[cuda_index]
             _log(log, f"using GPU {gpu['claimed']} (cuda:{cuda_index})")
-        workspace = Workspace(layout, cuda_index=cuda_index)
+        workspace = Workspace(layout, registry, cuda_index=cuda_index)
         records = []
         for unit in units:
             t0 = time.perf_counter()
@@ -60,9 +62,10 @@ def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, log
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pl_dsl.jobs")
+    parser = argparse.ArgumentParser(prog="python -m pl_dsl.engine.jobs")
     parser.add_argument("--results", default="results", help="results root")
     parser.add_argument("--log", required=True)
+    parser.add_argument("--stage-modules", default="", help="modules declaring extra stages (comma-separated)")
     sub = parser.add_subparsers(dest="job", required=True)
     batch = sub.add_parser("batch")
     batch.add_argument("--plan", required=True)
@@ -84,14 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.log, "a", encoding="utf-8") as log:
         try:
             if args.job == "batch":
-                run_batch(Path(args.plan), Path(args.manifest), args.threads, layout, log)
+                from pl_dsl.stages import REGISTRY
+
+                registry = REGISTRY.extended(stage_modules(args.stage_modules))
+                run_batch(Path(args.plan), Path(args.manifest), args.threads, layout, registry, log)
             elif args.job == "collect":
-                from pl_dsl.results import collect as collect_table
+                from pl_dsl.report.results import collect as collect_table
 
                 count = collect_table(read_json(args.plan), layout, Path(args.table), Path(args.runs))
                 _log(log, f"collected {count} runs into {args.table}")
             else:
-                from pl_dsl.plotting import draw
+                from pl_dsl.report.plotting import draw
 
                 draw(json.loads(args.spec), Path(args.table), Path(args.png), Path(args.svg), args.experiment)
                 _log(log, f"drew {args.png} and {args.svg}")

@@ -5,20 +5,24 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from pl_dsl.hashing import stable_hash
-from pl_dsl.metrics import ALL_METRICS, THEORY_METRICS
-from pl_dsl.schema import fill_defaults, load_schema, subschema
-from pl_dsl.yamlpos import LocatedDocument, Mark, YamlDocumentError, load_located
+from pl_dsl.science.datasets import data_kind
+from pl_dsl.spec.config import RunConfig, resolve, to_json
+from pl_dsl.spec.schema import fill_defaults, load_schema, subschema
+from pl_dsl.spec.yamlpos import LocatedDocument, Mark, YamlDocumentError, load_located
+
+if TYPE_CHECKING:
+    from pl_dsl.engine.registry import Registry
 
 # Top-level fields that describe the experiment rather than a run; they cannot be swept.
 NOT_SWEEPABLE = ("name", "description", "sweep", "plots", "seeds")
-DEFAULT_EPS_PER_COORD = 0.001
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,17 @@ class SpecError:
 
 @dataclass
 class Run:
-    """One point of an experiment's sweep: its id, the values varied there, and its full spec."""
+    """One point of an experiment's sweep: its id, the values varied there, and its resolved
+    configuration (typed, and as plain JSON in `spec`)."""
 
     id: str
     varied: dict[str, Any]
-    spec: dict[str, Any]
+    config: RunConfig
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        data: dict[str, Any] = to_json(self.config)
+        return data
 
 
 @dataclass
@@ -217,87 +227,54 @@ def set_path(target: dict[str, Any], path: str, value: Any) -> None:
     target[leaf] = value
 
 
-SYNTHETIC_DEFAULTS = {"dim": 100, "n_train": 1000, "n_test": 1000, "mean_shift": 0.3}
-
-
-def data_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
-    """(field, sentence) for data fields that do not fit the data kind."""
-    from pl_dsl.datasets import REAL_DATASETS
-
-    kind = data["kind"]
-    if kind in REAL_DATASETS:
-        wrong = [(f, f"{f} applies to synthetic data only; {kind} fixes it") for f in ("dim", "mean_shift") if f in data]
-        classes = data.get("classes")
-        if classes is not None and classes[0] == classes[1]:
-            wrong.append(("classes", "the two classes must differ"))
-        return wrong
-    return [(f, f"{f} applies to real data sets only") for f in ("classes", "root") if f in data]
-
-
-def resolve_data(data: dict[str, Any]) -> dict[str, Any]:
-    """Fill the data defaults that depend on the kind (None for 'all samples' of real data)."""
-    from pl_dsl.datasets import REAL_DATASETS
-
-    kind = data["kind"]
-    if kind in REAL_DATASETS:
-        info = REAL_DATASETS[kind]
-        return {"kind": kind, "dim": info.dim, "classes": list(data.get("classes", info.default_classes)),
-                "n_train": data.get("n_train"), "n_test": data.get("n_test"), "root": data.get("root")}
-    return {**SYNTHETIC_DEFAULTS, **data}
-
-
-def resolve_run(base: dict[str, Any], varied: dict[str, Any]) -> dict[str, Any]:
-    """The complete, self-contained spec of one run: overrides merged, eps made absolute."""
-    spec = copy.deepcopy(base)
+def resolve_run(spec: dict[str, Any], raw: dict[str, Any], varied: dict[str, Any]) -> RunConfig:
+    """The run at one sweep point: `spec` has every default filled in, `raw` is the spec as
+    written (which data fields apply depends on the data kind)."""
+    spec = copy.deepcopy(spec)
+    data = copy.deepcopy(raw.get("data", {}))
     for path, value in varied.items():
         set_path(spec, path, value)
-    spec["data"] = resolve_data(spec["data"])
-    shared = spec.pop("training")
-    for net in ("train_f", "train_g"):
-        spec[net] = {**shared, **spec.get(net, {})}
-    attack = spec["attack"]
-    if "eps" not in attack:
-        attack["eps"] = attack.get("eps_per_coord", DEFAULT_EPS_PER_COORD) * math.sqrt(spec["data"]["dim"])
-    attack.pop("eps_per_coord", None)
-    attack.setdefault("step_size", 2.5 / attack["steps"])
-    for key in NOT_SWEEPABLE:
-        spec.pop(key, None)
-    return spec
+        if path.startswith("data."):
+            set_path(data, path.split(".", 1)[1], value)
+    return resolve(spec, data)
 
 
-def _expand(checker: _Checker, spec: dict[str, Any], axes: list[list[tuple[str, list[Any]]]]) -> list[Run]:
+def _expand(checker: _Checker, spec: dict[str, Any], raw: dict[str, Any],
+            axes: list[list[tuple[str, list[Any]]]]) -> list[Run]:
     runs: list[Run] = []
     by_spec: dict[str, dict[str, Any]] = {}
+    raw_attack = raw.get("attack", {})
     for combo in itertools.product(*[range(len(axis[0][1])) for axis in axes]):
         varied = {path: values[i] for axis, i in zip(axes, combo) for path, values in axis}
         given = {p for p in varied if p.startswith("attack.eps")} | {
-            f"attack.{k}" for k in ("eps", "eps_per_coord") if k in spec["attack"]}
+            f"attack.{k}" for k in ("eps", "eps_per_coord") if k in raw_attack}
         if {"attack.eps", "attack.eps_per_coord"} <= given:
             checker.add(("attack",), "give either eps or eps_per_coord, not both (directly or through a sweep)")
             return []
-        merged = {"data": copy.deepcopy(spec["data"])}
+        data = copy.deepcopy(raw.get("data", {}))
         for path, value in varied.items():
             if path.startswith("data."):
-                set_path(merged, path, value)
-        problems = data_problems(merged["data"])
+                set_path(data, path.split(".", 1)[1], value)
+        problems = data_kind(data.get("kind", spec["data"]["kind"])).problems(data)
         for field_name, sentence in problems:
             swept = f"data.{field_name}" in varied or "data.kind" in varied
             where = ("sweep",) if swept else ("data", field_name)
             checker.add(where, sentence, key=True)
         if problems:
             return []
-        run_spec = resolve_run(spec, varied)
-        run_id = "r" + stable_hash(run_spec, 8)
+        config = resolve_run(spec, raw, varied)
+        run_id = "r" + stable_hash(to_json(config), 16)
         if run_id in by_spec:
             checker.add(("sweep",) if spec.get("sweep") else ("seeds",), key=True,
                         message=f"two sweep points give the same run: {by_spec[run_id]} and {varied}")
             return []
         by_spec[run_id] = varied
-        runs.append(Run(run_id, varied, run_spec))
+        runs.append(Run(run_id, varied, config))
     return runs
 
 
-def _check_plots(checker: _Checker, spec: dict[str, Any], axes: list[str]) -> None:
+def _check_plots(checker: _Checker, spec: dict[str, Any], axes: list[str], registry: Registry) -> None:
+    known_metrics = registry.metrics()
     names: set[str] = set()
     for index, plot in enumerate(spec.get("plots", [])):
         where = ("plots", index)
@@ -306,9 +283,9 @@ def _check_plots(checker: _Checker, spec: dict[str, Any], axes: list[str]) -> No
         names.add(plot["name"])
         metrics = [plot["y"]] if isinstance(plot["y"], str) else plot["y"]
         for i, metric in enumerate(metrics):
-            if metric not in ALL_METRICS:
+            if metric not in known_metrics:
                 sub = where + ("y",) + (() if isinstance(plot["y"], str) else (i,))
-                checker.add(sub, f"unknown metric '{metric}'; known: {', '.join(ALL_METRICS)}")
+                checker.add(sub, f"unknown metric '{metric}'; known: {', '.join(known_metrics)}")
         for role in ("x", "series"):
             if role in plot and plot[role] not in axes:
                 known = ", ".join(axes) if axes else "none (the spec sweeps nothing)"
@@ -329,8 +306,13 @@ def _non_finite_numbers(checker: _Checker, value: Any, path: tuple[Any, ...]) ->
             _non_finite_numbers(checker, item, path + (index,))
 
 
-def check_text(text: str, file: str) -> tuple[Experiment | None, list[SpecError]]:
-    """Check a spec given as text; returns the experiment (when valid) and every error found."""
+def check_text(text: str, file: str, registry: Registry | None = None) -> tuple[Experiment | None, list[SpecError]]:
+    """Check a spec given as text; returns the experiment (when valid) and every error found.
+
+    registry: the stages whose metrics plots may name (default: pl-dsl's own).
+    """
+    if registry is None:
+        from pl_dsl.stages import REGISTRY as registry
     try:
         doc = load_located(text)
     except YamlDocumentError as exc:
@@ -347,12 +329,15 @@ def check_text(text: str, file: str) -> tuple[Experiment | None, list[SpecError]
     spec = fill_defaults(doc.data)
     axes = [] if broken & {"sweep", "seeds"} else _sweep_axes(checker, spec)
     if "plots" not in broken and not broken & {"sweep", "seeds"}:
-        _check_plots(checker, spec, swept_paths(spec))
+        _check_plots(checker, spec, swept_paths(spec), registry)
     if checker.errors:
         return None, sorted(checker.errors, key=lambda e: (e.line, e.col))
-    if any(m in THEORY_METRICS for p in spec["plots"] for m in ([p["y"]] if isinstance(p["y"], str) else p["y"])):
-        spec["theory"]["enabled"] = True  # asking for a theory metric is asking for the theory stage
-    experiment = Experiment(file, spec, _expand(checker, spec, axes))
+    for plot in spec["plots"]:
+        for metric in [plot["y"]] if isinstance(plot["y"], str) else plot["y"]:
+            switch = registry.stage_of_metric(metric).switch
+            if switch:  # asking for a stage's metric is asking for the stage
+                set_path(spec, switch, True)
+    experiment = Experiment(file, spec, _expand(checker, spec, doc.data, axes))
     if checker.errors:
         return None, checker.errors
     experiment.warnings = _missing_data(checker, experiment.runs)
@@ -361,10 +346,10 @@ def check_text(text: str, file: str) -> tuple[Experiment | None, list[SpecError]
 
 def _missing_data(checker: _Checker, runs: list[Run]) -> list[SpecError]:
     """Warnings for real data sets whose files cannot be found (the runs would fail)."""
-    from pl_dsl.datasets import REAL_DATASETS, DataNotFound, locate
+    from pl_dsl.science.datasets import REAL_DATASETS, DataNotFound, locate
 
     warnings: list[SpecError] = []
-    for kind, root in dict.fromkeys((r.spec["data"]["kind"], r.spec["data"].get("root")) for r in runs):
+    for kind, root in dict.fromkeys((r.config.data.kind, r.config.data.root) for r in runs):
         if kind not in REAL_DATASETS:
             continue
         try:
@@ -375,7 +360,7 @@ def _missing_data(checker: _Checker, runs: list[Run]) -> list[SpecError]:
     return warnings
 
 
-def check_file(path: str | Path) -> tuple[Experiment | None, list[SpecError]]:
+def check_file(path: str | Path, registry: Registry | None = None) -> tuple[Experiment | None, list[SpecError]]:
     """Check one spec file; a missing or unreadable file is an error like any other."""
     file = str(path)
     try:
@@ -383,7 +368,7 @@ def check_file(path: str | Path) -> tuple[Experiment | None, list[SpecError]]:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return None, [SpecError(file, 1, 1, "", f"cannot read the file: {reason}")]
-    return check_text(text, file)
+    return check_text(text, file, registry)
 
 
 def load_experiment(path: str | Path) -> Experiment:

@@ -1,0 +1,94 @@
+"""Code fingerprints: a hash of what a stage computes with, blind to comments and formatting.
+
+A stage's fingerprint covers its own module and every pl_dsl module it imports, transitively
+(imports inside functions included), except the engine and the language (`pl_dsl.engine`,
+`pl_dsl.spec`): they decide *which* units run and with which parameters (those are in the
+identity already), not what a unit computes. Each module counts by its abstract syntax tree
+with docstrings removed, so editing a comment, a docstring or the layout changes nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE = "pl_dsl"
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+NOT_FINGERPRINTED = ("pl_dsl.engine", "pl_dsl.spec")
+
+
+def _source_file(module: str, root: Path) -> Path | None:
+    """The file of a module (a package's __init__.py), or None if it is not a module.
+
+    pl_dsl's own modules are found under `root` without importing anything; a module outside
+    pl_dsl (a user's own stage) is found the way Python would import it.
+    """
+    if module.split(".")[0] != PACKAGE:
+        import importlib.util
+
+        spec = importlib.util.find_spec(module)
+        return Path(spec.origin) if spec is not None and spec.origin and spec.origin.endswith(".py") else None
+    parts = module.split(".")[1:]
+    for candidate in (root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _strip_docstrings(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+
+
+def _imported(tree: ast.AST, module: str, is_package: bool) -> set[str]:
+    """pl_dsl modules named by the imports of a module (absolute or relative)."""
+    found: set[str] = set()
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.split(".")[0] == PACKAGE)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            if base.split(".")[0] == PACKAGE:
+                found.add(base)
+                found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return found
+
+
+@lru_cache(maxsize=None)
+def _module_digest(module: str, root: Path) -> tuple[str, frozenset[str]] | None:
+    """(hash of the normalised syntax tree, pl_dsl modules it imports), or None if no such module."""
+    path = _source_file(module, root)
+    if path is None:
+        return None
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imports = _imported(tree, module, path.name == "__init__.py")
+    _strip_docstrings(tree)
+    digest = hashlib.sha256(ast.dump(tree, annotate_fields=False, include_attributes=False).encode()).hexdigest()
+    return digest, frozenset(imports)
+
+
+def code_fingerprint(module: str, root: Path = PACKAGE_DIR) -> str:
+    """Hash over `module` and the pl_dsl modules it depends on (see the module docstring)."""
+    seen: dict[str, str] = {}
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        if name in seen or (name != module and name.startswith(NOT_FINGERPRINTED)):
+            continue
+        found = _module_digest(name, root)
+        if found is None:
+            continue  # `from pkg import function`: the name is not a module
+        seen[name], imports = found
+        pending.extend(sorted(imports))
+    blob = "\n".join(f"{name}:{digest}" for name, digest in sorted(seen.items()))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,167 @@
+"""Stage declarations and the registry the engine reads: everything about a stage in one object.
+
+A stage is declared once, next to its computation (see `pl_dsl/stages/`): its name, its named
+inputs (other stages), the typed parameters that form its identity, what it writes, the
+metrics it reports, a cost estimate, its batch size and whether it may use a GPU. Planning,
+paths, the Snakemake rules and the results table are all driven by these declarations.
+Torch-free: the Snakefile reads the registry at every start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from pl_dsl.engine.fingerprint import code_fingerprint
+from pl_dsl.errors import lookup
+from pl_dsl.spec.config import RunConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from pl_dsl.science.data import Dataset
+    from pl_dsl.science.nn import TwoLayerNet
+    from pl_dsl.spec.config import DataConfig, NetworkConfig
+
+P = TypeVar("P")
+
+
+class UnitContext(Protocol):
+    """What a stage's computation may ask of the engine while computing one unit."""
+
+    device: torch.device
+
+    def dataset(self, data: DataConfig, seed: int) -> Dataset:
+        """The data set (cached per process), on this unit's device."""
+
+    def load(self, input_name: str, file: str) -> Any:
+        """A file written by the unit of one of this stage's named inputs."""
+
+    def network(self, input_name: str, network: NetworkConfig, dim: int) -> TwoLayerNet:
+        """The trained network an input unit stored as `model.pt`, on this unit's device."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """What one unit's computation produced: files (by name, written in the format their suffix
+    names; see `engine.store.FORMATS`) and metrics (columns of the results table)."""
+
+    files: dict[str, Any]
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stage(Generic[P]):
+    """The declaration of one pipeline stage."""
+
+    name: str
+    params: type[P]  # a frozen dataclass: the resolved-run fields this stage reads = its identity
+    compute: Callable[[UnitContext, P], Output]
+    writes: Mapping[str, str]  # file name -> what it holds
+    metrics: Mapping[str, str]  # metric name -> description (docs, report captions, plots)
+    cost: Callable[[P], float]  # estimated multiply-adds of one unit: batching and resources
+    inputs: Mapping[str, str] = field(default_factory=dict)  # input name -> stage name
+    rename: Mapping[str, str] = field(default_factory=dict)  # params field -> RunConfig field, if named apart
+    batch_size: int = 16  # units per job at most
+    gpu: bool = True  # may compute on CUDA
+    mem_mb: int = 2000  # memory a cluster job of this stage asks for
+    runtime: int = 60  # minutes a cluster job of this stage asks for
+    switch: str | None = None  # boolean field of the run that turns this stage on (None: always on)
+    run_files: tuple[str, ...] = ()  # files copied into results/<experiment>/runs/<run>/
+    version: int = 1  # bump to recompute where the fingerprint cannot see a change
+
+    def select(self, run: RunConfig) -> P:
+        """This stage's parameters for one run."""
+        return self.params(**{f.name: getattr(run, self.rename.get(f.name, f.name))  # type: ignore[call-arg]
+                              for f in dataclasses.fields(self.params)})  # type: ignore[arg-type]
+
+    def enabled(self, run: RunConfig) -> bool:
+        """Whether the run has this stage."""
+        if self.switch is None:
+            return True
+        value: Any = run
+        for part in self.switch.split("."):
+            value = getattr(value, part)
+        return bool(value)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of the code that computes this stage (see engine.fingerprint) and its version."""
+        return f"{code_fingerprint(self.compute.__module__)}.v{self.version}"
+
+    @property
+    def all_metrics(self) -> dict[str, str]:
+        """Its declared metrics plus the seconds it took (time_<stage>)."""
+        return {**self.metrics, f"time_{self.name}": f"seconds spent in {self.name}"}
+
+
+class Registry:
+    """The stages in dependency order, looked up by name; unknown names are errors."""
+
+    def __init__(self, stages: Iterable[Stage[Any]]) -> None:
+        self._stages: dict[str, Stage[Any]] = {}
+        metrics: dict[str, str] = {}
+        for stage in stages:
+            if stage.name in self._stages:
+                raise ValueError(f"stage {stage.name!r} is registered twice")
+            for input_name, source in stage.inputs.items():
+                if source not in self._stages:
+                    raise ValueError(f"stage {stage.name!r}: input {input_name!r} needs stage {source!r}, "
+                                     "which must be registered before it")
+            for metric in stage.all_metrics:
+                if metric in metrics:
+                    raise ValueError(f"metric {metric!r} is declared by stages {metrics[metric]!r} and {stage.name!r}")
+                metrics[metric] = stage.name
+            self._stages[stage.name] = stage
+
+    def __iter__(self) -> Iterator[Stage[Any]]:
+        return iter(self._stages.values())
+
+    def __getitem__(self, name: str) -> Stage[Any]:
+        return lookup(self._stages, name, "stage")
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._stages)
+
+    def metrics(self) -> dict[str, str]:
+        """Every metric any stage reports, with its description, in stage order."""
+        return {name: text for stage in self for name, text in stage.all_metrics.items()}
+
+    def stage_of_metric(self, metric: str) -> Stage[Any]:
+        """The stage that reports a metric."""
+        return lookup({m: s for s in self for m in s.all_metrics}, metric, "metric")
+
+    def leaves(self, present: Iterable[str]) -> list[str]:
+        """Among the present stages, those no other present stage reads: their completion
+        implies every stage of the run is complete."""
+        present = set(present)
+        consumed = {source for name in present for source in self[name].inputs.values()}
+        return [name for name in self._stages if name in present and name not in consumed]
+
+    def extended(self, modules: Iterable[str]) -> Registry:
+        """This registry plus the `STAGE` declared by each named module (a user's own stages)."""
+        extra = []
+        for module in modules:
+            declared = getattr(importlib.import_module(module), "STAGE", None)
+            if not isinstance(declared, Stage):
+                raise ValueError(f"module {module!r} declares no STAGE")
+            extra.append(declared)
+        return Registry([*self, *extra]) if extra else self
+
+
+def stage_modules(value: str | Iterable[str] | None) -> list[str]:
+    """The extra stage modules named in config (`stage_modules=a.b,c.d` or a list)."""
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [item.strip() for item in items if item.strip()]
+
+
+def params_fields(stage: Stage[Any]) -> Mapping[str, str]:
+    """Params field -> the RunConfig field it reads (the spec sections forming the identity)."""
+    return {f.name: stage.rename.get(f.name, f.name) for f in dataclasses.fields(stage.params)}  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""The outputs: per-run metrics files, the results table, plots and decision-map figures."""

@@ -1,0 +1,2 @@
+"""The language: the JSON Schema, YAML with positions, checking, sweep expansion and the typed
+resolved run every stage reads."""

@@ -1,0 +1,176 @@
+"""The resolved run: frozen dataclasses built once from a checked spec, read by every stage.
+
+Defaults are not written here: resolution fills them from the schema (`schema.defaults`), so
+the schema stays the only place a default lives. What depends on the data kind (dimension and
+sample counts of real data sets) comes from the data-kind table in `science.datasets`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, Union
+
+T = TypeVar("T")
+
+# A field with this metadata is carried to the stage but is not part of any identity.
+NOT_IDENTITY = {"identity": False}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The data set D and the clean test set."""
+
+    kind: str
+    dim: int
+    n_train: int | None  # None: every sample of the two classes (real data)
+    n_test: int | None
+    mean_shift: float | None = None  # synthetic data only
+    classes: tuple[int, int] | None = None  # real data only
+    root: str | None = field(default=None, metadata=NOT_IDENTITY)  # where files lie, not what they are
+
+    def stream_identity(self) -> dict[str, Any]:
+        """The fields that define the samples, as the random streams see them."""
+        from pl_dsl.science.datasets import data_kind
+
+        return {name: to_json(getattr(self, name)) for name in data_kind(self.kind).fields}
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The two-layer network used for f and for g."""
+
+    width: int
+    leaky_slope: float
+    readout: str
+    bias: bool
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Full-batch training of one network."""
+
+    loss: str
+    steps: int
+    lr: float
+    optimizer: str
+    momentum: float
+    schedule: str
+    precision: str
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """The perturbation of every training sample towards its target label (eps made absolute)."""
+
+    norm: str
+    eps: float
+    l0_k: int
+    targets: str
+    steps: int
+    step_size: float  # relative to eps
+
+
+@dataclass(frozen=True)
+class TheoryConfig:
+    """The lazy-regime theory metrics."""
+
+    enabled: bool
+    margin_f: float
+    margin_g: float
+
+
+@dataclass(frozen=True)
+class DecisionMapConfig:
+    """The decision map of one run (the paper's Figure 2)."""
+
+    enabled: bool
+    resolution: int
+    limits: str | tuple[float, float, float, float]
+    padding: float
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run computes from, with every default filled in."""
+
+    data: DataConfig
+    network: NetworkConfig
+    train_f: TrainingConfig
+    train_g: TrainingConfig
+    attack: AttackConfig
+    scenario: str
+    seed: int
+    device: str
+    theory: TheoryConfig
+    decision_map: DecisionMapConfig
+
+
+# PGD's default step, relative to eps, is this budget spread over the steps (2.5 / steps).
+PGD_STEP_BUDGET = 2.5
+
+
+def resolve(spec: dict[str, Any], raw_data: dict[str, Any]) -> RunConfig:
+    """The run of a spec whose defaults are filled and whose sweep values are set.
+
+    raw_data is the data section as the user wrote it (plus swept values): which data fields
+    apply, and their defaults, depend on the data kind.
+    """
+    from pl_dsl.science.datasets import data_kind
+    from pl_dsl.spec.schema import defaults
+
+    data = data_kind(raw_data.get("kind", defaults("data")["kind"])).resolve(raw_data, defaults("data"))
+    attack = dict(spec["attack"])
+    eps = attack.pop("eps", None)
+    per_coord = attack.pop("eps_per_coord")
+    attack["eps"] = eps if eps is not None else per_coord * math.sqrt(data["dim"])
+    attack.setdefault("step_size", PGD_STEP_BUDGET / attack["steps"])
+    shared = spec["training"]
+    return from_json(RunConfig, {
+        "data": data, "network": spec["network"],
+        "train_f": {**shared, **spec["train_f"]}, "train_g": {**shared, **spec["train_g"]},
+        "attack": attack, "scenario": spec["scenario"], "seed": spec["seed"], "device": spec["device"],
+        "theory": spec["theory"], "decision_map": spec["decision_map"],
+    })
+
+
+def to_json(value: Any, *, identity: bool = False) -> Any:
+    """Plain JSON data of a config (dataclasses become dicts, tuples lists).
+
+    With identity=True, fields marked NOT_IDENTITY are left out.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name), identity=identity) for f in dataclasses.fields(value)
+                if not (identity and f.metadata.get("identity") is False)}
+    if isinstance(value, (list, tuple)):
+        return [to_json(item, identity=identity) for item in value]
+    return value
+
+
+def from_json(cls: type[T], data: Any) -> T:
+    """Rebuild a (nested) config dataclass from `to_json` output."""
+    hints = typing.get_type_hints(cls)
+    values = {f.name: _convert(hints[f.name], data[f.name]) for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+              if f.name in data}
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        for option in options:
+            if dataclasses.is_dataclass(option) or typing.get_origin(option) is tuple:
+                if isinstance(value, (dict, list)):
+                    return _convert(option, value)
+        return value
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return from_json(hint, value)  # type: ignore[arg-type]
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    return value

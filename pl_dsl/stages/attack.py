@@ -1,0 +1,55 @@
+"""attack: the perturbation r_n of every training sample towards its target label y_adv_n."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pl_dsl.engine.registry import Output, Stage, UnitContext
+from pl_dsl.spec.config import AttackConfig, TrainingConfig
+from pl_dsl.stages.common import Common, accuracy
+
+
+@dataclass(frozen=True)
+class AttackParams(Common):
+    attack: AttackConfig
+    train: TrainingConfig  # f's: the attack descends f's own training loss
+
+
+def compute(ctx: UnitContext, params: AttackParams) -> Output:
+    import torch
+
+    from pl_dsl.science.attack import draw_targets, perturb, perturbation_norm
+    from pl_dsl.science.nn import predict
+    from pl_dsl.science.rng import stream_seed
+
+    data = ctx.dataset(params.data, params.seed)
+    f = ctx.network("f", params.network, data.x.shape[1])
+    seed = stream_seed(params.seed, "targets", params.data.stream_identity(), params.attack.targets)
+    y_adv = draw_targets(params.attack.targets, data.y.cpu(), torch.Generator().manual_seed(seed)).to(ctx.device)
+    delta = perturb(f, data.x, y_adv, params.train.loss, params.attack)
+    norms = perturbation_norm(delta, params.attack.norm)
+    return Output({"perturbations.pt": {"delta": delta.cpu(), "y_adv": y_adv.cpu()}}, {
+        "attack_success": accuracy(predict(f, data.x + delta), y_adv),
+        "pert_norm_mean": norms.mean().item(),
+        "pert_norm_max": norms.max().item(),
+        "target_mean": y_adv.mean().item(),
+    })
+
+
+def cost(params: AttackParams) -> float:
+    return 3.0 * params.attack.steps * params.sizes()[0] * params.per_sample()
+
+
+STAGE = Stage(
+    name="attack", params=AttackParams, rename={"train": "train_f"}, compute=compute, cost=cost,
+    inputs={"f": "train_f"},
+    writes={"perturbations.pt": "r_n (delta) and the target labels y_adv of every training sample"},
+    metrics={
+        "attack_success": "fraction of n with sign f(x_n + r_n) = y_adv_n",
+        "pert_norm_mean": "mean norm of r_n in the attack's norm",
+        "pert_norm_max": "largest norm of r_n in the attack's norm",
+        "target_mean": "mean target label y_adv (0 for balanced targets)",
+    },
+    batch_size=64,
+    runtime=30,
+)

@@ -1,0 +1,84 @@
+"""What several stages share: the parameters every unit has, random streams for
+initialisation, accuracies, and the trained f and g (with g's training inputs) of a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pl_dsl.engine.registry import UnitContext
+from pl_dsl.errors import lookup
+from pl_dsl.spec.config import DataConfig, NetworkConfig, to_json
+
+if TYPE_CHECKING:
+    import torch
+
+    from pl_dsl.science.data import Dataset
+    from pl_dsl.science.nn import TwoLayerNet
+
+# Real data sets leave the sample counts open (every sample); costs assume about this many.
+TYPICAL_REAL_SIZES = (12000, 2000)
+
+
+@dataclass(frozen=True)
+class Common:
+    """Fields every stage reads: the seed, the data set and the network shape."""
+
+    seed: int
+    data: DataConfig
+    network: NetworkConfig
+
+    def sizes(self) -> tuple[int, int]:
+        """(N, test samples), for cost estimates."""
+        return (self.data.n_train or TYPICAL_REAL_SIZES[0], self.data.n_test or TYPICAL_REAL_SIZES[1])
+
+    def per_sample(self) -> float:
+        """Multiply-adds of one forward pass of one sample."""
+        return float(self.data.dim * self.network.width)
+
+
+@dataclass(frozen=True)
+class TrainedParams(Common):
+    """Stages that read the trained f and g of a run also need g's scenario."""
+
+    scenario: str
+
+
+def init_generator(params: Common, role: str) -> torch.Generator:
+    """Initialisation depends on seed, data and network only, so networks trained with different
+    learning rates start from the same weights (a fair learning-rate grid)."""
+    import torch
+
+    from pl_dsl.science.rng import stream_seed
+
+    identity = stream_seed(params.seed, role, params.data.stream_identity(), to_json(params.network))
+    return torch.Generator().manual_seed(identity)
+
+
+def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:
+    return (pred == labels).sum().item() / len(labels)
+
+
+SCENARIOS: dict[str, Any] = {
+    "a": lambda x, delta: delta,  # g learns from the perturbation r_n only
+    "b": lambda x, delta: x + delta,  # from the adversarial example x_n + r_n
+}
+
+
+def adversarial_inputs(scenario: str, data: Dataset, delta: torch.Tensor) -> torch.Tensor:
+    """g's training inputs under a scenario."""
+    return lookup(SCENARIOS, scenario, "scenario")(data.x, delta.to(data.x.device))  # type: ignore[no-any-return]
+
+
+def trained(ctx: UnitContext, params: TrainedParams) -> tuple[Dataset, TwoLayerNet, TwoLayerNet,
+                                                             dict[str, Any], torch.Tensor]:
+    """Data, f, g, the perturbations file and g's training inputs, from inputs f, attack and g."""
+    data = ctx.dataset(params.data, params.seed)
+    dim = data.x.shape[1]
+    f = ctx.network("f", params.network, dim)
+    g = ctx.network("g", params.network, dim)
+    attack = ctx.load("attack", "perturbations.pt")
+    return data, f, g, attack, adversarial_inputs(params.scenario, data, attack["delta"])
+
+
+TRAINED_INPUTS = {"f": "train_f", "attack": "attack", "g": "train_g"}
