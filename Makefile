@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pl-dsl-installed
 
-.PHONY: setup quickstart test benchmark clean
+.PHONY: setup quickstart lint test benchmark clean
 
 # torch is pinned here (the CPU wheel); pyproject.toml keeps a range that admits it, so the
 # second install adds nothing torch-related.
@@ -21,7 +21,11 @@ quickstart: setup
 	$(BIN)/snakemake --cores $(CORES) --config experiments=quickstart
 	$(BIN)/pl-dsl results quickstart
 
-test: setup
+lint: setup
+	$(BIN)/ruff check pl_dsl tests benchmarks
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 benchmark: setup

@@ -14,10 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from pl_dsl.paths import Layout
-from pl_dsl.plan import run_units
-from pl_dsl.spec import check_text
-from pl_dsl.stages import Workspace
+from pl_dsl.engine.paths import Layout
+from pl_dsl.engine.plan import run_units
+from pl_dsl.engine.workspace import Workspace
+from pl_dsl.spec.check import check_text
+from pl_dsl.stages import REGISTRY
 
 SPEC = """
 name: map-bench
@@ -37,9 +38,9 @@ def main() -> None:
     args = parser.parse_args()
     experiment, errors = check_text(SPEC.format(n=args.n_train, res=args.resolution), "map-bench.yaml")
     assert not errors, errors
-    units = run_units(experiment.runs[0])
+    units = run_units(experiment.runs[0], REGISTRY)
     with tempfile.TemporaryDirectory() as tmp:
-        workspace = Workspace(Layout(Path(tmp)))
+        workspace = Workspace(Layout(Path(tmp)), REGISTRY)
         for stage in ("train_f", "attack", "train_g"):
             workspace.compute(units[stage])
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -38,17 +38,18 @@ sweep:
 IN_PROCESS = """
 import sys
 from pathlib import Path
-from pl_dsl.paths import Layout
-from pl_dsl.plan import run_units
-from pl_dsl.spec import load_experiment
-from pl_dsl.stages import run_in_process
+from pl_dsl.engine.paths import Layout
+from pl_dsl.engine.plan import run_units
+from pl_dsl.engine.workspace import run_in_process
+from pl_dsl.spec.check import load_experiment
+from pl_dsl.stages import REGISTRY
 experiment = load_experiment(sys.argv[1])
-units = [run_units(run) for run in experiment.runs]
+units = [run_units(run, REGISTRY) for run in experiment.runs]
 if sys.argv[3] == "shared":
-    run_in_process(units, Layout(Path(sys.argv[2])))
+    run_in_process(units, Layout(Path(sys.argv[2])), REGISTRY)
 else:  # every run on its own: nothing is shared between runs
     for index, run in enumerate(units):
-        run_in_process([run], Layout(Path(sys.argv[2]) / str(index)))
+        run_in_process([run], Layout(Path(sys.argv[2]) / str(index)), REGISTRY)
 """
 
 

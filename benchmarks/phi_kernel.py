@@ -13,8 +13,9 @@ import time
 
 import torch
 
-from pl_dsl.data import make_dataset
-from pl_dsl.theory import phi, phi_monte_carlo
+from pl_dsl.science.data import make_dataset
+from pl_dsl.science.theory import phi, phi_monte_carlo
+from pl_dsl.spec.config import DataConfig
 
 
 def best_time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -33,7 +34,7 @@ def main() -> None:
     parser.add_argument("--gamma", type=float, default=0.0)
     parser.add_argument("--long-samples", type=int, default=200_000)
     args = parser.parse_args()
-    data = make_dataset({"kind": "shifted_gauss", "dim": args.d, "n_train": args.n, "n_test": 1, "mean_shift": 0.3}, 0)
+    data = make_dataset(DataConfig(kind="shifted_gauss", dim=args.d, n_train=args.n, n_test=1, mean_shift=0.3), 0)
     x = data.x
     gen = torch.Generator().manual_seed(0)
     closed = best_time(lambda: phi(x, x, args.gamma), 7)

@@ -33,9 +33,10 @@ def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pl_dsl", *args], cwd=cwd, capture_output=True, text=True)
 
 
-def snakemake(workdir: Path, *args: str, cores: int = 2, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run the repository's workflow with its results in workdir."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def snakemake(workdir: Path, *args: str, cores: int = 2, timeout: float = 600,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the repository's workflow with its results in workdir (env: extra variables)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
                "--cores", str(cores), *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)

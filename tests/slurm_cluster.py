@@ -15,9 +15,9 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 CONF = Path("/etc/slurm/slurm.conf")
 GRES = Path("/etc/slurm/gres.conf")

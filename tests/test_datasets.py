@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from pl_dsl.data import make_dataset
-from pl_dsl.datasets import REAL_DATASETS, DataNotFound, locate, read_idx
 from pl_dsl.errors import StageFailure
-from pl_dsl.spec import resolve_data
+from pl_dsl.science.data import make_dataset
+from pl_dsl.science.datasets import REAL_DATASETS, DataNotFound, locate, read_idx
+from pl_dsl.spec.config import DataConfig, resolve_data
 
 from conftest import run_cli, snakemake, write_spec
 
@@ -44,7 +44,7 @@ def write_idx_folder(folder: Path, arrays: dict[str, np.ndarray], gz: bool) -> N
             (folder / name).write_bytes(blob)
 
 
-def mnist_data(root: Path, **extra: object) -> dict[str, object]:
+def mnist_data(root: Path, **extra: object) -> DataConfig:
     return resolve_data({"kind": "mnist", "root": str(root), **extra})
 
 
@@ -151,14 +151,15 @@ def test_validate_warns_and_snakemake_refuses_when_data_are_missing(tmp_path: Pa
 
 def test_runs_on_copied_files_reuse_artifacts_wherever_the_files_lie(tmp_path: Path) -> None:
     """The data root is not part of any identity: moving the files keeps every unit."""
-    from pl_dsl.plan import run_units
-    from pl_dsl.spec import check_text
+    from pl_dsl.engine.plan import run_units
+    from pl_dsl.spec.check import check_text
+    from pl_dsl.stages import REGISTRY
 
     units = []
     for root in ("a", "b"):
         exp, errors = check_text(f"name: x\ndata: {{kind: mnist, root: {tmp_path / root}}}\n", "x.yaml")
         assert not errors
-        units.append({stage: unit.key for stage, unit in run_units(exp.runs[0]).items()})
+        units.append({stage: unit.key for stage, unit in run_units(exp.runs[0], REGISTRY).items()})
     assert units[0] == units[1]
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pl_dsl.gpus import claim_device, visible_devices
+from pl_dsl.engine.gpus import claim_device, visible_devices
 
 HOLDER = """
 import json, sys, time
 from pathlib import Path
-from pl_dsl.gpus import claim_device
+from pl_dsl.engine.gpus import claim_device
 devices, lock_dir, out = json.loads(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 with claim_device(devices, lock_dir, poll=0.02) as index:
     start = time.time()
@@ -39,7 +39,7 @@ def test_concurrent_jobs_never_share_a_device(tmp_path: Path) -> None:
 
 def test_a_killed_job_releases_its_device(tmp_path: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-                               "from pl_dsl.gpus import claim_device\n"
+                               "from pl_dsl.engine.gpus import claim_device\n"
                                "with claim_device(['only'], Path(sys.argv[1])):\n"
                                "    Path(sys.argv[2]).touch(); time.sleep(60)\n",
                                str(tmp_path / "locks"), str(tmp_path / "held")])

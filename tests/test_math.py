@@ -8,14 +8,33 @@ from pathlib import Path
 import pytest
 import torch
 
-from pl_dsl.attack import draw_targets, perturb, perturbation_norm
-from pl_dsl.data import make_dataset
+from pl_dsl.engine.paths import Layout
+from pl_dsl.engine.plan import Unit, run_units
+from pl_dsl.engine.store import read_json
+from pl_dsl.engine.workspace import Workspace, run_in_process
 from pl_dsl.errors import StageFailure
-from pl_dsl.nn import Divergence, TwoLayerNet, margin_loss, train
-from pl_dsl.paths import Layout
-from pl_dsl.plan import run_units
-from pl_dsl.spec import check_text
-from pl_dsl.stages import Workspace, run_in_process
+from pl_dsl.science.attack import draw_targets, perturb, perturbation_norm
+from pl_dsl.science.data import make_dataset
+from pl_dsl.science.nn import Divergence, TwoLayerNet, margin_loss, train
+from pl_dsl.spec.check import check_text
+from pl_dsl.spec.config import AttackConfig, DataConfig, TrainingConfig
+from pl_dsl.stages import REGISTRY
+
+
+def attack(eps: float, steps: int = 1, norm: str = "l2", k: int = 1) -> AttackConfig:
+    return AttackConfig(norm=norm, eps=eps, l0_k=k, targets="random", steps=steps, step_size=2.5 / steps)
+
+
+def training(loss: str, steps: int, lr: float, precision: str = "fp32") -> TrainingConfig:
+    """Plain gradient descent (momentum 0, constant step)."""
+    return TrainingConfig(loss=loss, steps=steps, lr=lr, optimizer="sgd", momentum=0.0, schedule="constant",
+                          precision=precision)
+
+
+def metrics(layout: Layout, unit: Unit) -> dict[str, object]:
+    """The metrics a stored unit recorded."""
+    record = read_json(layout.unit(unit.stage, unit.key) / "record.json")
+    return dict(record["metrics"])
 
 
 def net(dim: int = 12, width: int = 30, seed: int = 0, slope: float = 0.0) -> TwoLayerNet:
@@ -45,8 +64,7 @@ def test_attack_gradient_matches_finite_differences() -> None:
     model = net().double()
     x = torch.randn(1, 12, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     y_adv = torch.tensor([1.0], dtype=torch.float64)
-    attack = {"eps": 1e-3, "steps": 1, "norm": "l2", "l0_k": 1, "step_size": 2.5}
-    r = perturb(model, x, y_adv, "logistic", attack)
+    r = perturb(model, x, y_adv, "logistic", attack(1e-3))
     h = 1e-6
     grad = torch.zeros(12, dtype=torch.float64)
     for i in range(12):
@@ -65,8 +83,7 @@ def test_every_norm_respects_its_constraint(norm: str, steps: int) -> None:
     x = torch.randn(64, 12, generator=torch.Generator().manual_seed(3))
     y_adv = draw_targets("random", torch.ones(64), torch.Generator().manual_seed(4))
     eps, k = 0.3, 3
-    r = perturb(model, x, y_adv, "identity", {"eps": eps, "steps": steps, "norm": norm, "l0_k": k,
-                                              "step_size": 2.5 / steps})
+    r = perturb(model, x, y_adv, "identity", attack(eps, steps, norm, k))
     size = perturbation_norm(r, norm)
     if norm == "l2":
         assert (size <= eps * (1 + 1e-5)).all()
@@ -86,7 +103,7 @@ def test_attack_moves_f_towards_the_targets() -> None:
     model = net()
     x = torch.randn(200, 12, generator=torch.Generator().manual_seed(5))
     y_adv = draw_targets("balanced", torch.ones(200), torch.Generator().manual_seed(6))
-    r = perturb(model, x, y_adv, "identity", {"eps": 0.5, "steps": 1, "norm": "l2", "l0_k": 1, "step_size": 2.5})
+    r = perturb(model, x, y_adv, "identity", attack(0.5))
     with torch.no_grad():
         gain = y_adv * (model(x + r) - model(x))
     assert (gain > 0).float().mean() > 0.95
@@ -106,19 +123,19 @@ def test_divergence_names_the_step() -> None:
     model = net()
     x = torch.randn(32, 12, generator=torch.Generator().manual_seed(7)) * 10
     y = torch.ones(32)
-    config = {"loss": "exponential", "steps": 200, "lr": 1e6, "momentum": 0.0, "schedule": "constant"}
     with pytest.raises(Divergence) as info:
-        train(model, x, y, config)
+        train(model, x, y, training("exponential", 200, 1e6))
     assert 0 < info.value.step < 200 and not math.isfinite(info.value.value)
 
 
 def test_synthetic_data_follow_the_spec() -> None:
-    data = make_dataset({"kind": "shifted_gauss", "dim": 50, "n_train": 2000, "n_test": 10, "mean_shift": 0.3}, 0)
+    config = DataConfig(kind="shifted_gauss", dim=50, n_train=2000, n_test=10, mean_shift=0.3)
+    data = make_dataset(config, 0)
     assert data.x.shape == (2000, 50) and data.x_test.shape == (10, 50)
     assert data.y[:1000].eq(1).all() and data.y[1000:].eq(-1).all()
     assert data.x[:1000].mean().item() == pytest.approx(0.3, abs=0.02)
     assert data.x[1000:].mean().item() == pytest.approx(-0.3, abs=0.02)
-    again = make_dataset({"kind": "shifted_gauss", "dim": 50, "n_train": 2000, "n_test": 10, "mean_shift": 0.3}, 0)
+    again = make_dataset(config, 0)
     assert torch.equal(data.x, again.x)
 
 
@@ -138,19 +155,17 @@ sweep:
 def test_results_do_not_depend_on_the_order_units_run_in(tmp_path: Path) -> None:
     experiment, errors = check_text(SPEC, "order.yaml")
     assert not errors
-    units = [run_units(r) for r in experiment.runs]
+    units = [run_units(r, REGISTRY) for r in experiment.runs]
     forward, backward = Layout(tmp_path / "fwd"), Layout(tmp_path / "bwd")
     torch.manual_seed(123)
-    run_in_process(units, forward)
+    run_in_process(units, forward, REGISTRY)
     torch.manual_seed(999)
     torch.randn(100)  # disturb the global stream: stages must not use it
-    run_in_process(list(reversed(units)), backward)
+    run_in_process(list(reversed(units)), backward, REGISTRY)
     for run_units_ in units:
-        key = run_units_["evaluate"].key
-        a = Workspace(forward).load("evaluate", key)
-        b = Workspace(backward).load("evaluate", key)
-        assert {k: v for k, v in a.items() if not k.startswith("time")} == \
-               {k: v for k, v in b.items() if not k.startswith("time")}
+        for unit in run_units_.values():
+            assert metrics(forward, unit) == metrics(backward, unit)
+        assert metrics(forward, run_units_["evaluate"])["g_clean_acc"] is not None
 
 
 def test_divergence_in_a_stage_names_the_runs(tmp_path: Path) -> None:
@@ -160,28 +175,28 @@ data: {dim: 8, n_train: 30, n_test: 20}
 training: {steps: 500, lr: 100000.0, loss: exponential, momentum: 0.0, schedule: constant}
 """, "boom.yaml")
     assert not errors
-    units = run_units(experiment.runs[0])
+    units = run_units(experiment.runs[0], REGISTRY)
     with pytest.raises(StageFailure, match=rf"run {experiment.runs[0].id}: train_f diverged at step \d+"):
-        Workspace(Layout(tmp_path)).compute(units["train_f"])
-    assert not list(tmp_path.rglob("*.pt"))
+        Workspace(Layout(tmp_path), REGISTRY).compute(units["train_f"])
+    assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("record.json"))
 
 
 @pytest.mark.cuda
 def test_cuda_and_cpu_agree_on_a_tiny_run(tmp_path: Path) -> None:
     experiment, _ = check_text(SPEC.replace("seeds: [0, 1]", "seeds: [0]"), "order.yaml")
-    cpu_units = run_units(experiment.runs[0])
+    cpu_units = run_units(experiment.runs[0], REGISTRY)
     for unit in cpu_units.values():
         unit.device = "cpu"
-    run_in_process([cpu_units], Layout(tmp_path / "cpu"))
-    gpu_units = run_units(experiment.runs[0])
+    run_in_process([cpu_units], Layout(tmp_path / "cpu"), REGISTRY)
+    gpu_units = run_units(experiment.runs[0], REGISTRY)
     for unit in gpu_units.values():
         unit.device = "cuda"
-    run_in_process([gpu_units], Layout(tmp_path / "gpu"))
-    key = cpu_units["evaluate"].key
-    cpu = Workspace(Layout(tmp_path / "cpu")).load("evaluate", key)
-    gpu = Workspace(Layout(tmp_path / "gpu")).load("evaluate", key)
-    assert gpu["device"].startswith("cuda")
-    assert abs(cpu["g_clean_acc"] - gpu["g_clean_acc"]) < 0.05
+    run_in_process([gpu_units], Layout(tmp_path / "gpu"), REGISTRY)
+    unit = cpu_units["evaluate"]
+    gpu_record = read_json(Layout(tmp_path / "gpu").unit(unit.stage, unit.key) / "record.json")
+    assert gpu_record["device"].startswith("cuda")
+    cpu, gpu = metrics(Layout(tmp_path / "cpu"), unit), gpu_record["metrics"]
+    assert abs(float(cpu["g_clean_acc"]) - gpu["g_clean_acc"]) < 0.05
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
@@ -189,9 +204,7 @@ def test_every_precision_trains_on_the_cpu(precision: str) -> None:
     model = net()
     x = torch.randn(64, 12, generator=torch.Generator().manual_seed(8))
     y = torch.where(x[:, 0] > 0, 1.0, -1.0)
-    config = {"loss": "logistic", "steps": 60, "lr": 0.5, "momentum": 0.0, "schedule": "constant",
-              "precision": precision}
-    losses = train(model, x, y, config)
+    losses = train(model, x, y, training("logistic", 60, 0.5, precision))
     assert losses[-1] < 0.8 * losses[0]
 
 
@@ -201,9 +214,7 @@ def test_every_precision_trains_on_cuda(precision: str) -> None:
     model = net().cuda()
     x = torch.randn(256, 12, generator=torch.Generator().manual_seed(8)).cuda()
     y = torch.where(x[:, 0] > 0, 1.0, -1.0)
-    config = {"loss": "logistic", "steps": 60, "lr": 0.5, "momentum": 0.0, "schedule": "constant",
-              "precision": precision}
-    losses = train(model, x, y, config)
+    losses = train(model, x, y, training("logistic", 60, 0.5, precision))
     assert losses[-1] < 0.8 * losses[0]
 
 
@@ -211,6 +222,6 @@ def test_every_precision_trains_on_cuda(precision: str) -> None:
 def test_forcing_cuda_without_cuda_names_the_run(tmp_path: Path) -> None:
     experiment, errors = check_text("name: c\ndevice: cuda\ndata: {dim: 4, n_train: 10, n_test: 10}\n", "c.yaml")
     assert not errors
-    units = run_units(experiment.runs[0])
+    units = run_units(experiment.runs[0], REGISTRY)
     with pytest.raises(StageFailure, match=rf"run {experiment.runs[0].id}: device 'cuda' was requested"):
-        Workspace(Layout(tmp_path)).compute(units["train_f"])
+        Workspace(Layout(tmp_path), REGISTRY).compute(units["train_f"])

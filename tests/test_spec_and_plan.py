@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from pl_dsl.plan import build_plan, run_units
-from pl_dsl.spec import check_text, load_experiment
+from pl_dsl.engine.plan import build_plan, run_units
+from pl_dsl.spec.check import check_text, load_experiment
+from pl_dsl.stages import REGISTRY
 
 from conftest import REPO
 
@@ -82,10 +83,10 @@ sweep:
   grid:
     attack.eps: [0.01, 0.02, 0.03]
 """)
-    units = [run_units(r) for r in exp.runs]
+    units = [run_units(r, REGISTRY) for r in exp.runs]
     assert len({u["train_f"].key for u in units}) == 2
     assert len({u["attack"].key for u in units}) == 6
-    plan = build_plan([exp])
+    plan = build_plan([exp], REGISTRY)
     f_units = [u for (stage, _), b in plan.batches.items() if stage == "train_f" for u in b.units]
     assert len(f_units) == 2 and all(len(u.runs) == 3 for u in f_units)
 
@@ -96,7 +97,7 @@ sweep:
   grid:
     train_g.lr: [1.0, 0.1]
 """)
-    units = [run_units(r) for r in exp.runs]
+    units = [run_units(r, REGISTRY) for r in exp.runs]
     assert units[0]["train_f"].key == units[1]["train_f"].key
     assert units[0]["attack"].key == units[1]["attack"].key
     assert units[0]["train_g"].key != units[1]["train_g"].key
@@ -108,13 +109,13 @@ sweep:
   grid:
     scenario: [a, b]
 """)
-    a, b = (run_units(r) for r in exp.runs)
+    a, b = (run_units(r, REGISTRY) for r in exp.runs)
     assert a["attack"].key == b["attack"].key and a["train_g"].key != b["train_g"].key
 
 
 def test_batches_cover_every_unit_once_and_respect_sizes() -> None:
     exp = load_experiment(REPO / "tests/specs/valid/tiny.yaml")
-    plan = build_plan([exp], {"train_f": 1, "attack": 4, "train_g": 4, "evaluate": 100}, min_batches=2)
+    plan = build_plan([exp], REGISTRY, {"train_f": 1, "attack": 4, "train_g": 4, "evaluate": 100}, min_batches=2)
     per_stage: dict[str, list[str]] = {}
     for (stage, _), batch in plan.batches.items():
         per_stage.setdefault(stage, []).extend(u.key for u in batch.units)
@@ -122,13 +123,7 @@ def test_batches_cover_every_unit_once_and_respect_sizes() -> None:
     assert len(per_stage["evaluate"]) == 6
     sizes = {stage: [len(b.units) for (s, _), b in plan.batches.items() if s == stage] for stage in per_stage}
     assert sizes["train_f"] == [1, 1] and sorted(sizes["attack"]) == [3, 3] and sizes["evaluate"] == [3, 3]
-    for (stage, _), batch in plan.batches.items():
-        upstream = {u.upstream for u in batch.units if u.upstream}
-        provided = {u.key for b in batch.needs for u in plan.batches[(_upstream(stage), b)].units}
-        assert upstream <= provided
-
-
-def _upstream(stage: str) -> str:
-    from pl_dsl.plan import UPSTREAM
-
-    return UPSTREAM[stage] or ""
+    for batch in plan.batches.values():
+        read = {key for u in batch.units for key in u.inputs.values()}
+        provided = {u.key for need in batch.needs for u in plan.batches[need].units}
+        assert read and read <= provided or batch.stage == "train_f"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pl_dsl.theory import cosine, direction, f_hat, g_hat, phi, phi_monte_carlo, random_abs_cosine
+from pl_dsl.science.theory import cosine, direction, f_hat, g_hat, phi, phi_monte_carlo, random_abs_cosine
 
 from conftest import REPO, snakemake
 

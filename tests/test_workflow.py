@@ -14,8 +14,11 @@ from pathlib import Path
 
 import torch
 
+from pl_dsl.stages import REGISTRY
+
 from conftest import REPO, run_cli, snakemake, write_spec
-from pl_dsl.metrics import METRICS
+
+METRICS = {m for s in REGISTRY if s.switch is None for m in s.all_metrics}
 
 TINY = (REPO / "tests/specs/valid/tiny.yaml").read_text()
 
@@ -50,8 +53,8 @@ def test_tiny_spec_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     manifests = list((tmp_path / "results/batches/train_f").glob("*.json"))
     f_units = [u for m in manifests for u in json.loads(m.read_text())["units"]]
     assert len(f_units) == 2 and all(u["computed"] for u in f_units)
-    assert len(list((tmp_path / "results/store/train_f").glob("*.pt"))) == 2
-    assert len(list((tmp_path / "results/store/attack").glob("*.pt"))) == 6
+    assert len(list((tmp_path / "results/store/train_f").glob("*/model.pt"))) == 2
+    assert len(list((tmp_path / "results/store/attack").glob("*/perturbations.pt"))) == 6
 
     second = snakemake(tmp_path, "--config", f"experiments={spec}")
     assert second.returncode == 0
@@ -128,13 +131,13 @@ def _start(workdir: Path, spec: Path) -> subprocess.Popen[bytes]:
 def _wait_for_first_f(workdir: Path) -> None:
     store = workdir / "results/store/train_f"
     deadline = time.time() + 120
-    while time.time() < deadline and not list(store.glob("*.pt")):
+    while time.time() < deadline and not list(store.glob("*/record.json")):
         time.sleep(0.1)
 
 
 def _job_pids(session: int) -> list[int]:
     listing = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "-s", str(session)], capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in listing.splitlines() if "pl_dsl.jobs" in line and "batch" in line]
+    return [int(line.split()[0]) for line in listing.splitlines() if "pl_dsl.engine.jobs" in line and "batch" in line]
 
 
 def _assert_nothing_half_written(workdir: Path) -> None:
@@ -142,7 +145,7 @@ def _assert_nothing_half_written(workdir: Path) -> None:
         torch.load(artifact, weights_only=True)
     for manifest in (workdir / "results/batches").rglob("*.json"):
         for unit in json.loads(manifest.read_text())["units"]:
-            assert list((workdir / "results/store").rglob(f"{unit['key']}.*"))
+            assert list((workdir / "results/store").glob(f"*/{unit['key']}/record.json"))
 
 
 def _strip_times(rows: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -173,7 +176,7 @@ def test_killed_jobs_and_a_killed_snakemake_resume_to_the_same_results(tmp_path:
     _wait_for_first_f(all_killed)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert len(list((all_killed / "results/store/train_f").glob("*.pt"))) < 4, "the kill came too late"
+    assert len(list((all_killed / "results/store/train_f").glob("*/record.json"))) < 4, "the kill came too late"
     _assert_nothing_half_written(all_killed)
     assert snakemake(all_killed, "--unlock", "--config", f"experiments={spec}").returncode == 0
     resumed = snakemake(all_killed, "--config", f"experiments={spec}")

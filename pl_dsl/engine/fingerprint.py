@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGE = "pl_dsl"
@@ -64,7 +64,7 @@ def _imported(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def _module_digest(module: str, root: Path) -> tuple[str, frozenset[str]] | None:
     """(hash of the normalised syntax tree, pl_dsl modules it imports), or None if no such module."""
     path = _source_file(module, root)

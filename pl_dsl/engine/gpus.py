@@ -14,9 +14,9 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 LOCK_DIR_ENV = "PL_DSL_GPU_LOCK_DIR"
 

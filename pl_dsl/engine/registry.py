@@ -76,7 +76,7 @@ class Stage(Generic[P]):
 
     def select(self, run: RunConfig) -> P:
         """This stage's parameters for one run."""
-        return self.params(**{f.name: getattr(run, self.rename.get(f.name, f.name))  # type: ignore[call-arg]
+        return self.params(**{f.name: getattr(run, self.rename.get(f.name, f.name))
                               for f in dataclasses.fields(self.params)})  # type: ignore[arg-type]
 
     def enabled(self, run: RunConfig) -> bool:
@@ -164,4 +164,4 @@ def stage_modules(value: str | Iterable[str] | None) -> list[str]:
 
 def params_fields(stage: Stage[Any]) -> Mapping[str, str]:
     """Params field -> the RunConfig field it reads (the spec sections forming the identity)."""
-    return {f.name: stage.rename.get(f.name, f.name) for f in dataclasses.fields(stage.params)}  # type: ignore[arg-type]
+    return {f.name: stage.rename.get(f.name, f.name) for f in dataclasses.fields(stage.params)}

@@ -74,7 +74,11 @@ def _save_npz(value: dict[str, Any], path: Path) -> None:
 
     arrays = {name: item.numpy() if hasattr(item, "numpy") else np.asarray(item) for name, item in value.items()}
     with open(path, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
+        np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
+
+
+def _save_json(value: Any, path: Path) -> None:
+    path.write_text(json.dumps(value, indent=1, sort_keys=True))
 
 
 def _load_npz(path: Path) -> dict[str, Any]:
@@ -102,7 +106,7 @@ class Format:
 
 FORMATS: dict[str, Format] = {
     ".pt": Format(_save_torch, _load_torch),
-    ".json": Format(lambda value, path: path.write_text(json.dumps(value, indent=1, sort_keys=True)), read_json),
+    ".json": Format(_save_json, read_json),
     ".npz": Format(_save_npz, _load_npz),
     ".png": Format(_save_with, _cannot_load),
     ".svg": Format(_save_with, _cannot_load),

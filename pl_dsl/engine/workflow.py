@@ -48,7 +48,8 @@ def find_spec_files(selection: str | list[str] | None, root: Path) -> list[Path]
 
 def check_or_exit(files: list[Path], registry: Registry) -> list[Experiment]:
     """Check every spec; on any error print all of them as `pl-dsl validate` does and exit 1."""
-    experiments, errors = [], []
+    experiments: list[Experiment] = []
+    errors: list[object] = []
     for file in files:
         experiment, found = check_file(file, registry)
         errors.extend(found)

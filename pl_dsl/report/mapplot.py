@@ -17,7 +17,8 @@ def draw_map(data: dict[str, np.ndarray], png: Path, title: str = "decision map"
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    extent = tuple(float(x) for x in data["limits"])
+    low_s, high_s, low_t, high_t = (float(x) for x in data["limits"])
+    extent = (low_s, high_s, low_t, high_t)
     every = data["cond_a"] & data["cond_b"] & data["cond_c"]
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
     ax.imshow(data["agree"], origin="lower", extent=extent, aspect="auto",

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from statistics import fmean
 from typing import Any
 
 from pl_dsl.engine.store import atomic_path
+from pl_dsl.errors import lookup
 from pl_dsl.report.results import parse_cell, read_table
+
+# How the swept axes a plot does not show are reduced (the paper: best over the learning rates).
+REDUCERS: dict[str, Callable[[list[float]], float]] = {"max": max, "mean": fmean}
 
 
 def series_points(rows: list[dict[str, str]], plot: dict[str, Any]) -> dict[tuple[str, Any], list[tuple[Any, float]]]:
     """(metric, series value) -> sorted (x, y) points, y reduced over the unplotted axes."""
     metrics = [plot["y"]] if isinstance(plot["y"], str) else plot["y"]
-    reduce = max if plot.get("reduce", "max") == "max" else fmean
+    reduce = lookup(REDUCERS, plot.get("reduce", "max"), "reduction")
     grouped: dict[tuple[str, Any, Any], list[float]] = defaultdict(list)
     for row in rows:
         series = parse_cell(row[plot["series"]]) if plot.get("series") else None

@@ -44,11 +44,13 @@ class Norm:
 
 
 def _l2_step(grad: torch.Tensor, size: float, k: int) -> torch.Tensor:
-    return -size * grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    step: torch.Tensor = -size * grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    return step
 
 
 def _l2_project(delta: torch.Tensor, eps: float, k: int) -> torch.Tensor:
-    return delta * (eps / delta.norm(dim=1, keepdim=True).clamp_min(1e-30)).clamp(max=1.0)
+    scale: torch.Tensor = (eps / delta.norm(dim=1, keepdim=True).clamp_min(1e-30)).clamp(max=1.0)
+    return delta * scale
 
 
 def _l0_step(grad: torch.Tensor, size: float, k: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ import pickle
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from pl_dsl.errors import StageFailure, lookup
 
@@ -66,8 +66,8 @@ class RealDataset:
         return lookup(FILE_NAMES, self.reader, "file format")
 
     def problems(self, data: dict[str, Any]) -> list[tuple[str, str]]:
-        wrong = [(f, f"{f} applies to synthetic data only; {self.kind} fixes it") for f in ("dim", "mean_shift")
-                 if f in data]
+        wrong: list[tuple[str, str]] = [(f, f"{f} applies to synthetic data only; {self.kind} fixes it")
+                                        for f in ("dim", "mean_shift") if f in data]
         classes = data.get("classes")
         if classes is not None and classes[0] == classes[1]:
             wrong.append(("classes", "the two classes must differ"))
@@ -101,7 +101,7 @@ REAL_DATASETS: dict[str, RealDataset] = {
         "lies in one of these folders, or point data.root or $PL_DSL_DATA at it", reader="cifar"),
 }
 SYNTHETIC_KINDS: dict[str, SyntheticKind] = {kind: SyntheticKind(kind) for kind in ("gauss", "shifted_gauss")}
-DATA_KINDS: dict[str, Union[SyntheticKind, RealDataset]] = {**SYNTHETIC_KINDS, **REAL_DATASETS}
+DATA_KINDS: dict[str, SyntheticKind | RealDataset] = {**SYNTHETIC_KINDS, **REAL_DATASETS}
 
 
 def data_kind(kind: str) -> SyntheticKind | RealDataset:

@@ -27,6 +27,8 @@ class Divergence(Exception):
 class TwoLayerNet(nn.Module):
     """f(x) = sum_i a_i * phi(<w_i, x> + b_i) with phi a leaky ReLU and a frozen readout a."""
 
+    readout: torch.Tensor
+
     def __init__(self, dim: int, width: int, leaky_slope: float, readout: str, bias: bool,
                  generator: torch.Generator) -> None:
         super().__init__()
@@ -115,10 +117,10 @@ def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: Training
         if not math.isfinite(value):
             raise Divergence(step, value)
         if scaler is None:
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
         else:
-            scaler.scale(loss).backward()
+            scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             scaler.step(optimizer)
             scaler.update()
         if scheduler is not None:

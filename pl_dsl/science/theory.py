@@ -5,7 +5,7 @@ stays bounded by `max_bytes` whatever N and M are."""
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -79,7 +79,8 @@ def g_hat(x_adv: torch.Tensor, w: torch.Tensor, z: torch.Tensor, gamma: float,
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Row-wise cosine similarity (0 where a row is zero)."""
-    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-30)
+    similarity: torch.Tensor = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-30)
+    return similarity
 
 
 def random_abs_cosine(d: int) -> float:

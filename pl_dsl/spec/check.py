@@ -68,7 +68,7 @@ class Experiment:
 
     @property
     def name(self) -> str:
-        return self.spec["name"]
+        return str(self.spec["name"])
 
     @property
     def axes(self) -> list[str]:
@@ -306,13 +306,18 @@ def _non_finite_numbers(checker: _Checker, value: Any, path: tuple[Any, ...]) ->
             _non_finite_numbers(checker, item, path + (index,))
 
 
+def _default_registry() -> Registry:
+    from pl_dsl.stages import REGISTRY
+
+    return REGISTRY
+
+
 def check_text(text: str, file: str, registry: Registry | None = None) -> tuple[Experiment | None, list[SpecError]]:
     """Check a spec given as text; returns the experiment (when valid) and every error found.
 
     registry: the stages whose metrics plots may name (default: pl-dsl's own).
     """
-    if registry is None:
-        from pl_dsl.stages import REGISTRY as registry
+    registry = registry or _default_registry()
     try:
         doc = load_located(text)
     except YamlDocumentError as exc:

@@ -113,24 +113,29 @@ class RunConfig:
 PGD_STEP_BUDGET = 2.5
 
 
-def resolve(spec: dict[str, Any], raw_data: dict[str, Any]) -> RunConfig:
-    """The run of a spec whose defaults are filled and whose sweep values are set.
-
-    raw_data is the data section as the user wrote it (plus swept values): which data fields
-    apply, and their defaults, depend on the data kind.
-    """
+def resolve_data(raw_data: dict[str, Any]) -> DataConfig:
+    """The data section as the user wrote it, resolved: which fields apply, and their
+    defaults, depend on the data kind."""
     from pl_dsl.science.datasets import data_kind
     from pl_dsl.spec.schema import defaults
 
-    data = data_kind(raw_data.get("kind", defaults("data")["kind"])).resolve(raw_data, defaults("data"))
+    schema_defaults = defaults("data")
+    return from_json(DataConfig, data_kind(raw_data.get("kind", schema_defaults["kind"])).resolve(
+        raw_data, schema_defaults))
+
+
+def resolve(spec: dict[str, Any], raw_data: dict[str, Any]) -> RunConfig:
+    """The run of a spec whose defaults are filled and whose sweep values are set; raw_data is
+    its data section as written (see resolve_data)."""
+    data = resolve_data(raw_data)
     attack = dict(spec["attack"])
     eps = attack.pop("eps", None)
     per_coord = attack.pop("eps_per_coord")
-    attack["eps"] = eps if eps is not None else per_coord * math.sqrt(data["dim"])
+    attack["eps"] = eps if eps is not None else per_coord * math.sqrt(data.dim)
     attack.setdefault("step_size", PGD_STEP_BUDGET / attack["steps"])
     shared = spec["training"]
     return from_json(RunConfig, {
-        "data": data, "network": spec["network"],
+        "data": to_json(data), "network": spec["network"],
         "train_f": {**shared, **spec["train_f"]}, "train_g": {**shared, **spec["train_g"]},
         "attack": attack, "scenario": spec["scenario"], "seed": spec["seed"], "device": spec["device"],
         "theory": spec["theory"], "decision_map": spec["decision_map"],

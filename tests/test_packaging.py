@@ -1,0 +1,71 @@
+"""pl-dsl as users install it: a wheel carries the schema, and resolved runs take every default
+from that schema and nowhere else."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+from pl_dsl.spec.check import check_text
+from pl_dsl.spec.config import to_json
+from pl_dsl.spec.schema import defaults, load_schema
+
+from conftest import REPO
+
+
+def test_a_wheel_installed_into_a_fresh_venv_validates_a_shipped_spec_outside_the_checkout(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            str(REPO), "-w", str(wheels)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = wheels.glob("pl_dsl-*.whl")
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)],
+                               capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    # Dependencies (torch, jsonschema, ...) are reused from this interpreter's site-packages; a
+    # plain path entry does not run the editable install's hook, so pl_dsl comes from the wheel.
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "reuse_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    spec = REPO / "experiments/quickstart.yaml"
+    result = subprocess.run([str(env_dir / "bin" / "pl-dsl"), "validate", str(spec)], cwd=outside,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{spec}: valid, 8 runs\n"
+    where = subprocess.run([str(python), "-c", "import pl_dsl; print(pl_dsl.__file__)"], cwd=outside,
+                           capture_output=True, text=True, check=True).stdout
+    assert where.startswith(site), where
+
+
+def test_an_empty_spec_resolves_to_the_schema_defaults() -> None:
+    experiment, errors = check_text("name: empty\n", "empty.yaml")
+    assert experiment is not None and not errors
+    (run,) = experiment.runs
+    resolved = to_json(run.config)
+    top = load_schema()["properties"]
+    for section in ("network", "theory", "decision_map"):
+        assert resolved[section] == defaults(section), section
+    for net in ("train_f", "train_g"):
+        assert resolved[net] == defaults("training")
+    for field in ("scenario", "seed", "device"):
+        assert resolved[field] == top[field]["default"]
+    data = defaults("data")
+    assert resolved["data"] == {**{k: data[k] for k in ("kind", "dim", "n_train", "n_test", "mean_shift")},
+                                "classes": None, "root": None}
+    attack = defaults("attack")
+    assert math.isclose(resolved["attack"]["eps"], attack["eps_per_coord"] * math.sqrt(data["dim"]))
+    for field in ("norm", "l0_k", "targets", "steps"):
+        assert resolved["attack"][field] == attack[field]
+
+
+def test_the_schema_file_for_editors_is_the_one_the_package_reads() -> None:
+    assert (REPO / "schemas/experiment.schema.json").resolve() == (REPO / "pl_dsl/spec/experiment.schema.json")

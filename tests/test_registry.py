@@ -1,0 +1,207 @@
+"""The stage registry end to end: a user's own stage with two named inputs runs through the real
+workflow untouched, changed stage code recomputes exactly that stage and what reads it, and
+comments, docstrings and layout recompute nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pl_dsl.engine import fingerprint
+from pl_dsl.engine.fingerprint import code_fingerprint
+from pl_dsl.engine.plan import run_units
+from pl_dsl.engine.registry import Output, Registry, Stage
+from pl_dsl.science.data import make_dataset
+from pl_dsl.science.nn import build_network, predict
+from pl_dsl.spec.check import check_text
+from pl_dsl.stages import REGISTRY
+from pl_dsl.stages.common import Common
+
+from conftest import REPO, snakemake, write_spec
+
+TINY = (REPO / "tests/specs/valid/tiny.yaml").read_text()
+
+# A stage with two named inputs, declared in a module of the user's own, outside pl_dsl.
+EXTRA_STAGE = '''
+"""train_agreement: how often the trained f and g agree on f's own training set."""
+from dataclasses import dataclass
+
+from pl_dsl.engine.registry import Output, Stage
+from pl_dsl.stages.common import Common
+
+
+def compute(ctx, params):
+    from pl_dsl.science.nn import predict
+
+    data = ctx.dataset(params.data, params.seed)
+    f = ctx.network("f", params.network, data.x.shape[1])
+    g = ctx.network("g", params.network, data.x.shape[1])
+    agree = (predict(f, data.x) == predict(g, data.x)).float().mean().item()
+    return Output({"agreement.json": {"value": agree}}, {"train_agreement": agree})
+
+
+STAGE = Stage(
+    name="train_agreement", params=Common, compute=compute, cost=lambda params: 1.0,
+    inputs={"f": "train_f", "g": "train_g"},
+    writes={"agreement.json": "the agreement, as a file"},
+    metrics={"train_agreement": "fraction of training points where sign f = sign g"},
+    batch_size=4, gpu=False,
+)
+'''
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def stage_jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from Snakemake's 'Job stats' table (empty when nothing is to be done)."""
+    table = output.split("Job stats:")[1].split("\n\n")[0] if "Job stats:" in output else ""
+    counts = {}
+    for line in table.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return {rule: n for rule, n in counts.items() if rule in REGISTRY.names or rule == "train_agreement"}
+
+
+def test_an_extra_stage_with_two_named_inputs_runs_through_the_real_workflow(tmp_path: Path) -> None:
+    modules = tmp_path / "mine"
+    modules.mkdir()
+    (modules / "agreement_stage.py").write_text(EXTRA_STAGE)
+    spec = write_spec(tmp_path, "tiny", TINY)
+    env = {"PYTHONPATH": f"{modules}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = snakemake(tmp_path, "--config", f"experiments={spec}", "stage_modules=agreement_stage", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert stage_jobs(result.stdout + result.stderr)["train_agreement"] >= 1
+    rows = rows_of(tmp_path / "results/tiny/results.csv")
+    assert len(rows) == 6 and "train_agreement" in rows[0] and "time_train_agreement" in rows[0]
+
+    # The value in the table is what f and g really do on the training set.
+    experiment, errors = check_text(TINY, "tiny.yaml")
+    assert experiment is not None and not errors
+    by_run = {row["run"]: row for row in rows}
+    for run in experiment.runs:
+        units = run_units(run, REGISTRY)
+        data = make_dataset(run.config.data, run.config.seed)
+        predictions = []
+        for stage in ("train_f", "train_g"):
+            model = build_network(run.config.network, run.config.data.dim, torch.Generator())
+            stored = tmp_path / "results/store" / stage / units[stage].key / "model.pt"
+            model.load_state_dict(torch.load(stored, weights_only=True)["state"])
+            predictions.append(predict(model, data.x))
+        expected = (predictions[0] == predictions[1]).float().mean().item()
+        assert float(by_run[run.id]["train_agreement"]) == pytest.approx(expected)
+        metrics = json.loads((tmp_path / "results/tiny/runs" / run.id / "metrics.json").read_text())
+        assert metrics["metrics"]["train_agreement"] == pytest.approx(expected)
+
+    # A module without STAGE is a clear error, before anything runs.
+    (modules / "not_a_stage.py").write_text("X = 1\n")
+    bad = snakemake(tmp_path, "--config", f"experiments={spec}", "stage_modules=not_a_stage", "-n", env=env)
+    assert bad.returncode != 0 and "module 'not_a_stage' declares no STAGE" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_a_registry_rejects_unknown_inputs_and_duplicate_metrics() -> None:
+    def compute(ctx: object, params: Common) -> Output:
+        return Output({})
+
+    lonely = Stage(name="lonely", params=Common, compute=compute, cost=lambda p: 1.0, writes={}, metrics={},
+                   inputs={"x": "no_such_stage"})
+    with pytest.raises(ValueError, match="needs stage 'no_such_stage'"):
+        Registry([*REGISTRY, lonely])
+    clash = Stage(name="clash", params=Common, compute=compute, cost=lambda p: 1.0, writes={},
+                  metrics={"agreement": "again"})
+    with pytest.raises(ValueError, match="metric 'agreement' is declared by stages 'evaluate' and 'clash'"):
+        Registry([*REGISTRY, clash])
+    with pytest.raises(KeyError, match="unknown stage 'nope'; known: train_f, attack"):
+        REGISTRY["nope"]
+
+
+def copy_code(target: Path) -> Path:
+    """A private copy of the workflow and the package, so the test can edit the code."""
+    target.mkdir()
+    for item in ("Snakefile", "rules", "pl_dsl", "report"):
+        source = REPO / item
+        if source.is_dir():
+            shutil.copytree(source, target / item, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target / item)
+    return target
+
+
+def run_copy(code: Path, workdir: Path, spec: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(code), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "snakemake", "-s", str(code / "Snakefile"), "-d", str(workdir),
+               "--cores", "2", "--config", f"experiments={spec}", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def computed_units(workdir: Path, stage: str) -> int:
+    """Units a stage's batch jobs computed (not reused), over every manifest of that stage."""
+    return sum(unit["computed"] for manifest in (workdir / "results/batches" / stage).glob("*.json")
+               for unit in json.loads(manifest.read_text())["units"])
+
+
+def test_changed_attack_code_recomputes_the_attack_and_what_reads_it_but_not_f(tmp_path: Path) -> None:
+    code = copy_code(tmp_path / "code")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    spec = write_spec(tmp_path, "tiny", TINY)
+    first = run_copy(code, workdir, spec)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = {stage: computed_units(workdir, stage) for stage in ("train_f", "attack", "train_g", "evaluate")}
+    assert before == {"train_f": 2, "attack": 6, "train_g": 6, "evaluate": 6}
+
+    # A comment, a docstring and blank lines in the attack and the network code: nothing to do.
+    attack_py, nn_py = code / "pl_dsl/science/attack.py", code / "pl_dsl/science/nn.py"
+    original = attack_py.read_text()
+    attack_py.write_text(original.replace('"""r_n minimising', '# a comment\n\n    """The perturbation r_n minimising'))
+    nn_py.write_text(nn_py.read_text().replace("def train(", "# a comment about training\n\n\ndef train("))
+    dry = run_copy(code, workdir, spec, "--dry-run")
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
+
+    # A change in how attacks are computed: attack, train_g and evaluate run again, train_f does not.
+    attack_py.write_text(original.replace("clamp_min(1e-30)", "clamp_min(1e-32)"))
+    dry = run_copy(code, workdir, spec, "--dry-run")
+    assert set(stage_jobs(dry.stdout)) == {"attack", "train_g", "evaluate"}, dry.stdout[-2000:]
+    second = run_copy(code, workdir, spec)
+    assert second.returncode == 0, second.stderr[-3000:]
+    after = {stage: computed_units(workdir, stage) for stage in ("train_f", "attack", "train_g", "evaluate")}
+    assert after == {"train_f": 2, "attack": 12, "train_g": 12, "evaluate": 12}
+
+
+def test_fingerprints_follow_imports_and_ignore_the_engine(tmp_path: Path) -> None:
+    root = tmp_path / "pl_dsl"
+    shutil.copytree(REPO / "pl_dsl", root, ignore=shutil.ignore_patterns("__pycache__"))
+    modules = {stage.name: stage.compute.__module__ for stage in REGISTRY}
+    base = {name: code_fingerprint(module, root) for name, module in modules.items()}
+    assert base == {stage.name: stage.fingerprint.split(".v")[0] for stage in REGISTRY}
+
+    def changed_after(path: str, old: str, new: str) -> set[str]:
+        """The stages whose fingerprint moves when `old` becomes `new` in one module."""
+        file = root / path
+        text = file.read_text()
+        assert old in text
+        file.write_text(text.replace(old, new, 1))
+        fingerprint._module_digest.cache_clear()
+        now = {name: code_fingerprint(module, root) for name, module in modules.items()}
+        file.write_text(text)
+        fingerprint._module_digest.cache_clear()
+        return {name for name in modules if now[name] != base[name]}
+
+    assert changed_after("science/theory.py", "clamp_(-1.0, 1.0)", "clamp_(-1.0, 1.00)") == set()  # same tree
+    assert changed_after("science/theory.py", "clamp_(-1.0, 1.0)", "clamp_(-0.5, 1.0)") == {"theory", "decision_map"}
+    assert changed_after("science/attack.py", "clamp_min(1e-30)", "clamp_min(1e-32)") == {"attack"}
+    assert changed_after("science/nn.py", "chunk: int = 65536", "chunk: int = 65537") == set(modules)
+    assert changed_after("stages/train_g.py", '"init_g"', '"init_G"') == {"train_g"}
+    assert changed_after("engine/plan.py", "DEFAULT_MIN_BATCHES = 2", "DEFAULT_MIN_BATCHES = 3") == set()
