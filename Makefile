@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pl-dsl-installed
 
-.PHONY: setup quickstart lint test benchmark clean
+.PHONY: setup quickstart lint test paper-small benchmark clean
 
 # torch is pinned here (the CPU wheel); pyproject.toml keeps a range that admits it, so the
 # second install adds nothing torch-related.
@@ -27,6 +27,12 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The paper's figures and claims at CPU scale (experiments/paper-small/); specs whose data files
+# are missing here (MNIST) are skipped with a note.
+paper-small: setup
+	$(BIN)/snakemake --cores $(CORES) --config experiments=paper-small missing_data=skip
+	$(BIN)/pl-dsl runs experiments/paper-small
 
 benchmark: setup
 	$(BIN)/python benchmarks/orchestration.py

@@ -47,12 +47,44 @@ def validate(files: tuple[str, ...]) -> None:
     sys.exit(1 if failed else 0)
 
 
+def _summary(files: list[Path]) -> None:
+    """Per spec: runs, distinct units per stage and the estimated compute from the cost model."""
+    from pl_dsl.engine.plan import build_plan, estimated_seconds
+    from pl_dsl.stages import REGISTRY
+
+    table = Table(title="what the specs launch (compute estimated from the stage cost model, one CPU core)")
+    for column in ["spec", "runs", *REGISTRY.names, "est. CPU core-hours"]:
+        table.add_column(column, justify="left" if column == "spec" else "right")
+    failed = False
+    for file in files:
+        experiment, errors = check_file(file)
+        if experiment is None:
+            failed = True
+            for error in errors:
+                _console(err=True).print(str(error), markup=False)
+            continue
+        plan = build_plan([experiment], REGISTRY)
+        units = {stage: [u for (s, _), b in plan.batches.items() if s == stage for u in b.units] for stage in REGISTRY.names}
+        seconds = sum(estimated_seconds(u.cost) for members in units.values() for u in members)
+        table.add_row(str(file), str(len(experiment.runs)), *[str(len(units[s])) for s in REGISTRY.names],
+                      f"{seconds / 3600:.2f}")
+    _console().print(table)
+    if failed:
+        sys.exit(1)
+
+
 @main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the runs with their full specs as JSON.")
-def runs(file: str, as_json: bool) -> None:
-    """List the runs a spec FILE expands to: run ids and the values varied in each."""
-    experiment, errors = check_file(file)
+@click.option("--summary", is_flag=True, help="Only counts: runs, units per stage, estimated compute (implied for a folder).")
+def runs(path: str, as_json: bool, summary: bool) -> None:
+    """List the runs a spec expands to (run ids, the values varied in each); for a folder of specs, or
+    with --summary, what each spec launches: runs, distinct units per stage, estimated compute."""
+    if Path(path).is_dir() or summary:
+        files = sorted(Path(path).rglob("*.yaml")) if Path(path).is_dir() else [Path(path)]
+        _summary(files)
+        return
+    experiment, errors = check_file(path)
     if experiment is None:
         for error in errors:
             _console(err=True).print(str(error), markup=False)
@@ -75,13 +107,14 @@ def runs(file: str, as_json: bool) -> None:
               help="Results root the workflow wrote to.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the whole table as CSV.")
 @click.option("--metric", "-m", "metrics", multiple=True, help="Metric columns to show (default: the main ones).")
-def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str, ...]) -> None:
-    """Print the results table of EXPERIMENT (its name, or its spec file)."""
+@click.option("--over-seeds", is_flag=True, help="One row per point: mean, min and max of each metric over the seeds.")
+def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str, ...], over_seeds: bool) -> None:
+    """Print the results table of EXPERIMENT (its name, or its spec file), then its claims."""
     from pl_dsl.engine.paths import Layout
     from pl_dsl.report.results import as_text, read_table
     from pl_dsl.stages import REGISTRY
 
-    ALL_METRICS = REGISTRY.metrics()
+    known = REGISTRY.metrics()
     name = experiment
     if experiment.endswith((".yaml", ".yml")):
         checked, errors = check_file(experiment)
@@ -90,7 +123,8 @@ def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str
                 _console(err=True).print(str(error), markup=False)
             sys.exit(1)
         name = checked.name
-    table_path = Layout(Path(results_root)).table(name)
+    layout = Layout(Path(results_root))
+    table_path = layout.table(name)
     if not table_path.exists():
         _console(err=True).print(f"no results for '{name}' at {table_path}: run `snakemake --cores N "
                                  f"--config experiments={name}` first", markup=False)
@@ -99,19 +133,54 @@ def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str
     if as_csv:
         click.echo(as_text(rows), nl=False)
         return
-    unknown = [m for m in metrics if m not in ALL_METRICS]
+    unknown = [m for m in metrics if m not in known]
     if unknown:
-        raise click.BadParameter(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(ALL_METRICS)}",
+        raise click.BadParameter(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(known)}",
                                  param_hint="--metric")
     absent = [m for m in metrics if rows and m not in rows[0]]
     if absent:
         raise click.BadParameter(f"{', '.join(absent)} not in this table (theory metrics need `theory: "
                                  "{enabled: true}` in the spec)", param_hint="--metric")
-    shown = list(metrics) or ["f_train_acc", "g_clean_acc", "g_test_acc", "agreement", "attack_success"]
-    axes = [c for c in rows[0] if c not in ALL_METRICS and c not in ("run", "device")] if rows else []
-    table = Table(title=f"{name}: {len(rows)} runs ({table_path})")
-    for column in ["run", *axes, *shown]:
-        table.add_column(column, justify="right" if column in ALL_METRICS else "left")
+    shown = list(metrics) or ["f_test_acc", "g_clean_acc", "agreement", "attack_success"]
+    axes = [c for c in rows[0] if c not in known and c not in ("run", "device", "panels")] if rows else []
+    console = _console()
+    if over_seeds and "seed" in axes:
+        _print_over_seeds(console, name, rows, [a for a in axes if a != "seed"], shown)
+    else:
+        table = Table(title=f"{name}: {len(rows)} runs ({table_path})")
+        for column in ["run", *axes, *shown]:
+            table.add_column(column, justify="right" if column in known else "left")
+        for row in rows:
+            table.add_row(row["run"], *[row[a] for a in axes], *[f"{float(row[m]):.4f}" if row[m] else "-" for m in shown])
+        console.print(table)
+    if layout.claims(name).exists():
+        _print_claims(console, name, read_table(layout.claims(name)))
+
+
+def _print_over_seeds(console: Console, name: str, rows: list[dict[str, str]], keys: list[str], shown: list[str]) -> None:
+    """One row per point (the other swept values): each metric as mean [min, max] over the seeds."""
+    groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
     for row in rows:
-        table.add_row(row["run"], *[row[a] for a in axes], *[f"{float(row[m]):.4f}" if row[m] else "-" for m in shown])
-    _console().print(table)
+        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
+    table = Table(title=f"{name}: {len(groups)} points, mean (min-max) over seeds")
+    for column in [*keys, "seeds", *shown]:
+        table.add_column(column, justify="left" if column in keys else "right")
+    for point, members in groups.items():
+        cells = []
+        for metric in shown:
+            values = [float(m[metric]) for m in members if m[metric]]
+            cells.append(f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})" if values else "-")
+        table.add_row(*point, str(len(members)), *cells)
+    console.print(table)
+
+
+def _print_claims(console: Console, name: str, claims: list[dict[str, str]]) -> None:
+    """The claims table: green rows passed, red rows failed."""
+    passed = sum(row["passed"] == "true" for row in claims)
+    table = Table(title=f"{name}: {passed} of {len(claims)} claims pass")
+    for column in ("claim", "passed", "value", "threshold", "detail"):
+        table.add_column(column, overflow="fold")
+    for row in claims:
+        table.add_row(*[row[c] for c in ("claim", "passed", "value", "threshold", "detail")],
+                      style="green" if row["passed"] == "true" else "red")
+    console.print(table)

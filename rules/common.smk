@@ -6,7 +6,8 @@ sys.path.insert(0, workflow.basedir)
 
 from pl_dsl.engine.workflow import Workflow
 
-WF = Workflow(config, workflow.basedir)
+# `snakemake --report` after running any subset of experiments: the report shows what exists.
+WF = Workflow(config, workflow.basedir, reporting=any(arg.startswith("--report") for arg in sys.argv))
 LAYOUT = WF.layout
 
 
@@ -18,3 +19,4 @@ wildcard_constraints:
     batch="[0-9a-f]{12}",
     experiment="[A-Za-z0-9][A-Za-z0-9_.-]*",
     plot="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    figure="[A-Za-z0-9][A-Za-z0-9_.-]*",

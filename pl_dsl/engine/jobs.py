@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TextIO
@@ -61,7 +62,47 @@ def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, reg
                           "seconds": time.perf_counter() - start})
 
 
-def main(argv: list[str] | None = None) -> int:
+def _batch(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
+    from pl_dsl.stages import REGISTRY
+
+    registry = REGISTRY.extended(stage_modules(args.stage_modules))
+    run_batch(Path(args.plan), Path(args.manifest), args.threads, layout, registry, log)
+
+
+def _collect(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
+    from pl_dsl.report.results import collect
+
+    count = collect(read_json(args.plan), layout, Path(args.table), Path(args.runs))
+    _log(log, f"collected {count} runs into {args.table}")
+
+
+def _plot(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
+    from pl_dsl.report.figures import draw_plot
+
+    draw_plot(json.loads(args.spec), Path(args.table), Path(args.png), Path(args.svg), args.experiment)
+    _log(log, f"drew {args.png} and {args.svg}")
+
+
+def _figure(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
+    from pl_dsl.report.figures import draw_figure
+
+    draw_figure(json.loads(args.spec), Path(args.table), Path(args.png), Path(args.svg))
+    _log(log, f"drew {args.png} and {args.svg}")
+
+
+def _claims(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
+    from pl_dsl.report.claims import check_claims
+
+    spec = json.loads(args.spec)
+    verdicts = check_claims(spec["claims"], Path(args.table), spec["panels"], spec["axes"], Path(args.out))
+    _log(log, f"{sum(v.passed for v in verdicts)} of {len(verdicts)} claims pass; {args.out}")
+
+
+JOBS: dict[str, Callable[[argparse.Namespace, Layout, TextIO], None]] = {
+    "batch": _batch, "collect": _collect, "plot": _plot, "figure": _figure, "claims": _claims}
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pl_dsl.engine.jobs")
     parser.add_argument("--results", default="results", help="results root")
     parser.add_argument("--log", required=True)
@@ -75,32 +116,27 @@ def main(argv: list[str] | None = None) -> int:
     collect.add_argument("--plan", required=True)
     collect.add_argument("--table", required=True)
     collect.add_argument("--runs", required=True)
-    plot = sub.add_parser("plot")
-    plot.add_argument("--spec", required=True, help="the plot's spec as JSON")
-    plot.add_argument("--experiment", required=True)
-    plot.add_argument("--table", required=True)
-    plot.add_argument("--png", required=True)
-    plot.add_argument("--svg", required=True)
-    args = parser.parse_args(argv)
+    for name in ("plot", "figure"):
+        drawing = sub.add_parser(name)
+        drawing.add_argument("--spec", required=True, help=f"the {name}'s spec as JSON")
+        drawing.add_argument("--experiment", required=True)
+        drawing.add_argument("--table", required=True)
+        drawing.add_argument("--png", required=True)
+        drawing.add_argument("--svg", required=True)
+    claims = sub.add_parser("claims")
+    claims.add_argument("--spec", required=True, help="the claims, panels and axes as JSON")
+    claims.add_argument("--table", required=True)
+    claims.add_argument("--out", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     layout = Layout(Path(args.results))
     Path(args.log).parent.mkdir(parents=True, exist_ok=True)
     with open(args.log, "a", encoding="utf-8") as log:
         try:
-            if args.job == "batch":
-                from pl_dsl.stages import REGISTRY
-
-                registry = REGISTRY.extended(stage_modules(args.stage_modules))
-                run_batch(Path(args.plan), Path(args.manifest), args.threads, layout, registry, log)
-            elif args.job == "collect":
-                from pl_dsl.report.results import collect as collect_table
-
-                count = collect_table(read_json(args.plan), layout, Path(args.table), Path(args.runs))
-                _log(log, f"collected {count} runs into {args.table}")
-            else:
-                from pl_dsl.report.plotting import draw
-
-                draw(json.loads(args.spec), Path(args.table), Path(args.png), Path(args.svg), args.experiment)
-                _log(log, f"drew {args.png} and {args.svg}")
+            JOBS[args.job](args, layout, log)
         except StageFailure as exc:
             _log(log, f"error: {exc}")
             print(f"pl-dsl error: {exc}", file=sys.stderr)

@@ -46,5 +46,13 @@ class Layout:
     def plot(self, name: str, plot: str, ext: str) -> Path:
         return self.experiment(name) / "plots" / f"{plot}.{ext}"
 
+    def figure(self, name: str, figure: str, ext: str) -> Path:
+        """A figure in the paper's layout (a grid of panels)."""
+        return self.experiment(name) / "figures" / f"{figure}.{ext}"
+
+    def claims(self, name: str) -> Path:
+        """One row per claim of the spec: claim, passed, value, threshold, detail."""
+        return self.experiment(name) / "claims.csv"
+
     def experiment_log(self, name: str, what: str) -> Path:
         return self.logs / name / f"{what}.log"

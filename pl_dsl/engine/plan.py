@@ -23,6 +23,15 @@ if TYPE_CHECKING:  # the batch jobs import this module; keep jsonschema out of t
 
 # At least this many batches per stage (when there are enough units), so jobs run side by side.
 DEFAULT_MIN_BATCHES = 2
+# For estimates of compute time: multiply-adds one CPU core does per second on these shapes
+# (about 95 GFLOP/s measured here, i.e. ~47 G multiply-adds) and the fixed cost of one unit.
+CORE_MULTIPLY_ADDS_PER_SECOND = 4.7e10
+SECONDS_PER_UNIT = 0.05
+
+
+def estimated_seconds(cost: float) -> float:
+    """Estimated seconds on one CPU core for a unit of the given cost (multiply-adds)."""
+    return cost / CORE_MULTIPLY_ADDS_PER_SECOND + SECONDS_PER_UNIT
 
 
 @dataclass
@@ -100,8 +109,9 @@ class ExperimentPlan:
             "metrics": [metric for stage in present for metric in stage.metrics]
                        + [f"time_{stage.name}" for stage in present],
             "run_files": {stage.name: list(stage.run_files) for stage in present if stage.run_files},
-            "runs": [{"id": run.id, "varied": run.varied, "spec": run.spec, "units": self.unit_keys[run.id]}
-                     for run in self.experiment.runs],
+            "panels": {panel.name: panel.x for panel in self.experiment.panels},
+            "runs": [{"id": run.id, "varied": run.varied, "resolved": run.resolved, "panels": run.panels,
+                      "spec": run.spec, "units": self.unit_keys[run.id]} for run in self.experiment.runs],
         }
 
 

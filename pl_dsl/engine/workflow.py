@@ -24,9 +24,9 @@ from pl_dsl.spec.check import Experiment, check_file
 
 
 def find_spec_files(selection: str | list[str] | None, root: Path) -> list[Path]:
-    """Spec files named by `--config experiments=...` (names, stems or paths; comma-separated),
-    or every experiments/*.yaml when nothing is selected. Specs in subfolders of experiments/
-    (real data, paper scale) run only when named."""
+    """Spec files named by `--config experiments=...` (names, stems, paths, or folders under
+    experiments/ such as paper-small; comma-separated or a list), or every experiments/*.yaml
+    when nothing is selected. Specs in subfolders of experiments/ run only when named."""
     folder = root / "experiments"
     if not selection:
         return sorted(folder.glob("*.yaml"))
@@ -38,6 +38,10 @@ def find_spec_files(selection: str | list[str] | None, root: Path) -> list[Path]
         if path.suffix in (".yaml", ".yml") and (path.exists() or (root / path).exists()):
             files.append(path if path.exists() else root / path)
             continue
+        folders = [candidate for candidate in (folder / item, path, root / path) if candidate.is_dir()]
+        if folders:
+            files.extend(sorted(folders[0].glob("*.yaml")))
+            continue
         matches = [f for f in known if f.stem == item]
         if not matches:
             names = ", ".join(f.stem for f in known) or "none"
@@ -46,17 +50,25 @@ def find_spec_files(selection: str | list[str] | None, root: Path) -> list[Path]
     return files
 
 
-def check_or_exit(files: list[Path], registry: Registry) -> list[Experiment]:
-    """Check every spec; on any error print all of them as `pl-dsl validate` does and exit 1."""
+def check_or_exit(files: list[Path], registry: Registry, skip_missing_data: bool = False) -> list[Experiment]:
+    """Check every spec; on any error print all of them as `pl-dsl validate` does and exit 1.
+
+    A spec whose data files are missing is an error too (every job would fail), unless
+    skip_missing_data: then it is left out with a note.
+    """
     experiments: list[Experiment] = []
     errors: list[object] = []
     for file in files:
         experiment, found = check_file(file, registry)
         errors.extend(found)
-        if experiment is not None:
-            experiments.append(experiment)
-            # Missing data files: every job would fail, so here they stop the workflow.
-            errors.extend(replace(warning, level="error") for warning in experiment.warnings)
+        if experiment is None:
+            continue
+        if experiment.warnings and skip_missing_data:
+            missing = experiment.warnings[0].message.split(" Looked in")[0]
+            print(f"pl-dsl: skipping {file}: its data files are missing ({missing})", file=sys.stderr)
+            continue
+        experiments.append(experiment)
+        errors.extend(replace(warning, level="error") for warning in experiment.warnings)
     names = [e.name for e in experiments]
     for name in {n for n in names if names.count(n) > 1}:
         clashing = ", ".join(e.file for e in experiments if e.name == name)
@@ -80,14 +92,16 @@ def load_registry(config: dict[str, Any]) -> Registry:
 class Workflow:
     """The plan of one Snakemake invocation plus the input functions the rules call."""
 
-    def __init__(self, config: dict[str, Any], basedir: str | Path) -> None:
+    def __init__(self, config: dict[str, Any], basedir: str | Path, reporting: bool = False) -> None:
         self.layout = Layout(Path(config.get("results", "results")), Path(config.get("logs", "logs")))
         self.registry = load_registry(config)
         self.modules = stage_modules(config.get("stage_modules"))
-        self.experiments = check_or_exit(find_spec_files(config.get("experiments"), Path(basedir)), self.registry)
+        self.experiments = check_or_exit(find_spec_files(config.get("experiments"), Path(basedir)), self.registry,
+                                         skip_missing_data=config.get("missing_data") == "skip")
         self.plan: Plan = build_plan(self.experiments, self.registry, config.get("batch_size", {}),
                                      int(config.get("min_batches", DEFAULT_MIN_BATCHES)))
         self.python = sys.executable
+        self.reporting = reporting
         self.tables = {name: experiment.table_plan() for name, experiment in self.plan.experiments.items()}
 
     @property
@@ -143,13 +157,45 @@ class Workflow:
         plot = next(p for p in experiment.spec["plots"] if p["name"] == wildcards.plot)
         return json.dumps({**plot, "axes": experiment.axes}, sort_keys=True)
 
+    def figure_spec(self, wildcards: Any) -> str:
+        """A figure's spec with what drawing it needs to know of the panels and axes, as JSON."""
+        experiment = self.plan.experiments[wildcards.experiment].experiment
+        figure = next(f for f in experiment.spec["figures"] if f["name"] == wildcards.figure)
+        panels = {p.name: {"x": p.x, "set": p.set} for p in experiment.panels}
+        title = figure.get("title") or experiment.spec["description"] or experiment.name
+        return json.dumps({**figure, "title": title, "panels_info": panels, "axes": experiment.axes}, sort_keys=True)
+
+    def figure_caption(self, wildcards: Any) -> str:
+        """The figure's caption in the report: the spec's caption, else the experiment's description."""
+        experiment = self.plan.experiments[wildcards.experiment].experiment
+        figure = next(f for f in experiment.spec["figures"] if f["name"] == wildcards.figure)
+        return str(figure.get("caption") or experiment.spec["description"] or "")
+
+    def description(self, wildcards: Any) -> str:
+        """The experiment's description, for report captions."""
+        return str(self.plan.experiments[wildcards.experiment].experiment.spec["description"])
+
+    def claims_spec(self, wildcards: Any) -> str:
+        """An experiment's claims, its panels' x fields and its axes, as JSON."""
+        experiment = self.plan.experiments[wildcards.experiment].experiment
+        return json.dumps({"claims": experiment.spec["claims"], "axes": experiment.axes,
+                           "panels": {p.name: p.x for p in experiment.panels}}, sort_keys=True)
+
     def targets(self) -> list[str]:
-        """Everything `snakemake` builds by default: per experiment the table, runs and plots."""
+        """Everything `snakemake` builds by default: per experiment the table, runs, plots,
+        figures and claims."""
         paths: list[Path] = []
         for name, experiment in self.plan.experiments.items():
+            spec = experiment.experiment.spec
             paths += [self.layout.table(name), self.layout.runs_dir(name)]
-            for plot in experiment.experiment.spec["plots"]:
+            for plot in spec["plots"]:
                 paths += [self.layout.plot(name, plot["name"], ext) for ext in ("png", "svg")]
+            for figure in spec["figures"]:
+                paths += [self.layout.figure(name, figure["name"], ext) for ext in ("png", "svg")]
+            if spec["claims"]:
+                paths.append(self.layout.claims(name))
+        if self.reporting:  # a report covers what has been computed, not what could be
+            paths = [p for p in paths if p.exists()]
         return [str(p) for p in paths]
 
     def job_command(self, job: str) -> str:

@@ -35,11 +35,13 @@ def collect(table_plan: dict[str, Any], layout: Layout, table: Path, runs_dir: P
         write_json(run_dir / "metrics.json", {
             "experiment": table_plan["experiment"], "run": run["id"], "varied": run["varied"],
             "metrics": metrics, "device": device, "spec": run["spec"]})
-        rows.append({"run": run["id"], **run["varied"], **metrics, "device": device})
+        panels = {"panels": ";".join(run["panels"])} if table_plan["panels"] else {}
+        rows.append({"run": run["id"], **run["varied"], **run["resolved"], **panels, **metrics, "device": device})
     shutil.rmtree(runs_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp_dir.rename(runs_dir)
-    columns = ["run", *table_plan["axes"], *names, "device"]
+    resolved = list(table_plan["runs"][0]["resolved"]) if table_plan["runs"] else []
+    columns = ["run", *table_plan["axes"], *resolved, *(["panels"] if table_plan["panels"] else []), *names, "device"]
     with atomic_path(table) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
@@ -52,16 +54,6 @@ def read_table(path: str | Path) -> list[dict[str, str]]:
     """Rows of a results CSV as dicts of strings."""
     with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
-
-
-def parse_cell(text: str) -> Any:
-    """A CSV cell back as int, float, bool or string."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"True": True, "False": False}.get(text, text)
 
 
 def as_text(rows: list[dict[str, str]]) -> str:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pl_dsl.engine.registry import Registry
 
 # Top-level fields that describe the experiment rather than a run; they cannot be swept.
-NOT_SWEEPABLE = ("name", "description", "sweep", "plots", "seeds")
+NOT_SWEEPABLE = ("name", "description", "sweep", "plots", "seeds", "panels", "figures", "claims", "max_runs")
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,17 @@ class Run:
     id: str
     varied: dict[str, Any]
     config: RunConfig
+    panels: list[str] = field(default_factory=list)
 
     @property
     def spec(self) -> dict[str, Any]:
         data: dict[str, Any] = to_json(self.config)
         return data
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        """Values worth a column of their own that no spec states directly (eps = c * sqrt(d))."""
+        return {"eps": self.config.attack.eps}
 
 
 @dataclass
@@ -65,6 +71,7 @@ class Experiment:
     spec: dict[str, Any]
     runs: list[Run] = field(default_factory=list)
     warnings: list[SpecError] = field(default_factory=list)
+    panels: list[Panel] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -72,8 +79,8 @@ class Experiment:
 
     @property
     def axes(self) -> list[str]:
-        """Every swept field path, in sweep order."""
-        return list(self.runs[0].varied) if self.runs else []
+        """Every swept field path (with panels: every panel's factor and set fields too), in order."""
+        return swept_paths(self.spec)
 
 
 class SpecInvalid(Exception):
@@ -143,80 +150,186 @@ def _schema_errors(checker: _Checker, data: Any, schema: dict[str, Any], prefix:
             checker.add(prefix + path, message, key=at_key, mark=mark)
 
 
-def _sweep_axes(checker: _Checker, spec: dict[str, Any]) -> list[list[tuple[str, list[Any]]]]:
-    """Axes of the sweep in order: each grid path, each zip group, then the seeds.
+Axis = list[tuple[str, list[Any]]]  # (path, values) pairs that advance together
 
-    An axis is a list of (path, values) that advance together. Bad paths and values are reported.
-    """
-    axes: list[list[tuple[str, list[Any]]]] = []
-    seen: dict[str, tuple[Any, ...]] = {}
 
-    def accept(path: str, values: list[Any], where: tuple[Any, ...], unique: bool) -> bool:
+class _Axes:
+    """Builds the axes of one sweep (the spec's, or one panel's), reporting bad paths and values."""
+
+    def __init__(self, checker: _Checker) -> None:
+        self.checker = checker
+        self.axes: list[Axis] = []
+        self.seen: dict[str, tuple[Any, ...]] = {}
+
+    def field(self, path: str, where: tuple[Any, ...], role: str = "swept") -> dict[str, Any] | None:
+        """The schema of a field that may be swept or set, or None (with an error)."""
         head = path.split(".")[0]
         if head in NOT_SWEEPABLE:
-            checker.add(where, f"'{path}' cannot be swept" + ("; list the seeds in `seeds`" if head == "seeds" else ""), key=True)
-            return False
+            hint = "; list the seeds in `seeds`" if head == "seeds" else ""
+            self.checker.add(where, f"'{path}' cannot be {role}{hint}", key=True)
+            return None
         sub = subschema(path)
         if sub is None:
-            checker.add(where, f"'{path}' is not a field of the spec", key=True)
-            return False
+            self.checker.add(where, f"'{path}' is not a field of the spec", key=True)
+            return None
         if sub.get("type") == "object":
-            checker.add(where, f"'{path}' is a section; sweep one of its fields", key=True)
+            self.checker.add(where, f"'{path}' is a section; {role.replace('swept', 'sweep')} one of its fields", key=True)
+            return None
+        return sub
+
+    def value_errors(self, path: str, sub: dict[str, Any], value: Any, where: tuple[Any, ...], what: str) -> bool:
+        """Check one value against the field's schema; True if it fits."""
+        checker = self.checker
+        before = len(checker.errors)
+        _schema_errors(checker, value, {**sub, "$defs": load_schema()["$defs"]},
+                       mark=checker.doc.locate(where) if checker.doc else None)
+        for i in range(before, len(checker.errors)):
+            err = checker.errors[i]
+            checker.errors[i] = SpecError(err.file, err.line, err.col, format_path(where), f"{what} for '{path}': {err.message}")
+        return len(checker.errors) == before
+
+    def accept(self, path: str, values: list[Any], where: tuple[Any, ...], unique: bool) -> bool:
+        sub = self.field(path, where)
+        if sub is None:
             return False
-        if path in seen:
-            checker.add(where, f"'{path}' is swept twice (also at {format_path(seen[path])})", key=True)
+        if path in self.seen:
+            self.checker.add(where, f"'{path}' is swept twice (also at {format_path(self.seen[path])})", key=True)
             return False
-        seen[path] = where
+        self.seen[path] = where
         ok = True
         for index, value in enumerate(values):
             if unique and value in values[:index]:
-                checker.add(where + (index,), f"{value!r} is listed twice; each swept value gives a run")
+                self.checker.add(where + (index,), f"{value!r} is listed twice; each swept value gives a run")
                 ok = False
                 continue
-            before = len(checker.errors)
-            _schema_errors(checker, value, {**sub, "$defs": load_schema()["$defs"]},
-                           mark=checker.doc.locate(where + (index,)) if checker.doc else None)
-            for i in range(before, len(checker.errors)):
-                err = checker.errors[i]
-                checker.errors[i] = SpecError(err.file, err.line, err.col, format_path(where + (index,)),
-                                              f"swept value for '{path}': {err.message}")
-            ok = ok and len(checker.errors) == before
+            ok = self.value_errors(path, sub, value, where + (index,), "swept value") and ok
         return ok
 
-    sweep = spec.get("sweep", {})
-    for path, values in sweep.get("grid", {}).items():
-        if accept(path, values, ("sweep", "grid", path), unique=True):
-            axes.append([(path, values)])
-    for group_index, group in enumerate(sweep.get("zip", [])):
+    def grid(self, path: str, values: list[Any], where: tuple[Any, ...]) -> None:
+        if self.accept(path, values, where, unique=True):
+            self.axes.append([(path, values)])
+
+    def zip(self, group: dict[str, list[Any]], where: tuple[Any, ...]) -> None:
         lengths = {len(v) for v in group.values()}
         if len(lengths) > 1:
             detail = ", ".join(f"{p}: {len(v)}" for p, v in group.items())
-            checker.add(("sweep", "zip", group_index), f"zipped lists must have equal lengths ({detail})")
-            continue
-        members = [(p, v) for p, v in group.items() if accept(p, v, ("sweep", "zip", group_index, p), unique=False)]
+            self.checker.add(where, f"zipped lists must have equal lengths ({detail})")
+            return
+        members = [(p, v) for p, v in group.items() if self.accept(p, v, where + (p,), unique=False)]
         if len(members) != len(group):
-            continue
+            return
         tuples = list(zip(*group.values()))
         repeats = [i for i, t in enumerate(tuples) if t in tuples[:i]]
         for index in repeats:
-            first = next(iter(group))
-            checker.add(("sweep", "zip", group_index, first, index),
-                        f"zipped values {dict(zip(group, tuples[index]))} are listed twice; each gives a run")
+            self.checker.add(where + (next(iter(group)), index),
+                             f"zipped values {dict(zip(group, tuples[index]))} are listed twice; each gives a run")
         if not repeats:
-            axes.append(members)
-    if "seeds" in spec:
-        if "seed" in seen:
-            checker.add(("seeds",), f"'seed' is swept twice (also at {format_path(seen['seed'])})", key=True)
+            self.axes.append(members)
+
+    def seeds(self, seeds: list[int], where: tuple[Any, ...]) -> None:
+        if "seed" in self.seen:
+            self.checker.add(where, f"'seed' is swept twice (also at {format_path(self.seen['seed'])})", key=True)
         else:
-            axes.append([("seed", list(spec["seeds"]))])
-    return axes
+            self.axes.append([("seed", list(seeds))])
+
+
+def _common_axes(builder: _Axes, spec: dict[str, Any], replaced: dict[str, tuple[list[Any], tuple[Any, ...]]]) -> None:
+    """The spec's sweep.grid (with `replaced` paths' values and places swapped in), its zip groups."""
+    sweep = spec.get("sweep", {})
+    for path, values in sweep.get("grid", {}).items():
+        values, where = replaced.pop(path, (values, ("sweep", "grid", path)))
+        builder.grid(path, values, where)
+    for path, (values, where) in replaced.items():  # a panel's own extra axes
+        builder.grid(path, values, where)
+    for index, group in enumerate(sweep.get("zip", [])):
+        builder.zip(group, ("sweep", "zip", index))
+
+
+def _sweep_axes(checker: _Checker, spec: dict[str, Any]) -> list[Axis]:
+    """Axes of the sweep in order: each grid path, each zip group, then the seeds."""
+    builder = _Axes(checker)
+    _common_axes(builder, spec, {})
+    if "seeds" in spec:
+        builder.seeds(spec["seeds"], ("seeds",))
+    return builder.axes
+
+
+@dataclass
+class Panel:
+    """One one-factor sweep: its factor (the field on x, and every field varied with it), the
+    base overrides it sets, and its axes."""
+
+    name: str
+    x: str
+    factor: list[str]
+    set: dict[str, Any]
+    axes: list[Axis]
+    runs: list[str] = field(default_factory=list)
+
+
+def _panels(checker: _Checker, spec: dict[str, Any]) -> list[Panel]:
+    """Every panel with its axes: its factor first, then the common axes (its own grid paths
+    replace or extend sweep.grid), then its seeds or the spec's."""
+    panels: list[Panel] = []
+    names: dict[str, int] = {}
+    for index, panel in enumerate(spec.get("panels", [])):
+        where = ("panels", index)
+        if panel["name"] in names:
+            checker.add(where + ("name",), f"panel name '{panel['name']}' is used twice (also panels[{names[panel['name']]}])")
+        names.setdefault(panel["name"], index)
+        builder = _Axes(checker)
+        set_fields = panel.get("set", {})
+        for path, value in set_fields.items():
+            sub = builder.field(path, where + ("set", path), role="set")
+            if sub is not None:
+                builder.value_errors(path, sub, value, where + ("set", path), "value")
+        ((key, vary),) = panel["vary"].items()
+        if key == "zip":
+            builder.zip(vary, where + ("vary", "zip"))
+            factor = list(vary)
+        else:
+            builder.grid(key, vary, where + ("vary", key))
+            factor = [key]
+        x = panel.get("x", factor[0])
+        if x not in factor:
+            checker.add(where + ("x",), f"'{x}' is not varied by this panel; it varies: {', '.join(factor)}")
+        for path in set_fields:
+            if path in builder.seen:
+                checker.add(where + ("set", path), f"'{path}' is both set and varied in this panel", key=True)
+        replaced = {path: (values, where + ("grid", path)) for path, values in panel.get("grid", {}).items()}
+        _common_axes(builder, spec, replaced)
+        if "seeds" in panel:
+            builder.seeds(panel["seeds"], where + ("seeds",))
+        elif "seeds" in spec:
+            builder.seeds(spec["seeds"], ("seeds",))
+        panels.append(Panel(panel["name"], x, factor, dict(set_fields), builder.axes))
+    return panels
 
 
 def swept_paths(spec: dict[str, Any]) -> list[str]:
-    """Every field path the spec sweeps (grid, zip groups, seeds), in sweep order."""
+    """Every field path the spec sweeps (panel factors and set fields, grid, zip groups, seeds), in order."""
     sweep = spec.get("sweep", {})
-    paths = list(sweep.get("grid", {})) + [p for group in sweep.get("zip", []) for p in group]
-    return paths + (["seed"] if "seeds" in spec else [])
+    paths: list[str] = []
+    for panel in spec.get("panels", []):
+        ((key, vary),) = panel["vary"].items()
+        paths += [*(vary if key == "zip" else [key]), *panel.get("set", {}), *panel.get("grid", {})]
+    paths += list(sweep.get("grid", {})) + [p for group in sweep.get("zip", []) for p in group]
+    if "seeds" in spec or any("seeds" in panel for panel in spec.get("panels", [])):
+        paths.append("seed")
+    return list(dict.fromkeys(paths))
+
+
+def get_path(spec: dict[str, Any], path: str) -> Any:
+    """The value of a dotted-path field of a filled spec; train_f/train_g fall back to training."""
+    parts = path.split(".")
+    value: Any = spec
+    for part in parts:
+        if not isinstance(value, dict) or part not in value:
+            if parts[0] in ("train_f", "train_g") and len(parts) == 2:
+                return get_path(spec, f"training.{parts[1]}")
+            return None
+        value = value[part]
+    return value
 
 
 def set_path(target: dict[str, Any], path: str, value: Any) -> None:
@@ -239,8 +352,10 @@ def resolve_run(spec: dict[str, Any], raw: dict[str, Any], varied: dict[str, Any
     return resolve(spec, data)
 
 
-def _expand(checker: _Checker, spec: dict[str, Any], raw: dict[str, Any],
-            axes: list[list[tuple[str, list[Any]]]]) -> list[Run]:
+def _expand(checker: _Checker, spec: dict[str, Any], raw: dict[str, Any], axes: list[Axis],
+            columns: list[str]) -> list[Run]:
+    """The runs of one sweep; each run's `varied` has a value for every column (swept here, or
+    the value its spec has)."""
     runs: list[Run] = []
     by_spec: dict[str, dict[str, Any]] = {}
     raw_attack = raw.get("attack", {})
@@ -269,8 +384,36 @@ def _expand(checker: _Checker, spec: dict[str, Any], raw: dict[str, Any],
                         message=f"two sweep points give the same run: {by_spec[run_id]} and {varied}")
             return []
         by_spec[run_id] = varied
-        runs.append(Run(run_id, varied, config))
+        effective = copy.deepcopy(spec)
+        for path, value in varied.items():
+            set_path(effective, path, value)
+        row = {column: varied[column] if column in varied else get_path(effective, column) for column in columns}
+        runs.append(Run(run_id, row, config))
     return runs
+
+
+def _with_set(spec: dict[str, Any], raw: dict[str, Any], fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A panel's base: the spec (filled and as written) with its `set` fields applied."""
+    spec, raw = copy.deepcopy(spec), copy.deepcopy(raw)
+    for path, value in fields.items():
+        set_path(spec, path, value)
+        set_path(raw, path, value)
+    return spec, raw
+
+
+def _expand_panels(checker: _Checker, spec: dict[str, Any], raw: dict[str, Any], panels: list[Panel],
+                   columns: list[str]) -> list[Run]:
+    """The union of every panel's runs, each computed once, in first-seen order."""
+    runs: dict[str, Run] = {}
+    for panel in panels:
+        panel_spec, panel_raw = _with_set(spec, raw, panel.set)
+        for run in _expand(checker, panel_spec, panel_raw, panel.axes, columns):
+            known = runs.setdefault(run.id, run)
+            if known is not run:  # fill what the first panel had no value for
+                known.varied.update({k: v for k, v in run.varied.items() if known.varied.get(k) is None})
+            known.panels.append(panel.name)
+            panel.runs.append(run.id)
+    return list(runs.values())
 
 
 def _check_plots(checker: _Checker, spec: dict[str, Any], axes: list[str], registry: Registry) -> None:
@@ -332,19 +475,32 @@ def check_text(text: str, file: str, registry: Registry | None = None) -> tuple[
     # so one pass reports every independent mistake.
     broken = {error.field.split(".")[0].split("[")[0] for error in checker.errors}
     spec = fill_defaults(doc.data)
-    axes = [] if broken & {"sweep", "seeds"} else _sweep_axes(checker, spec)
-    if "plots" not in broken and not broken & {"sweep", "seeds"}:
+    sweeping = not broken & {"sweep", "seeds", "panels"}
+    axes = _sweep_axes(checker, spec) if sweeping and not spec["panels"] else []
+    panels = _panels(checker, spec) if sweeping and spec["panels"] else []
+    if "plots" not in broken and sweeping:
         _check_plots(checker, spec, swept_paths(spec), registry)
+    if sweeping and not broken & {"figures", "claims"}:
+        from pl_dsl.spec.analysis import check_analysis
+
+        for path, message in check_analysis(spec, panels, swept_paths(spec), registry):
+            checker.add(path, message)
     if checker.errors:
-        return None, sorted(checker.errors, key=lambda e: (e.line, e.col))
-    for plot in spec["plots"]:
-        for metric in [plot["y"]] if isinstance(plot["y"], str) else plot["y"]:
-            switch = registry.stage_of_metric(metric).switch
-            if switch:  # asking for a stage's metric is asking for the stage
-                set_path(spec, switch, True)
-    experiment = Experiment(file, spec, _expand(checker, spec, doc.data, axes))
+        return None, sorted(dict.fromkeys(checker.errors), key=lambda e: (e.line, e.col))
+    asked = [m for item in [*spec["plots"], *spec["figures"]] for m in ([item["y"]] if isinstance(item["y"], str) else item["y"])]
+    asked += [claim[key] for claim in spec["claims"] for key in ("metric", "over") if key in claim]
+    for metric in asked:
+        switch = registry.stage_of_metric(metric).switch
+        if switch:  # asking for a stage's metric is asking for the stage
+            set_path(spec, switch, True)
+    columns = swept_paths(spec)
+    runs = (_expand_panels(checker, spec, doc.data, panels, columns) if panels
+            else _expand(checker, spec, doc.data, axes, columns))
+    if "max_runs" in spec and len(runs) > spec["max_runs"]:
+        checker.add(("max_runs",), f"the spec expands to {len(runs)} runs, more than max_runs = {spec['max_runs']}")
+    experiment = Experiment(file, spec, runs, panels=panels)
     if checker.errors:
-        return None, checker.errors
+        return None, sorted(dict.fromkeys(checker.errors), key=lambda e: (e.line, e.col))
     experiment.warnings = _missing_data(checker, experiment.runs)
     return experiment, []
 

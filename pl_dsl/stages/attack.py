@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pl_dsl.engine.registry import Output, Stage, UnitContext
 from pl_dsl.spec.config import AttackConfig, TrainingConfig
-from pl_dsl.stages.common import Common, accuracy
+from pl_dsl.stages.common import Common, accuracy, passes_cost
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,9 @@ def compute(ctx: UnitContext, params: AttackParams) -> Output:
     })
 
 
-def cost(params: AttackParams) -> float:
-    return 3.0 * params.attack.steps * params.sizes()[0] * params.per_sample()
-
-
 STAGE = Stage(
-    name="attack", params=AttackParams, rename={"train": "train_f"}, compute=compute, cost=cost,
+    name="attack", params=AttackParams, rename={"train": "train_f"}, compute=compute,
+    cost=lambda params: passes_cost(params, params.attack.steps),
     inputs={"f": "train_f"},
     writes={"perturbations.pt": "r_n (delta) and the target labels y_adv of every training sample"},
     metrics={

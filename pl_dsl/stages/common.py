@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pl_dsl.engine.registry import UnitContext
+from pl_dsl.engine.registry import Output, UnitContext
 from pl_dsl.errors import lookup
-from pl_dsl.spec.config import DataConfig, NetworkConfig, to_json
+from pl_dsl.spec.config import DataConfig, NetworkConfig, TrainingConfig, to_json
 
 if TYPE_CHECKING:
     import torch
@@ -53,6 +53,23 @@ def init_generator(params: Common, role: str) -> torch.Generator:
 
     identity = stream_seed(params.seed, role, params.data.stream_identity(), to_json(params.network))
     return torch.Generator().manual_seed(identity)
+
+
+def fit(ctx: UnitContext, params: Common, role: str, x: torch.Tensor, y: torch.Tensor,
+        training: TrainingConfig) -> Output:
+    """A fresh network (initialised from the stream `role`) trained on (x, y): its weights and
+    final loss as `model.pt`, the file `ctx.network` reads back."""
+    from pl_dsl.science.nn import build_network, train
+
+    model = build_network(params.network, x.shape[1], init_generator(params, role)).to(ctx.device)
+    losses = train(model, x, y, training)
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    return Output({"model.pt": {"state": state, "final_loss": losses[-1] if losses else None}})
+
+
+def passes_cost(params: Common, passes: int) -> float:
+    """Multiply-adds of `passes` forward-and-backward passes over D (about 3 forward passes each)."""
+    return 3.0 * passes * params.sizes()[0] * params.per_sample()
 
 
 def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:

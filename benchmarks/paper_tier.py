@@ -1,0 +1,75 @@
+"""The CPU paper tier: wall time from an empty results folder, and per spec the compute recorded
+by its units (each unit counted once), its runs and how many claims pass.
+
+    python benchmarks/paper_tier.py                 # runs `snakemake --cores 2` on experiments/paper-small
+    python benchmarks/paper_tier.py --workdir DIR   # only reads a finished run in DIR
+
+The share of wall time that is computation is the recorded unit seconds over (cores x wall);
+the rest is process start-up, imports, planning, plotting and idle cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pl_dsl.engine.paths import Layout
+from pl_dsl.engine.plan import build_plan
+from pl_dsl.engine.store import read_json
+from pl_dsl.engine.workflow import find_spec_files
+from pl_dsl.spec.check import load_experiment
+from pl_dsl.stages import REGISTRY
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def report(workdir: Path, folder: str, wall: float | None, cores: int) -> None:
+    layout = Layout(workdir / "results")
+    total = 0.0
+    print(f"{'spec':<22}{'runs':>6}{'units':>7}{'compute s':>11}  claims passed")
+    for file in find_spec_files(folder, REPO):
+        experiment = load_experiment(file)
+        table = layout.table(experiment.name)
+        if not table.exists():
+            print(f"{file.stem:<22}  not run (see the workflow's output: data files missing?)")
+            continue
+        plan = build_plan([experiment], REGISTRY)
+        units = {(s, u.key) for (s, _), batch in plan.batches.items() for u in batch.units}
+        seconds = sum(read_json(layout.unit(s, k) / "record.json")["seconds"] for s, k in units)
+        total += seconds
+        claims = ""
+        if layout.claims(experiment.name).exists():
+            with open(layout.claims(experiment.name), newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            claims = f"{sum(r['passed'] == 'true' for r in rows)} of {len(rows)}"
+        print(f"{file.stem:<22}{len(experiment.runs):>6}{len(units):>7}{seconds:>11.1f}  {claims}")
+    print(f"unit compute, all specs: {total:.1f} s")
+    if wall is not None:
+        print(f"wall time from empty, --cores {cores}: {wall:.1f} s ({wall / 60:.1f} min); "
+              f"computation {total / (cores * wall):.0%} of cores x wall, the rest start-up, I/O, plots, idle")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, help="a finished run to read (default: run the tier now)")
+    parser.add_argument("--experiments", default="paper-small")
+    parser.add_argument("--cores", type=int, default=2)
+    args = parser.parse_args()
+    if args.workdir:
+        report(args.workdir, args.experiments, None, args.cores)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", tmp, "--cores",
+                        str(args.cores), "--config", f"experiments={args.experiments}", "missing_data=skip", "--quiet"],
+                       check=True, cwd=REPO)
+        report(Path(tmp), args.experiments, time.perf_counter() - start, args.cores)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""What a schema cannot say about figures and claims: the panels, metrics and axes they name
+exist, and every axis that varies within a panel is reduced (never silently averaged)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from pl_dsl.report.claims import CLAIM_KINDS, same_value
+
+if TYPE_CHECKING:
+    from pl_dsl.engine.registry import Registry
+    from pl_dsl.spec.check import Panel
+
+Problem = tuple[tuple[Any, ...], str]
+
+
+def _metric_problems(where: tuple[Any, ...], metric: str, known: dict[str, str]) -> Iterator[Problem]:
+    if metric not in known:
+        yield where, f"unknown metric '{metric}'; known: {', '.join(known)}"
+
+
+def _reduce_problems(where: tuple[Any, ...], reduce: str | dict[str, str], select: str, axes: list[str],
+                     panels: list[Panel], x_of: dict[str, str], known: dict[str, str]) -> Iterator[Problem]:
+    """A per-axis reduction names swept axes, has at most one band, and covers every axis
+    that varies within each panel it is applied to (other than the panel's factor)."""
+    if select != "per_metric":
+        yield from _metric_problems(where + ("select",), select, known)
+    if isinstance(reduce, str):
+        return
+    for axis in reduce:
+        if axis not in axes:
+            yield where + ("reduce", axis), f"'{axis}' is not a swept axis; swept: {', '.join(axes) or 'none'}"
+    bands = [axis for axis, op in reduce.items() if op == "band"]
+    if len(bands) > 1:
+        yield where + ("reduce",), f"at most one axis can be the band, not {', '.join(bands)}"
+    for panel in panels:
+        varying = [path for axis in panel.axes for path, values in axis if len(values) > 1 or path == "seed"]
+        factor = set(panel.factor)
+        missing = [path for path in varying if path not in factor and path not in reduce and path != x_of.get(panel.name)]
+        if missing:
+            yield where + ("reduce",), (f"panel '{panel.name}' also varies {', '.join(missing)}: say how to reduce "
+                                        f"{'it' if len(missing) == 1 else 'them'} (max, min, mean or band)")
+
+
+def check_analysis(spec: dict[str, Any], panels: list[Panel], axes: list[str], registry: Registry) -> list[Problem]:
+    """Every problem of the spec's figures and claims, each with its path."""
+    known = registry.metrics()
+    by_name = {panel.name: panel for panel in panels}
+    x_of = {panel.name: panel.x for panel in panels}
+    problems: list[Problem] = []
+    names: set[str] = set()
+    for index, figure in enumerate(spec.get("figures", [])):
+        where = ("figures", index)
+        if figure["name"] in names:
+            problems.append((where + ("name",), f"figure name '{figure['name']}' is used twice"))
+        names.add(figure["name"])
+        if not panels:
+            problems.append((where + ("panels",), "figures draw panels: declare `panels` (one-factor sweeps) first"))
+            continue
+        metrics = [figure["y"]] if isinstance(figure["y"], str) else figure["y"]
+        for i, metric in enumerate(metrics):
+            problems += _metric_problems(where + ("y",) + (() if isinstance(figure["y"], str) else (i,)), metric, known)
+        used = []
+        for i, entry in enumerate(figure["panels"]):
+            name = entry if isinstance(entry, str) else entry["panel"]
+            if name not in by_name:
+                problems.append((where + ("panels", i), f"no panel '{name}'; panels: {', '.join(by_name)}"))
+            else:
+                used.append(by_name[name])
+        if "layout" in figure and figure["layout"][0] * figure["layout"][1] < len(figure["panels"]):
+            rows, cols = figure["layout"]
+            problems.append((where + ("layout",), f"{rows} x {cols} panels cannot hold {len(figure['panels'])}"))
+        problems += _reduce_problems(where, figure.get("reduce", "max"), figure.get("select", "per_metric"),
+                                     axes, used, x_of, known)
+    for index, claim in enumerate(spec.get("claims", [])):
+        where = ("claims", index)
+        kind = CLAIM_KINDS.get(claim["kind"])
+        if kind is None:
+            continue  # the schema's enum has reported it
+        for needed in kind.needs:
+            if needed not in claim:
+                problems.append((where, f"a claim of kind '{claim['kind']}' needs '{needed}'"))
+        problems += _metric_problems(where + ("metric",), claim["metric"], known)
+        if "over" in claim:
+            problems += _metric_problems(where + ("over",), claim["over"], known)
+        panel = by_name.get(claim.get("panel", ""))
+        if "panel" in claim and panel is None:
+            problems.append((where + ("panel",), f"no panel '{claim['panel']}'; panels: {', '.join(by_name) or 'none'}"))
+        if "at" in claim and panel is not None:
+            values = [v for axis in panel.axes for path, vs in axis if path == panel.x for v in vs]
+            if not any(same_value(claim["at"], v) for v in values):
+                problems.append((where + ("at",), f"{claim['at']!r} is not a value of {panel.x} in panel "
+                                                  f"'{panel.name}' ({', '.join(map(str, values))})"))
+        problems += _reduce_problems(where, claim.get("reduce", "max"), claim.get("select", "per_metric"), axes,
+                                     [panel] if panel else [], x_of, known)
+    return problems

@@ -1,0 +1,65 @@
+"""The paper suite through the real workflow: the Shifted Gauss (a) CPU tier end to end with its
+figure and a complete claims file, a report after running a subset, and every full-scale spec
+planned by a dry run."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+from conftest import REPO, run_cli, snakemake
+
+PAPER = sorted((REPO / "experiments/paper").glob("*.yaml"))
+SMALL = sorted((REPO / "experiments/paper-small").glob("*.yaml"))
+
+
+def test_both_tiers_ship_every_figure_under_the_same_names() -> None:
+    names = {"shifted_gauss_a", "shifted_gauss_b", "gauss_a", "gauss_b", "mnist_a", "mnist_b", "fmnist_a", "fmnist_b",
+             "direction", "decision_maps"}
+    assert {p.stem for p in PAPER} == names == {p.stem for p in SMALL}
+
+
+def test_the_shifted_gauss_a_cpu_tier_runs_and_checks_every_claim(tmp_path: Path) -> None:
+    spec = REPO / "experiments/paper-small/shifted_gauss_a.yaml"
+    result = snakemake(tmp_path, "--config", f"experiments={spec}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "results/shifted_gauss_a-small"
+    with open(out / "claims.csv", newline="") as handle:
+        claims = list(csv.DictReader(handle))
+    declared = re.findall(r"^- claim: ", spec.read_text(), re.M)
+    assert len(claims) == len(declared) >= 5
+    for row in claims:
+        assert list(row) == ["claim", "passed", "value", "threshold", "detail"]
+        assert row["passed"] in ("true", "false") and row["value"] and row["detail"]
+    assert {row["claim"] for row in claims if row["passed"] == "true"} >= {
+        "f learns the task at the base point", "without perturbations (eps = 0) g is at chance"}
+    for ext in ("png", "svg"):
+        assert (out / f"figures/accuracy.{ext}").stat().st_size > 20_000
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 276 and {"panels", "eps", "seed", "network.width", "data.dim"} <= set(rows[0])
+    shown = run_cli("results", "shifted_gauss_a-small", "--results", str(tmp_path / "results"), "--over-seeds")
+    assert shown.returncode == 0 and "claims pass" in shown.stdout and "f_test_acc" in shown.stdout
+
+    # A report after running only this experiment (the default experiments never ran here).
+    report = snakemake(tmp_path, "--config", f"experiments={spec}", "--report", str(tmp_path / "report.html"))
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (tmp_path / "report.html").stat().st_size > 100_000
+    bare = snakemake(tmp_path, "--report", str(tmp_path / "bare.html"))
+    assert bare.returncode == 0, bare.stderr[-3000:]
+
+
+def test_every_full_scale_spec_plans_in_a_dry_run(tmp_path: Path) -> None:
+    result = snakemake(tmp_path, "--config", "experiments=paper", "missing_data=skip", "--dry-run", "--quiet",
+                       timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "skipping" in output or "mnist" not in output  # MNIST files are absent on these machines
+    for rule in ("train_f", "attack", "train_g", "evaluate", "theory", "decision_map", "draw_figure", "check_claims"):
+        assert re.search(rf"^{rule}\s+\d+", output, re.M), rule
+    assert not (tmp_path / "results").exists(), "a dry run writes nothing"
+    summary = run_cli("runs", "experiments/paper")
+    assert summary.returncode == 0
+    for spec in PAPER:
+        assert f"experiments/paper/{spec.name}" in summary.stdout
