@@ -100,8 +100,6 @@ def draw_figure(figure: dict[str, Any], table: Path, png: Path, svg: Path) -> No
     fig, grid = plt.subplots(n_rows, n_cols, figsize=(4.3 * n_cols, 3.1 * n_rows + 0.9), squeeze=False,
                              layout="constrained")
     colors = {metric: f"C{i}" for i, metric in enumerate(metrics)}
-    band_axis = next((a for a, op in (figure.get("reduce") or {}).items() if op == "band"), None) \
-        if isinstance(figure.get("reduce"), dict) else None
     for index, ax in enumerate(grid.flat):
         if index >= len(entries):
             ax.set_axis_off()
