@@ -1,8 +1,9 @@
 """The CPU paper tier: wall time from an empty results folder, and per spec the compute recorded
 by its units (each unit counted once), its runs and how many claims pass.
 
-    python benchmarks/paper_tier.py                 # runs `snakemake --cores 2` on experiments/paper-small
-    python benchmarks/paper_tier.py --workdir DIR   # only reads a finished run in DIR
+    python benchmarks/paper_tier.py                  # runs `snakemake --cores 2` on experiments/paper-small
+    python benchmarks/paper_tier.py --keep DIR       # the same, in DIR (empty or new), kept afterwards
+    python benchmarks/paper_tier.py --workdir DIR    # only reads a finished run in DIR
 
 The share of wall time that is computation is the recorded unit seconds over (cores x wall);
 the rest is process start-up, imports, planning, plotting and idle cores.
@@ -57,6 +58,7 @@ def report(workdir: Path, folder: str, wall: float | None, cores: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, help="a finished run to read (default: run the tier now)")
+    parser.add_argument("--keep", type=Path, help="run the tier in this folder and keep it")
     parser.add_argument("--experiments", default="paper-small")
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
@@ -64,11 +66,15 @@ def main() -> None:
         report(args.workdir, args.experiments, None, args.cores)
         return
     with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.keep or Path(tmp)
+        if workdir.exists() and any(workdir.iterdir()):
+            sys.exit(f"{workdir} is not empty: the tier is timed from an empty folder")
+        workdir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", tmp, "--cores",
+        subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores",
                         str(args.cores), "--config", f"experiments={args.experiments}", "missing_data=skip", "--quiet"],
                        check=True, cwd=REPO)
-        report(Path(tmp), args.experiments, time.perf_counter() - start, args.cores)
+        report(workdir, args.experiments, time.perf_counter() - start, args.cores)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pl_dsl.science.data import make_dataset
 from pl_dsl.science.datasets import REAL_DATASETS, DataNotFound, locate, read_idx
 from pl_dsl.spec.config import DataConfig, resolve_data
 
-from conftest import run_cli, snakemake, write_spec
+from conftest import REPO, run_cli, snakemake, write_spec
 
 IDX_NAMES = {"train-images-idx3-ubyte": "train_x", "train-labels-idx1-ubyte": "train_y",
              "t10k-images-idx3-ubyte": "test_x", "t10k-labels-idx1-ubyte": "test_y"}
@@ -177,7 +177,7 @@ def _fmnist_present() -> bool:
 @pytest.mark.skipif(not REQUIRE_REAL and not _fmnist_present(),
                     reason="Fashion-MNIST files absent (apt-get install dataset-fashion-mnist)")
 def test_fashion_mnist_scenario_a_at_the_papers_settings(tmp_path: Path) -> None:
-    result = snakemake(tmp_path, "--config", "experiments=fmnist_a")
+    result = snakemake(tmp_path, "--config", f"experiments={REPO / 'experiments/real/fmnist_a.yaml'}")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = (tmp_path / "results/fmnist_a/results.csv").read_text().splitlines()
     header = rows[0].split(",")

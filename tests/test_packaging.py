@@ -69,3 +69,21 @@ def test_an_empty_spec_resolves_to_the_schema_defaults() -> None:
 
 def test_the_schema_file_for_editors_is_the_one_the_package_reads() -> None:
     assert (REPO / "schemas/experiment.schema.json").resolve() == (REPO / "pl_dsl/spec/experiment.schema.json")
+
+
+def test_atomic_writes_leave_files_readable_like_any_other(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from pl_dsl.engine.store import atomic_path
+
+    mask = os.umask(0o022)
+    try:
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+        with atomic_path(tmp_path / "atomic.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(mask)
+    mode = stat.S_IMODE((tmp_path / "atomic.txt").stat().st_mode)
+    assert mode == stat.S_IMODE(plain.stat().st_mode) == 0o644

@@ -46,6 +46,10 @@ def find_spec_files(selection: str | list[str] | None, root: Path) -> list[Path]
         if not matches:
             names = ", ".join(f.stem for f in known) or "none"
             sys.exit(f"pl-dsl: no experiment '{item}' (experiments/: {names})")
+        if len(matches) > 1:
+            found = ", ".join(str(f.relative_to(root)) for f in matches)
+            sys.exit(f"pl-dsl: '{item}' names several specs ({found}); give the path of the one you mean, "
+                     "or a folder such as paper-small")
         files.extend(matches)
     return files
 
