@@ -160,8 +160,3 @@ def stage_modules(value: str | Iterable[str] | None) -> list[str]:
         return []
     items = value.split(",") if isinstance(value, str) else list(value)
     return [item.strip() for item in items if item.strip()]
-
-
-def params_fields(stage: Stage[Any]) -> Mapping[str, str]:
-    """Params field -> the RunConfig field it reads (the spec sections forming the identity)."""
-    return {f.name: stage.rename.get(f.name, f.name) for f in dataclasses.fields(stage.params)}
