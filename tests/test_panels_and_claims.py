@@ -191,3 +191,17 @@ def test_claims_file_has_one_row_per_claim_and_a_missing_point_fails(tmp_path: P
     assert [list(row) for row in written] == [["claim", "passed", "value", "threshold", "detail"]] * 2
     assert [row["passed"] for row in written] == ["true", "false"]
     assert "no value of a at x = 7" in written[1]["detail"] and "expected to fail at this scale" in written[1]["detail"]
+
+
+def test_a_panel_field_both_set_and_swept_is_an_error_wherever_the_sweep_comes_from() -> None:
+    errors = errors_of("""
+panels:
+  - {name: own, vary: {network.width: [4, 8]}, set: {network.width: 16}}
+  - {name: common, vary: {data.dim: [8, 16]}, set: {train_f.lr: 0.5}}
+""")
+    assert errors == [
+        "p.yaml:13:54: panels[0].set[\"network.width\"]: 'network.width' is both set and swept for this panel "
+        "(also at panels[0].vary[\"network.width\"])",
+        "p.yaml:14:53: panels[1].set[\"train_f.lr\"]: 'train_f.lr' is both set and swept for this panel "
+        "(also at sweep.grid[\"train_f.lr\"])",
+    ]

@@ -106,7 +106,9 @@ class Workflow:
                                      int(config.get("min_batches", DEFAULT_MIN_BATCHES)))
         self.python = sys.executable
         self.reporting = reporting
-        self.tables = {name: experiment.table_plan() for name, experiment in self.plan.experiments.items()}
+        # Each experiment's table plan and the path it is stored under (named by its content).
+        self.tables = {name: (self.layout.table_plan(stable_hash(content, 16)), content)
+                       for name, content in ((n, e.table_plan()) for n, e in self.plan.experiments.items())}
 
     @property
     def stages(self) -> list[Stage[Any]]:
@@ -117,8 +119,8 @@ class Workflow:
         left alone, so their times do not move). Called once, when the workflow starts."""
         for (stage, batch_id), batch in self.plan.batches.items():
             write_json_if_changed(self.layout.batch_plan(stage, batch_id), batch.plan())
-        for content in self.tables.values():
-            write_json_if_changed(self.layout.table_plan(stable_hash(content, 16)), content)
+        for path, content in self.tables.values():
+            write_json_if_changed(path, content)
 
     def batch_plan(self, stage: str) -> Callable[[Any], str]:
         """Params function: the path of the batch's unit list.
@@ -153,7 +155,7 @@ class Workflow:
     def table_plan(self, wildcards: Any) -> str:
         """Params function: the path of the experiment's table plan, named by its content, so a
         changed table (runs added, a stage switched on) reruns the collection."""
-        return str(self.layout.table_plan(stable_hash(self.tables[wildcards.experiment], 16)))
+        return str(self.tables[wildcards.experiment][0])
 
     def plot_spec(self, wildcards: Any) -> str:
         """The plot's spec and the experiment's axes as JSON: the plot reruns only when they change."""

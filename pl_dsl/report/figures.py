@@ -91,7 +91,8 @@ def _pyplot() -> Any:
 
 
 def draw_figure(figure: dict[str, Any], table: Path, png: Path, svg: Path) -> None:
-    """A figure of panels: figure holds its spec plus `panels_info` (panel -> x, factor, set) and `axes`."""
+    """A figure of panels: figure holds its spec plus `panels_info` (panel -> its x field and set fields)
+    and the experiment's `axes`."""
     plt = _pyplot()
     rows = read_table(table)
     entries = [p if isinstance(p, dict) else {"panel": p} for p in figure["panels"]]

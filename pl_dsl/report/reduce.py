@@ -77,7 +77,7 @@ def curves(rows: list[dict[str, str]], x: str, metrics: list[str], plan: dict[st
     """
     band = next((axis for axis, op in plan.items() if op == BAND), None)
     steps = [(axis, op) for axis, op in plan.items() if op != BAND]
-    records = [{**{k: parse_cell(v) for k, v in row.items()}} for row in rows]
+    records = [{k: parse_cell(v) for k, v in row.items()} for row in rows]
     names = sorted({*metrics, *([select] if select != PER_METRIC else [])})
     keys = [axis for axis in ([x, series, band] + [a for a, _ in steps]) if axis]
     reduced: list[dict[str, Any]] = [{**{k: r.get(k) for k in keys}, **{m: r.get(m) for m in names}} for r in records]

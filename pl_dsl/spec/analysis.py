@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 Problem = tuple[tuple[Any, ...], str]
 
 
-def _metric_problems(where: tuple[Any, ...], metric: str, known: dict[str, str]) -> Iterator[Problem]:
+def metric_problems(where: tuple[Any, ...], metric: str, known: dict[str, str]) -> Iterator[Problem]:
+    """An unknown metric, with every known one (plots, figures and claims alike)."""
     if metric not in known:
         yield where, f"unknown metric '{metric}'; known: {', '.join(known)}"
 
@@ -25,7 +26,7 @@ def _reduce_problems(where: tuple[Any, ...], reduce: str | dict[str, str], selec
     """A per-axis reduction names swept axes, has at most one band, and covers every axis
     that varies within each panel it is applied to (other than the panel's factor)."""
     if select != "per_metric":
-        yield from _metric_problems(where + ("select",), select, known)
+        yield from metric_problems(where + ("select",), select, known)
     if isinstance(reduce, str):
         return
     for axis in reduce:
@@ -60,7 +61,7 @@ def check_analysis(spec: dict[str, Any], panels: list[Panel], axes: list[str], r
             continue
         metrics = [figure["y"]] if isinstance(figure["y"], str) else figure["y"]
         for i, metric in enumerate(metrics):
-            problems += _metric_problems(where + ("y",) + (() if isinstance(figure["y"], str) else (i,)), metric, known)
+            problems += metric_problems(where + ("y",) + (() if isinstance(figure["y"], str) else (i,)), metric, known)
         used = []
         for i, entry in enumerate(figure["panels"]):
             name = entry if isinstance(entry, str) else entry["panel"]
@@ -81,9 +82,9 @@ def check_analysis(spec: dict[str, Any], panels: list[Panel], axes: list[str], r
         for needed in kind.needs:
             if needed not in claim:
                 problems.append((where, f"a claim of kind '{claim['kind']}' needs '{needed}'"))
-        problems += _metric_problems(where + ("metric",), claim["metric"], known)
+        problems += metric_problems(where + ("metric",), claim["metric"], known)
         if "over" in claim:
-            problems += _metric_problems(where + ("over",), claim["over"], known)
+            problems += metric_problems(where + ("over",), claim["over"], known)
         panel = by_name.get(claim.get("panel", ""))
         if "panel" in claim and panel is None:
             problems.append((where + ("panel",), f"no panel '{claim['panel']}'; panels: {', '.join(by_name) or 'none'}"))

@@ -14,6 +14,7 @@ import jsonschema
 
 from pl_dsl.hashing import stable_hash
 from pl_dsl.science.datasets import data_kind
+from pl_dsl.spec.analysis import check_analysis, metric_problems
 from pl_dsl.spec.config import RunConfig, resolve, to_json
 from pl_dsl.spec.schema import fill_defaults, load_schema, subschema
 from pl_dsl.spec.yamlpos import LocatedDocument, Mark, YamlDocumentError, load_located
@@ -293,15 +294,16 @@ def _panels(checker: _Checker, spec: dict[str, Any]) -> list[Panel]:
         x = panel.get("x", factor[0])
         if x not in factor:
             checker.add(where + ("x",), f"'{x}' is not varied by this panel; it varies: {', '.join(factor)}")
-        for path in set_fields:
-            if path in builder.seen:
-                checker.add(where + ("set", path), f"'{path}' is both set and varied in this panel", key=True)
         replaced = {path: (values, where + ("grid", path)) for path, values in panel.get("grid", {}).items()}
         _common_axes(builder, spec, replaced)
         if "seeds" in panel:
             builder.seeds(panel["seeds"], where + ("seeds",))
         elif "seeds" in spec:
             builder.seeds(spec["seeds"], ("seeds",))
+        for path in set_fields:  # a swept value would silently replace the set one
+            if path in builder.seen:
+                checker.add(where + ("set", path), f"'{path}' is both set and swept for this panel (also at "
+                                                   f"{format_path(builder.seen[path])})", key=True)
         panels.append(Panel(panel["name"], x, factor, dict(set_fields), builder.axes))
     return panels
 
@@ -340,18 +342,6 @@ def set_path(target: dict[str, Any], path: str, value: Any) -> None:
     target[leaf] = value
 
 
-def resolve_run(spec: dict[str, Any], raw: dict[str, Any], varied: dict[str, Any]) -> RunConfig:
-    """The run at one sweep point: `spec` has every default filled in, `raw` is the spec as
-    written (which data fields apply depends on the data kind)."""
-    spec = copy.deepcopy(spec)
-    data = copy.deepcopy(raw.get("data", {}))
-    for path, value in varied.items():
-        set_path(spec, path, value)
-        if path.startswith("data."):
-            set_path(data, path.split(".", 1)[1], value)
-    return resolve(spec, data)
-
-
 def _expand(checker: _Checker, spec: dict[str, Any], raw: dict[str, Any], axes: list[Axis],
             columns: list[str]) -> list[Run]:
     """The runs of one sweep; each run's `varied` has a value for every column (swept here, or
@@ -366,8 +356,11 @@ def _expand(checker: _Checker, spec: dict[str, Any], raw: dict[str, Any], axes: 
         if {"attack.eps", "attack.eps_per_coord"} <= given:
             checker.add(("attack",), "give either eps or eps_per_coord, not both (directly or through a sweep)")
             return []
-        data = copy.deepcopy(raw.get("data", {}))
+        # The run's spec with every default (`effective`) and its data section as written (`data`:
+        # which data fields apply, and their defaults, depend on the data kind).
+        effective, data = copy.deepcopy(spec), copy.deepcopy(raw.get("data", {}))
         for path, value in varied.items():
+            set_path(effective, path, value)
             if path.startswith("data."):
                 set_path(data, path.split(".", 1)[1], value)
         problems = data_kind(data.get("kind", spec["data"]["kind"])).problems(data)
@@ -377,16 +370,13 @@ def _expand(checker: _Checker, spec: dict[str, Any], raw: dict[str, Any], axes: 
             checker.add(where, sentence, key=True)
         if problems:
             return []
-        config = resolve_run(spec, raw, varied)
+        config = resolve(effective, data)
         run_id = "r" + stable_hash(to_json(config), 16)
         if run_id in by_spec:
             checker.add(("sweep",) if spec.get("sweep") else ("seeds",), key=True,
                         message=f"two sweep points give the same run: {by_spec[run_id]} and {varied}")
             return []
         by_spec[run_id] = varied
-        effective = copy.deepcopy(spec)
-        for path, value in varied.items():
-            set_path(effective, path, value)
         row = {column: varied[column] if column in varied else get_path(effective, column) for column in columns}
         runs.append(Run(run_id, row, config))
     return runs
@@ -426,9 +416,9 @@ def _check_plots(checker: _Checker, spec: dict[str, Any], axes: list[str], regis
         names.add(plot["name"])
         metrics = [plot["y"]] if isinstance(plot["y"], str) else plot["y"]
         for i, metric in enumerate(metrics):
-            if metric not in known_metrics:
-                sub = where + ("y",) + (() if isinstance(plot["y"], str) else (i,))
-                checker.add(sub, f"unknown metric '{metric}'; known: {', '.join(known_metrics)}")
+            for path, message in metric_problems(where + ("y",) + (() if isinstance(plot["y"], str) else (i,)),
+                                                 metric, known_metrics):
+                checker.add(path, message)
         for role in ("x", "series"):
             if role in plot and plot[role] not in axes:
                 known = ", ".join(axes) if axes else "none (the spec sweeps nothing)"
@@ -481,8 +471,6 @@ def check_text(text: str, file: str, registry: Registry | None = None) -> tuple[
     if "plots" not in broken and sweeping:
         _check_plots(checker, spec, swept_paths(spec), registry)
     if sweeping and not broken & {"figures", "claims"}:
-        from pl_dsl.spec.analysis import check_analysis
-
         for path, message in check_analysis(spec, panels, swept_paths(spec), registry):
             checker.add(path, message)
     if checker.errors:
