@@ -3,15 +3,29 @@ PYTHON ?= python3
 CORES ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.pl-dsl-installed
 
 .PHONY: setup quickstart lint test paper-small benchmark clean
 
-# torch is pinned here (the CPU wheel); pyproject.toml keeps a range that admits it, so the
-# second install adds nothing torch-related.
+# torch is pinned here; pyproject.toml keeps a range that admits it, so the second install adds
+# nothing torch-related. TORCH=cpu (default) takes the CPU wheel; TORCH=cuda takes the CUDA build
+# of the same release from TORCH_INDEX (PyPI's torch 2.13.0 for Linux is built for CUDA 13.0;
+# for an older driver use e.g. TORCH_INDEX=https://download.pytorch.org/whl/cu126). Check the
+# result with `.venv/bin/pl-dsl doctor`.
+TORCH ?= cpu
+TORCH_INDEX ?= https://pypi.org/simple
+ifeq ($(TORCH),cuda)
+TORCH_INSTALL := 'torch==2.13.0,!=2.13.0+cpu' --index-url $(TORCH_INDEX)
+else ifeq ($(TORCH),cpu)
+TORCH_INSTALL := torch==2.13.0
+else
+$(error TORCH must be cpu or cuda, not '$(TORCH)')
+endif
+STAMP := $(VENV)/.pl-dsl-installed-$(TORCH)
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	rm -f $(VENV)/.pl-dsl-installed-*
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH_INSTALL)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,cluster]'
 	touch $(STAMP)
 

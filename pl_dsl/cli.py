@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -184,3 +185,76 @@ def _print_claims(console: Console, name: str, claims: list[dict[str, str]]) -> 
         table.add_row(*[row[c] for c in ("claim", "passed", "value", "threshold", "detail")],
                       style="green" if row["passed"] == "true" else "red")
     console.print(table)
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
+
+
+@main.command()
+@click.argument("experiments", nargs=-1)
+@click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Results root the workflow writes to.")
+@click.option("--stage-modules", default="", help="Modules declaring extra stages, as given to snakemake.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(experiments: tuple[str, ...], results_root: str, stage_modules: str, as_json: bool) -> None:
+    """How far EXPERIMENTS are (names, spec files or folders, as for `--config experiments=`; default
+    every experiments/*.yaml): units done, running, failed and pending per stage, runs complete,
+    the estimated compute left, and the running jobs' progress. Reads only; safe while snakemake runs."""
+    from pl_dsl.engine.paths import Layout
+    from pl_dsl.engine.plan import build_plan
+    from pl_dsl.engine.status import collect_status
+    from pl_dsl.engine.workflow import check_or_exit, find_spec_files, load_registry
+
+    registry = load_registry({"stage_modules": stage_modules})
+    checked = check_or_exit(find_spec_files(list(experiments), Path.cwd()), registry, skip_missing_data=True)
+    state = collect_status(build_plan(checked, registry), Layout(Path(results_root)))
+    if as_json:
+        click.echo(json.dumps(state.to_json(), indent=1))
+        return
+    console = _console()
+    for experiment in state.experiments:
+        table = Table(title=f"{experiment.name}: {experiment.runs_complete} of {experiment.runs} runs complete; "
+                            f"about {_hours(experiment.remaining_seconds)} of CPU-core compute left")
+        for column in ("stage", "units", "done", "running", "failed", "pending", "compute left"):
+            table.add_column(column, justify="left" if column == "stage" else "right")
+        for stage in experiment.stages:
+            table.add_row(stage.stage, *map(str, (stage.units, stage.done, stage.running, stage.failed, stage.pending)),
+                          _hours(stage.remaining_seconds) if stage.remaining_seconds else "-",
+                          style="red" if stage.failed else ("green" if stage.done == stage.units else None))
+        console.print(table)
+        for failure in experiment.failures:
+            console.print(f"failed: {failure}", style="red", markup=False)
+    if state.jobs:
+        table = Table(title="running jobs")
+        for column in ("stage", "batch", "unit", "step", "loss", "ETA", "host", "last report"):
+            table.add_column(column)
+        now = time.time()
+        for job in state.jobs:
+            step = f"{job['step']}/{job['steps']}" if job.get("step") else "-"
+            loss = f"{job['loss']:.4g}" if job.get("loss") is not None else "-"
+            eta = f"{job['eta_seconds']:.0f}s" if job.get("eta_seconds") is not None else "-"
+            age = f"{now - job['updated']:.0f}s ago" + (" (stale: killed or stuck?)" if job["stale"] else "")
+            table.add_row(job["stage"], job["batch"], f"{job['done'] + 1}/{job['units']}", step, loss, eta,
+                          str(job.get("host", "?")), age, style="red" if job["stale"] else None)
+        console.print(table)
+
+
+@main.command()
+@click.option("--require-cuda", is_flag=True, help="Exit 1 unless PyTorch sees a CUDA device (for GPU nodes).")
+def doctor(require_cuda: bool) -> None:
+    """What this machine offers pl-dsl: Python, the torch build and the devices it sees (with the CUDA
+    version), threads, Snakemake and the SLURM plugin, and the real data files found."""
+    from pl_dsl.doctor import diagnose
+
+    report = diagnose()
+    console = _console()
+    table = Table(title="pl-dsl doctor", show_header=False)
+    table.add_column("what")
+    table.add_column("found", overflow="fold")
+    for what, found in report.rows:
+        table.add_row(what, found)
+    console.print(table)
+    if require_cuda and not report.cuda_devices:
+        _console(err=True).print(f"no CUDA device: {report.cuda_problem}", markup=False)
+        sys.exit(1)

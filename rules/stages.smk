@@ -15,8 +15,8 @@ for stage in WF.stages:
             plan=WF.batch_plan(stage.name),
         threads: 1
         resources:
-            mem_mb=stage.mem_mb,
-            runtime=stage.runtime,
+            mem_mb=WF.resource(stage.name, "mem_mb"),
+            runtime=WF.resource(stage.name, "runtime"),
             gpu=WF.gpu(stage.name),
         shell:
             WF.stage_command()

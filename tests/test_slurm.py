@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from pl_dsl.engine.workflow import Workflow
+
 from conftest import REPO, snakemake
 from slurm_cluster import local_slurm, unavailable_reason
 
@@ -29,13 +31,19 @@ def rows_without_times(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if not k.startswith("time")} for row in csv.DictReader(handle)]
 
 
-def test_slurm_profile_gives_the_local_results_and_gpus_to_gpu_jobs(tmp_path: Path) -> None:
+# The tiny spec plus one point with a large training set: its batches ask for more memory.
+SIZES = (REPO / "tests/specs/valid/tiny.yaml").read_text().replace("name: tiny", "name: sizes").replace(
+    "  grid:\n", "  grid:\n    data.n_train: [40, 400000]\n")
+
+
+def test_slurm_profile_gives_the_local_results_cost_derived_resources_and_gpus(tmp_path: Path) -> None:
     assert REASON is None, REASON
-    spec = REPO / "tests/specs/valid/tiny.yaml"
+    spec = tmp_path / "sizes.yaml"
+    spec.write_text(SIZES)
     on_cluster, local = tmp_path / "cluster", tmp_path / "local"
     on_cluster.mkdir()
     local.mkdir()
-    command = ["timeout", "-k", "10", "300", sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+    command = ["timeout", "-k", "10", "400", sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
                "-d", str(on_cluster), "--profile", str(REPO / "profiles/slurm"), "--config", f"experiments={spec}",
                *TEST_CLUSTER_OPTIONS]
     with local_slurm(tmp_path / "slurm"):
@@ -45,13 +53,24 @@ def test_slurm_profile_gives_the_local_results_and_gpus_to_gpu_jobs(tmp_path: Pa
     assert submitted >= 4
     reference = snakemake(local, "--config", f"experiments={spec}")
     assert reference.returncode == 0
-    assert rows_without_times(on_cluster / "results/tiny/results.csv") == \
-        rows_without_times(local / "results/tiny/results.csv")
-    # Every stage job that may use CUDA declared gpu=1, so SLURM gave it a (fake) device.
+    assert rows_without_times(on_cluster / "results/sizes/results.csv") == \
+        rows_without_times(local / "results/sizes/results.csv")
     manifests = list((on_cluster / "results/batches").rglob("*.json"))
     assert manifests
+    plan = Workflow({"experiments": str(spec)}, REPO).plan
+    memory = set()
     for manifest in manifests:
-        assert json.loads(manifest.read_text())["gpu"]["cuda_visible_devices"] in ("0", "1"), manifest
-    # The small stages ran grouped: their cluster jobs are named after the groups.
+        content = json.loads(manifest.read_text())
+        # Every stage job that may use CUDA declared gpu=1, so SLURM gave it a (fake) device.
+        assert content["gpu"]["cuda_visible_devices"] in ("0", "1"), manifest
+        # What each job asked for is its batch's cost-model estimate, and SLURM granted it.
+        expected = plan.batches[(content["stage"], manifest.stem)].resources()
+        assert content["requested"] == {name: str(value) for name, value in expected.items()}, manifest
+        if content["stage"] in ("train_f", "train_g"):  # not grouped: the job's memory is the batch's
+            assert content["slurm"]["MinMemoryNode"] == f"{expected['mem_mb']}M", json.dumps(content)
+            assert content["slurm"]["TimeLimit"] == f"00:{expected['runtime']:02d}:00", json.dumps(content)
+            memory.add(expected["mem_mb"])
+    assert len(memory) > 1, f"every training batch asked for the same memory: {memory}"
+    # The small stages ran grouped, GPU stages apart from the report jobs.
     output = result.stdout + result.stderr
-    assert "group_attacks" in output and "group_finish" in output
+    assert "group_attacks" in output and "group_checks" in output and "group_report" in output

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -28,15 +29,18 @@ def _log(handle: TextIO, message: str) -> None:
 
 
 def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, registry: Registry,
-              log: TextIO) -> None:
+              log: TextIO, requested: dict[str, str] | None = None) -> None:
     """Compute every unit of a batch that the store lacks, then write the batch manifest.
 
-    A batch that computes on CUDA first claims a GPU of its own (see engine.gpus).
+    A batch that computes on CUDA first claims a GPU of its own (see engine.gpus). While it
+    runs, its progress is reported (see engine.progress). The manifest also records the
+    resources the job asked for and, on SLURM, what it was given.
     """
     import torch
 
     from pl_dsl.engine.gpus import claim_device, visible_devices
     from pl_dsl.engine.plan import Unit
+    from pl_dsl.engine.progress import Progress
     from pl_dsl.engine.workspace import Workspace
 
     torch.set_num_threads(max(1, threads))
@@ -46,27 +50,53 @@ def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, reg
     gpu = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "claimed": None}
     start = time.perf_counter()
     devices = visible_devices() if wants_cuda else []
-    with claim_device(devices) if wants_cuda else nullcontext(None) as cuda_index:
-        if cuda_index is not None:
-            gpu["claimed"] = devices[cuda_index]
-            _log(log, f"using GPU {gpu['claimed']} (cuda:{cuda_index})")
-        workspace = Workspace(layout, registry, cuda_index=cuda_index)
-        records = []
-        for unit in units:
-            t0 = time.perf_counter()
-            computed = workspace.compute(unit)
-            _log(log, f"{unit.stage} {unit.key} runs={','.join(unit.runs)} "
-                      f"{'computed' if computed else 'reused'} in {time.perf_counter() - t0:.2f}s")
-            records.append({"key": unit.key, "runs": unit.runs, "computed": computed})
-    write_json(manifest, {"stage": plan["stage"], "units": records, "gpu": gpu,
-                          "seconds": time.perf_counter() - start})
+    progress = Progress(log, layout.progress(plan["stage"], plan_path.stem), plan["stage"], plan_path.stem, len(units))
+    try:
+        with claim_device(devices) if wants_cuda else nullcontext(None) as cuda_index:
+            if cuda_index is not None:
+                gpu["claimed"] = devices[cuda_index]
+                _log(log, f"using GPU {gpu['claimed']} (cuda:{cuda_index})")
+            workspace = Workspace(layout, registry, cuda_index=cuda_index, progress=progress)
+            records = []
+            for unit in units:
+                t0 = time.perf_counter()
+                progress.start_unit(unit.key, unit.runs)
+                computed = workspace.compute(unit)
+                progress.end_unit()
+                _log(log, f"{unit.stage} {unit.key} runs={','.join(unit.runs)} "
+                          f"{'computed' if computed else 'reused'} in {time.perf_counter() - t0:.2f}s")
+                records.append({"key": unit.key, "runs": unit.runs, "computed": computed})
+    finally:
+        progress.close()
+    write_json(manifest, {"stage": plan["stage"], "units": records, "gpu": gpu, "requested": requested or {},
+                          "slurm": slurm_allocation(), "seconds": time.perf_counter() - start})
+
+
+# Fields of `scontrol show job` recorded in a batch manifest: what SLURM granted the job.
+SLURM_FIELDS = ("JobId", "Partition", "TimeLimit", "MinMemoryNode", "NumCPUs", "TRES")
+
+
+def slurm_allocation() -> dict[str, str]:
+    """What SLURM granted this job (empty outside SLURM). Read from `scontrol`, because the
+    executor plugin's job step does not pass the allocation's variables on."""
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if not job_id:
+        return {}
+    try:
+        shown = subprocess.run(["scontrol", "show", "job", "--oneliner", job_id], capture_output=True,
+                               text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {"JobId": job_id}
+    fields = dict(item.split("=", 1) for item in shown.split() if "=" in item)
+    return {name: fields[name] for name in SLURM_FIELDS if name in fields}
 
 
 def _batch(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
     from pl_dsl.stages import REGISTRY
 
     registry = REGISTRY.extended(stage_modules(args.stage_modules))
-    run_batch(Path(args.plan), Path(args.manifest), args.threads, layout, registry, log)
+    requested = dict(item.split("=", 1) for item in args.requested.split() if "=" in item)
+    run_batch(Path(args.plan), Path(args.manifest), args.threads, layout, registry, log, requested)
 
 
 def _collect(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
@@ -112,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--plan", required=True)
     batch.add_argument("--manifest", required=True)
     batch.add_argument("--threads", type=int, default=1)
+    batch.add_argument("--requested", default="", help="the job's resources as 'name=value ...', for the manifest")
     collect = sub.add_parser("collect")
     collect.add_argument("--plan", required=True)
     collect.add_argument("--table", required=True)

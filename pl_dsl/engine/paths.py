@@ -29,6 +29,14 @@ class Layout:
         """Marks a finished batch of units; what Snakemake tracks."""
         return self.root / "batches" / stage / f"{batch}.json"
 
+    def progress(self, stage: str, batch: str) -> Path:
+        """A running batch job's progress (see engine.progress); removed when the job ends."""
+        return self.root / "progress" / stage / f"{batch}.json"
+
+    def failure(self, stage: str, key: str) -> Path:
+        """Why a unit's last computation failed; removed when the unit is stored."""
+        return self.unit(stage, key) / "failed.json"
+
     def batch_log(self, stage: str, batch: str) -> Path:
         return self.logs / stage / f"{batch}.log"
 

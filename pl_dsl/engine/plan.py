@@ -27,6 +27,14 @@ DEFAULT_MIN_BATCHES = 2
 # (about 95 GFLOP/s measured here, i.e. ~47 G multiply-adds) and the fixed cost of one unit.
 CORE_MULTIPLY_ADDS_PER_SECOND = 4.7e10
 SECONDS_PER_UNIT = 0.05
+# What a cluster job asks for (see `Batch.resources`). Runtime: the estimate on one CPU core
+# (an upper bound for a GPU) times a safety factor, plus start-up, never below a floor. Memory:
+# the process itself (Python, torch, a CUDA context) plus the largest unit's estimate, doubled
+# (a job also caches the data and the input files it read), rounded up to 100 MB.
+RUNTIME_SAFETY = 3.0
+RUNTIME_FLOOR_MINUTES = 10
+PROCESS_MB = 1000
+MEMORY_SAFETY = 2.0
 
 
 def estimated_seconds(cost: float) -> float:
@@ -43,12 +51,13 @@ class Unit:
     params: dict[str, Any]
     inputs: dict[str, str]  # input name -> key of the unit it reads
     device: str
-    cost: float
+    cost: float  # estimated multiply-adds
+    memory: float  # estimated bytes held while computing it
     runs: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "key": self.key, "params": self.params, "inputs": self.inputs,
-                "device": self.device, "cost": self.cost, "runs": self.runs}
+                "device": self.device, "cost": self.cost, "memory": self.memory, "runs": self.runs}
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Unit:
@@ -69,7 +78,7 @@ def run_units(run: Run, registry: Registry) -> dict[str, Unit]:
         key = stable_hash({"stage": stage.name, "code": stage.fingerprint, "inputs": inputs,
                            "params": to_json(params, identity=True)}, 16)
         units[stage.name] = Unit(stage.name, key, to_json(params), inputs, run.config.device,
-                                 float(stage.cost(params)), [run.id])
+                                 float(stage.cost(params)), float(stage.memory(params)), [run.id])
     return units
 
 
@@ -84,6 +93,15 @@ class Batch:
 
     def plan(self) -> dict[str, Any]:
         return {"stage": self.stage, "units": [u.to_json() for u in self.units]}
+
+    def resources(self, max_runtime: int | None = None) -> dict[str, int]:
+        """What a cluster job computing this batch asks for: `runtime` (minutes, at most
+        max_runtime) and `mem_mb`, from the stage's cost and memory estimates of its units."""
+        seconds = sum(estimated_seconds(unit.cost) for unit in self.units)
+        runtime = max(RUNTIME_FLOOR_MINUTES, math.ceil(RUNTIME_SAFETY * seconds / 60) + 1)
+        largest = max((unit.memory for unit in self.units), default=0.0)
+        mem_mb = 100 * math.ceil((PROCESS_MB + MEMORY_SAFETY * largest / 2**20) / 100)
+        return {"runtime": min(runtime, max_runtime) if max_runtime else runtime, "mem_mb": mem_mb}
 
 
 @dataclass

@@ -44,6 +44,9 @@ class UnitContext(Protocol):
     def network(self, input_name: str, network: NetworkConfig, dim: int) -> TwoLayerNet:
         """The trained network an input unit stored as `model.pt`, on this unit's device."""
 
+    def progress(self, step: int, steps: int, loss: float) -> None:
+        """Step `step` of `steps` of a long computation is done (shown every few seconds)."""
+
 
 @dataclass(frozen=True)
 class Output:
@@ -63,13 +66,12 @@ class Stage(Generic[P]):
     compute: Callable[[UnitContext, P], Output]
     writes: Mapping[str, str]  # file name -> what it holds
     metrics: Mapping[str, str]  # metric name -> description (docs, report captions, plots)
-    cost: Callable[[P], float]  # estimated multiply-adds of one unit: batching and resources
+    cost: Callable[[P], float]  # estimated multiply-adds of one unit: batching, cluster runtime, status
+    memory: Callable[[P], float] = lambda params: 0.0  # bytes one unit holds beyond the process: cluster memory
     inputs: Mapping[str, str] = field(default_factory=dict)  # input name -> stage name
     rename: Mapping[str, str] = field(default_factory=dict)  # params field -> RunConfig field, if named apart
     batch_size: int = 16  # units per job at most
     gpu: bool = True  # may compute on CUDA
-    mem_mb: int = 2000  # memory a cluster job of this stage asks for
-    runtime: int = 60  # minutes a cluster job of this stage asks for
     switch: str | None = None  # boolean field of the run that turns this stage on (None: always on)
     run_files: tuple[str, ...] = ()  # files copied into results/<experiment>/runs/<run>/
     version: int = 1  # bump to recompute where the fingerprint cannot see a change

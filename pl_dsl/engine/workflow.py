@@ -105,6 +105,7 @@ class Workflow:
         self.plan: Plan = build_plan(self.experiments, self.registry, config.get("batch_size", {}),
                                      int(config.get("min_batches", DEFAULT_MIN_BATCHES)))
         self.python = sys.executable
+        self.max_runtime = int(config["max_runtime"]) if config.get("max_runtime") else None
         self.reporting = reporting
         # Each experiment's table plan and the path it is stored under (named by its content).
         self.tables = {name: (self.layout.table_plan(stable_hash(content, 16)), content)
@@ -137,6 +138,13 @@ class Workflow:
         def inputs(wildcards: Any) -> list[str]:
             return [str(self.layout.manifest(*need)) for need in self.plan.batches[(stage, wildcards.batch)].needs]
         return inputs
+
+    def resource(self, stage: str, name: str) -> Callable[[Any], int]:
+        """Resource function: a batch's `runtime` or `mem_mb` from the cost model (see
+        `Batch.resources`); `--config max_runtime=MINUTES` caps the runtime."""
+        def value(wildcards: Any) -> int:
+            return self.plan.batches[(stage, wildcards.batch)].resources(self.max_runtime)[name]
+        return value
 
     def gpu(self, stage: str) -> Callable[[Any], int]:
         """Resource function: 1 GPU for a batch that may run on CUDA, 0 when forced to the CPU."""
@@ -211,4 +219,5 @@ class Workflow:
 
     def stage_command(self) -> str:
         """Shell command of every stage rule."""
-        return self.job_command("batch") + " --plan {params.plan} --manifest {output.manifest} --threads {threads}"
+        return self.job_command("batch") + (" --plan {params.plan} --manifest {output.manifest} --threads {threads}"
+                                            " --requested 'mem_mb={resources.mem_mb} runtime={resources.runtime}'")

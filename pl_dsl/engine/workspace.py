@@ -11,8 +11,9 @@ import torch
 
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import Unit
+from pl_dsl.engine.progress import Progress
 from pl_dsl.engine.registry import Registry
-from pl_dsl.engine.store import is_stored, load_file, save_unit
+from pl_dsl.engine.store import is_stored, load_file, save_unit, write_json
 from pl_dsl.errors import StageFailure
 from pl_dsl.science.data import Dataset, make_dataset
 from pl_dsl.science.nn import Divergence, TwoLayerNet, build_network
@@ -41,10 +42,12 @@ def resolve_device(unit: Unit, cuda_index: int | None = None) -> torch.device:
 class Workspace:
     """Computes units into a store, reusing what exists and caching data and files in memory."""
 
-    def __init__(self, layout: Layout, registry: Registry, cuda_index: int | None = None) -> None:
+    def __init__(self, layout: Layout, registry: Registry, cuda_index: int | None = None,
+                 progress: Progress | None = None) -> None:
         self.layout = layout
         self.registry = registry
         self.cuda_index = cuda_index
+        self.progress = progress
         self._data: dict[str, Dataset] = {}
         self._files: dict[tuple[Path, str], Any] = {}
 
@@ -65,23 +68,32 @@ class Workspace:
         return self._files[(folder, name)]
 
     def compute(self, unit: Unit) -> bool:
-        """Compute and store the unit unless it is already stored; returns True if computed."""
+        """Compute and store the unit unless it is already stored; returns True if computed.
+
+        A failure leaves `failed.json` (the message) in the unit's folder for `pl-dsl status`.
+        """
         if self.has(unit):
             return False
         stage = self.registry[unit.stage]
-        context = _Context(self, unit, resolve_device(unit, self.cuda_index))
+        failure = self.layout.failure(unit.stage, unit.key)
         start = time.perf_counter()
         try:
+            context = _Context(self, unit, resolve_device(unit, self.cuda_index))
             output = stage.compute(context, from_json(stage.params, unit.params))
         except Divergence as exc:
-            raise StageFailure(
-                f"run {describe_runs(unit)}: {unit.stage} diverged at step {exc.step} (loss = {exc.value}); "
-                "lower the learning rate or change the loss") from None
+            message = (f"run {describe_runs(unit)}: {unit.stage} diverged at step {exc.step} (loss = {exc.value}); "
+                       "lower the learning rate or change the loss")
+            write_json(failure, {"message": message, "time": time.time()})
+            raise StageFailure(message) from None
+        except Exception as exc:
+            write_json(failure, {"message": f"{type(exc).__name__}: {exc}", "time": time.time()})
+            raise
         seconds = time.perf_counter() - start
         folder = self.layout.unit(unit.stage, unit.key)
         save_unit(folder, output.files, {"stage": unit.stage, "key": unit.key, "code": stage.fingerprint,
                                          "params": unit.params, "inputs": unit.inputs, "seconds": seconds,
                                          "device": str(context.device), "metrics": output.metrics})
+        failure.unlink(missing_ok=True)
         for name, value in output.files.items():
             if not callable(value):
                 self._files[(folder, name)] = value
@@ -107,6 +119,10 @@ class _Context:
         model = build_network(network, dim, torch.Generator())
         model.load_state_dict(self.load(input_name, "model.pt")["state"])
         return model.to(self.device)
+
+    def progress(self, step: int, steps: int, loss: float) -> None:
+        if self._workspace.progress is not None:
+            self._workspace.progress.step(step, steps, loss)
 
 
 def run_in_process(runs_units: list[dict[str, Unit]], layout: Layout, registry: Registry) -> int:

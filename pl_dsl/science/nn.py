@@ -97,8 +97,10 @@ SCHEDULES: dict[str, Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.
 }
 
 
-def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: TrainingConfig) -> list[float]:
-    """Full-batch training for config.steps steps; returns the loss curve.
+def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: TrainingConfig,
+          on_step: Callable[[int, int, float], None] | None = None) -> list[float]:
+    """Full-batch training for config.steps steps; returns the loss curve. After each step,
+    on_step(steps done, config.steps, loss) if given (progress reports).
 
     Raises Divergence with the step number as soon as the loss is not finite.
     """
@@ -126,6 +128,8 @@ def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: Training
         if scheduler is not None:
             scheduler.step(value)
         losses.append(value)
+        if on_step is not None:
+            on_step(step + 1, config.steps, value)
     return losses
 
 

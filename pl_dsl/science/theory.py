@@ -9,7 +9,9 @@ from collections.abc import Iterator
 
 import torch
 
-DEFAULT_MAX_BYTES = 256 * 2**20
+from pl_dsl.science import KERNEL_BLOCK_BYTES
+
+DEFAULT_MAX_BYTES = KERNEL_BLOCK_BYTES
 
 
 def phi(z1: torch.Tensor, z2: torch.Tensor, gamma: float) -> torch.Tensor:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pl_dsl.engine.registry import Output, Stage, UnitContext
 from pl_dsl.spec.config import AttackConfig, TrainingConfig
-from pl_dsl.stages.common import Common, accuracy, passes_cost
+from pl_dsl.stages.common import Common, accuracy, passes_cost, working_bytes
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ def compute(ctx: UnitContext, params: AttackParams) -> Output:
 STAGE = Stage(
     name="attack", params=AttackParams, rename={"train": "train_f"}, compute=compute,
     cost=lambda params: passes_cost(params, params.attack.steps),
+    memory=lambda params: working_bytes(params, 3),  # x, r_n and its gradient
     inputs={"f": "train_f"},
     writes={"perturbations.pt": "r_n (delta) and the target labels y_adv of every training sample"},
     metrics={
@@ -48,5 +49,4 @@ STAGE = Stage(
         "target_mean": "mean target label y_adv (0 for balanced targets)",
     },
     batch_size=64,
-    runtime=30,
 )

@@ -62,7 +62,7 @@ def fit(ctx: UnitContext, params: Common, role: str, x: torch.Tensor, y: torch.T
     from pl_dsl.science.nn import build_network, train
 
     model = build_network(params.network, x.shape[1], init_generator(params, role)).to(ctx.device)
-    losses = train(model, x, y, training)
+    losses = train(model, x, y, training, on_step=ctx.progress)
     state = {k: v.cpu() for k, v in model.state_dict().items()}
     return Output({"model.pt": {"state": state, "final_loss": losses[-1] if losses else None}})
 
@@ -70,6 +70,21 @@ def fit(ctx: UnitContext, params: Common, role: str, x: torch.Tensor, y: torch.T
 def passes_cost(params: Common, passes: int) -> float:
     """Multiply-adds of `passes` forward-and-backward passes over D (about 3 forward passes each)."""
     return 3.0 * passes * params.sizes()[0] * params.per_sample()
+
+
+def data_bytes(params: Common) -> float:
+    """Bytes of the training and test inputs in float32."""
+    n_train, n_test = params.sizes()
+    return 4.0 * (n_train + n_test) * params.data.dim
+
+
+def working_bytes(params: Common, data_copies: int) -> float:
+    """Bytes a unit holds while training or attacking one network: `data_copies` arrays the size
+    of the data (x; for g also the perturbations and its inputs), the hidden layer's activations
+    with their gradients (about four N x m arrays) and the weights with gradients and momentum."""
+    n_train = params.sizes()[0]
+    return data_copies * data_bytes(params) + 16.0 * n_train * params.network.width \
+        + 12.0 * params.data.dim * params.network.width
 
 
 def accuracy(pred: torch.Tensor, labels: torch.Tensor) -> float:

@@ -9,8 +9,9 @@ from functools import partial
 from typing import Any
 
 from pl_dsl.engine.registry import Output, Stage, UnitContext
+from pl_dsl.science import KERNEL_BLOCK_BYTES
 from pl_dsl.spec.config import DecisionMapConfig, TheoryConfig
-from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, trained
+from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, trained, working_bytes
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,11 @@ def cost(params: DecisionMapParams) -> float:
 
 STAGE = Stage(
     name="decision_map", params=DecisionMapParams, compute=compute, cost=cost, inputs=TRAINED_INPUTS,
+    memory=lambda params: working_bytes(params, 3) + KERNEL_BLOCK_BYTES + 20.0 * params.decision_map.resolution ** 2,
     switch="decision_map.enabled", run_files=("decision_map.npz", "decision_map.png"),
     writes={"decision_map.npz": "the grid, f, g, f-hat, g-hat, the conditions and the projected data",
             "decision_map.png": "the map drawn"},
     metrics={"map_agree": "fraction of the decision-map grid where sign f = sign g",
              "map_cond_all": "fraction of the decision-map grid where conditions (a), (b), (c) all hold"},
     batch_size=8,
-    mem_mb=4000,
 )

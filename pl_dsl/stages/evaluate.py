@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pl_dsl.engine.registry import Output, Stage, UnitContext
-from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, accuracy, trained
+from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, accuracy, trained, working_bytes
 
 
 def compute(ctx: UnitContext, params: TrainedParams) -> Output:
@@ -28,6 +28,7 @@ def cost(params: TrainedParams) -> float:
 
 STAGE = Stage(
     name="evaluate", params=TrainedParams, compute=compute, cost=cost, inputs=TRAINED_INPUTS, writes={},
+    memory=lambda params: working_bytes(params, 3),
     metrics={
         "f_train_acc": "accuracy of f on its training set D",
         "f_test_acc": "accuracy of f on the clean test set",
@@ -37,5 +38,4 @@ STAGE = Stage(
         "agreement": "fraction of test points where sign f = sign g",
     },
     batch_size=64,
-    runtime=30,
 )

@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pl_dsl.engine.registry import Output, Stage, UnitContext
+from pl_dsl.science import KERNEL_BLOCK_BYTES
 from pl_dsl.spec.config import TheoryConfig
-from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, accuracy, trained
+from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, accuracy, trained, working_bytes
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ def cost(params: TheoryParams) -> float:
 
 STAGE = Stage(
     name="theory", params=TheoryParams, compute=compute, cost=cost, inputs=TRAINED_INPUTS, writes={},
+    memory=lambda params: working_bytes(params, 3) + KERNEL_BLOCK_BYTES,  # kernels come in chunks of that size
     switch="theory.enabled",
     metrics={
         "cos_abs_mean": "mean |cos| between r_n and sum_k Phi(x_n, x_k) y_k x_k (Thm 3.3)",
@@ -62,5 +64,4 @@ STAGE = Stage(
         "agreement_cond_all": "f-g agreement on the test points where all conditions hold (empty if none)",
     },
     batch_size=16,
-    mem_mb=4000,
 )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pl_dsl.engine.registry import Output, Stage, UnitContext
 from pl_dsl.spec.config import TrainingConfig
-from pl_dsl.stages.common import Common, fit, passes_cost
+from pl_dsl.stages.common import Common, fit, passes_cost, working_bytes
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ def compute(ctx: UnitContext, params: TrainFParams) -> Output:
 STAGE = Stage(
     name="train_f", params=TrainFParams, rename={"train": "train_f"}, compute=compute,
     cost=lambda params: passes_cost(params, params.train.steps),
+    memory=lambda params: working_bytes(params, 1),
     writes={"model.pt": "the trained weights of f and its final training loss"},
     metrics={}, batch_size=16,
 )

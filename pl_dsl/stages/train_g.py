@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pl_dsl.engine.registry import Output, Stage, UnitContext
 from pl_dsl.spec.config import TrainingConfig
-from pl_dsl.stages.common import Common, adversarial_inputs, fit, passes_cost
+from pl_dsl.stages.common import Common, adversarial_inputs, fit, passes_cost, working_bytes
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ def compute(ctx: UnitContext, params: TrainGParams) -> Output:
 STAGE = Stage(
     name="train_g", params=TrainGParams, rename={"train": "train_g"}, compute=compute,
     cost=lambda params: passes_cost(params, params.train.steps),
+    memory=lambda params: working_bytes(params, 3),  # x, r_n and g's inputs
     inputs={"attack": "attack"},
     writes={"model.pt": "the trained weights of g and its final training loss"},
     metrics={}, batch_size=16,

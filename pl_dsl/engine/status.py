@@ -1,0 +1,96 @@
+"""How far the experiments are: per experiment and stage, units done, running, failed and
+pending, runs complete, and the estimated compute left. Reads the store and the progress
+files of running jobs and writes nothing, so it works while Snakemake runs, on any machine that
+sees the results folder (a cluster's shared file system)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pl_dsl.engine.paths import Layout
+from pl_dsl.engine.plan import Plan, Unit, estimated_seconds
+from pl_dsl.engine.progress import is_stale, read_progress
+from pl_dsl.engine.store import is_stored, read_json
+
+
+@dataclass
+class StageStatus:
+    """The units of one stage of one experiment, by state."""
+
+    stage: str
+    units: int = 0
+    done: int = 0
+    running: int = 0
+    failed: int = 0
+    pending: int = 0
+    remaining_seconds: float = 0.0  # estimated, one CPU core, over running, failed and pending units
+
+
+@dataclass
+class ExperimentStatus:
+    name: str
+    runs: int
+    runs_complete: int
+    stages: list[StageStatus] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # the messages of failed units
+
+    @property
+    def remaining_seconds(self) -> float:
+        return sum(stage.remaining_seconds for stage in self.stages)
+
+
+@dataclass
+class Status:
+    experiments: list[ExperimentStatus]
+    jobs: list[dict[str, Any]]  # progress files of running (or stale) jobs, with `stale` set
+
+    def to_json(self) -> dict[str, Any]:
+        return {"experiments": [{**asdict(e), "remaining_seconds": e.remaining_seconds} for e in self.experiments],
+                "jobs": self.jobs}
+
+
+def _failure(layout: Layout, unit: Unit) -> str | None:
+    try:
+        return str(read_json(layout.failure(unit.stage, unit.key))["message"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def collect_status(plan: Plan, layout: Layout, now: float | None = None) -> Status:
+    """The state of every unit of every planned experiment, and the jobs reporting progress."""
+    jobs = read_progress(layout.root / "progress")
+    for job in jobs:
+        job["stale"] = is_stale(job, now if now is not None else time.time())
+    running = {job["unit"] for job in jobs if job.get("unit") and not job["stale"]}
+    stored: dict[str, bool] = {}
+    experiments = []
+    for name, experiment in plan.experiments.items():
+        result = ExperimentStatus(name, len(experiment.experiment.runs), 0)
+        for stage_name, batch_ids in experiment.batches.items():
+            if not batch_ids:
+                continue
+            stage = StageStatus(stage_name)
+            for batch_id in batch_ids:
+                for unit in plan.batches[(stage_name, batch_id)].units:
+                    stage.units += 1
+                    if unit.key not in stored:
+                        stored[unit.key] = is_stored(layout.unit(unit.stage, unit.key))
+                    if stored[unit.key]:
+                        stage.done += 1
+                        continue
+                    stage.remaining_seconds += estimated_seconds(unit.cost)
+                    message = None if unit.key in running else _failure(layout, unit)
+                    if unit.key in running:
+                        stage.running += 1
+                    elif message is not None:
+                        stage.failed += 1
+                        result.failures.append(f"{unit.stage} {unit.key}: {message}")
+                    else:
+                        stage.pending += 1
+            result.stages.append(stage)
+        result.runs_complete = sum(all(stored.get(key, False) for key in keys.values())
+                                   for keys in experiment.unit_keys.values())
+        experiments.append(result)
+    return Status(experiments, jobs)
