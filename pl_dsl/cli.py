@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import time
@@ -11,7 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from pl_dsl.spec.check import check_file
+from pl_dsl.spec.check import Experiment, SpecError, check_file
 
 
 def _console(err: bool = False) -> Console:
@@ -40,12 +41,28 @@ def validate(files: tuple[str, ...]) -> None:
         for error in errors:
             err.print(f"[red]{error}[/red]" if err.is_terminal else str(error), markup=err.is_terminal)
         if experiment is not None:
+            experiment.warnings.extend(_cuda_warnings(file, experiment))
             for warning in experiment.warnings:
                 err.print(f"[yellow]{warning}[/yellow]" if err.is_terminal else str(warning), markup=err.is_terminal)
             count = len(experiment.runs)
             out.print(f"{file}: valid, {count} run{'s' if count != 1 else ''}", markup=False)
         failed = failed or bool(errors)
     sys.exit(1 if failed else 0)
+
+
+def _cuda_warnings(file: str, experiment: Experiment) -> list[SpecError]:
+    """A warning when runs ask for `device: cuda` and this machine has none (the jobs would fail
+    here; a GPU node of a cluster may have one). torch is imported only for such specs."""
+    if not any(run.config.device == "cuda" for run in experiment.runs):
+        return []
+    import torch
+
+    if torch.cuda.is_available():
+        return []
+    lines = Path(file).read_text(encoding="utf-8").splitlines()
+    line = next((i + 1 for i, text in enumerate(lines) if "device" in text and "cuda" in text), 1)
+    return [SpecError(file, line, 1, "device", "runs ask for device: cuda, but PyTorch sees no CUDA device here; "
+                      "their jobs fail on this machine (run them on a GPU node, or use device: auto)", level="warning")]
 
 
 def _summary(files: list[Path]) -> None:
@@ -112,7 +129,7 @@ def runs(path: str, as_json: bool, summary: bool) -> None:
 def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str, ...], over_seeds: bool) -> None:
     """Print the results table of EXPERIMENT (its name, or its spec file), then its claims."""
     from pl_dsl.engine.paths import Layout
-    from pl_dsl.report.results import as_text, read_table
+    from pl_dsl.report.results import STATUS_COLUMNS, as_text, read_table
     from pl_dsl.stages import REGISTRY
 
     known = REGISTRY.metrics()
@@ -130,7 +147,14 @@ def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str
         _console(err=True).print(f"no results for '{name}' at {table_path}: run `snakemake --cores N "
                                  f"--config experiments={name}` first", markup=False)
         sys.exit(1)
-    rows = read_table(table_path)
+    try:
+        rows = read_table(table_path)
+        if rows and not {"run", "status"} <= set(rows[0]):
+            raise ValueError("columns are missing")
+    except (OSError, ValueError, UnicodeDecodeError, csv.Error) as exc:
+        _console(err=True).print(f"{table_path} is damaged ({exc}); rewrite it with `snakemake --cores N --forcerun "
+                                 f"collect_results --config experiments={name}`", markup=False)
+        sys.exit(1)
     if as_csv:
         click.echo(as_text(rows), nl=False)
         return
@@ -143,7 +167,7 @@ def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str
         raise click.BadParameter(f"{', '.join(absent)} not in this table (theory metrics need `theory: "
                                  "{enabled: true}` in the spec)", param_hint="--metric")
     shown = list(metrics) or ["f_test_acc", "g_clean_acc", "agreement", "attack_success"]
-    axes = [c for c in rows[0] if c not in known and c not in ("run", "device", "panels")] if rows else []
+    axes = [c for c in rows[0] if c not in known and c not in ("run", "device", "panels", *STATUS_COLUMNS)] if rows else []
     console = _console()
     if over_seeds and "seed" in axes:
         _print_over_seeds(console, name, rows, [a for a in axes if a != "seed"], shown)
@@ -154,6 +178,12 @@ def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str
         for row in rows:
             table.add_row(row["run"], *[row[a] for a in axes], *[f"{float(row[m]):.4f}" if row[m] else "-" for m in shown])
         console.print(table)
+    diverged = [row for row in rows if row.get("status") == "diverged"]
+    if diverged:
+        console.print(f"{len(diverged)} of {len(rows)} runs diverged (no metrics):", style="yellow", markup=False)
+        for row in diverged:
+            values = ", ".join(f"{a}={row[a]}" for a in axes)
+            console.print(f"  {row['run']} ({values}): {row['note']}", style="yellow", markup=False)
     if layout.claims(name).exists():
         _print_claims(console, name, read_table(layout.claims(name)))
 
@@ -197,7 +227,9 @@ def _hours(seconds: float) -> str:
               help="Results root the workflow writes to.")
 @click.option("--stage-modules", default="", help="Modules declaring extra stages, as given to snakemake.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def status(experiments: tuple[str, ...], results_root: str, stage_modules: str, as_json: bool) -> None:
+@click.option("--verify", is_flag=True, help="Also check every stored file against its recorded sha256 (exit 1 if any "
+                                             "is damaged; snakemake --config verify=full recomputes it).")
+def status(experiments: tuple[str, ...], results_root: str, stage_modules: str, as_json: bool, verify: bool) -> None:
     """How far EXPERIMENTS are (names, spec files or folders, as for `--config experiments=`; default
     every experiments/*.yaml): units done, running, failed and pending per stage, runs complete,
     the estimated compute left, and the running jobs' progress. Reads only; safe while snakemake runs."""
@@ -208,18 +240,20 @@ def status(experiments: tuple[str, ...], results_root: str, stage_modules: str, 
 
     registry = load_registry({"stage_modules": stage_modules})
     checked = check_or_exit(find_spec_files(list(experiments), Path.cwd()), registry, skip_missing_data=True)
-    state = collect_status(build_plan(checked, registry), Layout(Path(results_root)))
+    state = collect_status(build_plan(checked, registry), Layout(Path(results_root)), verify=verify)
+    damaged = sorted({line for experiment in state.experiments for line in experiment.damage})
     if as_json:
         click.echo(json.dumps(state.to_json(), indent=1))
-        return
+        sys.exit(1 if damaged else 0)
     console = _console()
     for experiment in state.experiments:
         table = Table(title=f"{experiment.name}: {experiment.runs_complete} of {experiment.runs} runs complete; "
                             f"about {_hours(experiment.remaining_seconds)} of CPU-core compute left")
-        for column in ("stage", "units", "done", "running", "failed", "pending", "compute left"):
+        counts = ("units", "done", "running", "failed", "pending", *(("damaged",) if verify else ()))
+        for column in ("stage", *counts, "compute left"):
             table.add_column(column, justify="left" if column == "stage" else "right")
         for stage in experiment.stages:
-            table.add_row(stage.stage, *map(str, (stage.units, stage.done, stage.running, stage.failed, stage.pending)),
+            table.add_row(stage.stage, *[str(getattr(stage, count)) for count in counts],
                           _hours(stage.remaining_seconds) if stage.remaining_seconds else "-",
                           style="red" if stage.failed else ("green" if stage.done == stage.units else None))
         console.print(table)
@@ -238,6 +272,52 @@ def status(experiments: tuple[str, ...], results_root: str, stage_modules: str, 
             table.add_row(job["stage"], job["batch"], f"{job['done'] + 1}/{job['units']}", step, loss, eta,
                           str(job.get("host", "?")), age, style="red" if job["stale"] else None)
         console.print(table)
+    if verify:
+        for line in damaged:
+            console.print(f"damaged: {line}", style="red", markup=False)
+        console.print(f"verified every stored file: {len(damaged)} damaged"
+                      + ("; `snakemake --config verify=full ...` recomputes them and what depends on them"
+                         if damaged else ""),
+                      markup=False)
+        sys.exit(1 if damaged else 0)
+
+
+@main.command()
+@click.argument("experiments", nargs=-1)
+@click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Results root the workflow writes to.")
+@click.option("--stage-modules", default="", help="Modules declaring extra stages, as given to snakemake.")
+@click.option("--yes", is_flag=True, help="Delete (without it, only list what would be deleted).")
+def gc(experiments: tuple[str, ...], results_root: str, stage_modules: str, yes: bool) -> None:
+    """Remove stored units, manifests and plans that no selected spec references (EXPERIMENTS as for
+    `status`; default every spec under experiments/, subfolders included). Lists them and the bytes
+    they take; deletes only with --yes. Do not run it while snakemake runs other specs in this folder."""
+    from pl_dsl.engine.gc import garbage, remove
+    from pl_dsl.engine.paths import Layout
+    from pl_dsl.engine.plan import build_plan
+    from pl_dsl.engine.workflow import find_spec_files, load_registry
+
+    registry = load_registry({"stage_modules": stage_modules})
+    files = find_spec_files(list(experiments), Path.cwd()) if experiments else sorted(Path("experiments").rglob("*.yaml"))
+    checked = []
+    for file in files:  # specs whose data are missing here still keep their results
+        experiment, errors = check_file(file, registry)
+        if experiment is None:
+            for error in errors:
+                _console(err=True).print(str(error), markup=False)
+            _console(err=True).print(f"gc: {file} is invalid; nothing is removed while a spec cannot be read",
+                                     markup=False)
+            sys.exit(1)
+        checked.append(experiment)
+    found = garbage(build_plan(checked, registry), Layout(Path(results_root)))
+    total = sum(size for _, size in found)
+    console = _console()
+    for path, size in found:
+        console.print(f"{'removed' if yes else 'would remove'} {path} ({size / 2**20:.2f} MB)", markup=False)
+    if yes:
+        remove([path for path, _ in found])
+    console.print(f"{len(found)} unreferenced item(s), {total / 2**20:.1f} MB "
+                  + ("freed" if yes else "would be freed; run again with --yes to delete them"), markup=False)
 
 
 @main.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import Unit, run_units
-from pl_dsl.engine.store import read_json
+from pl_dsl.engine.store import read_json, read_record
 from pl_dsl.engine.workspace import Workspace, run_in_process
 from pl_dsl.errors import StageFailure
 from pl_dsl.science.attack import draw_targets, perturb, perturbation_norm
@@ -168,7 +169,7 @@ def test_results_do_not_depend_on_the_order_units_run_in(tmp_path: Path) -> None
         assert metrics(forward, run_units_["evaluate"])["g_clean_acc"] is not None
 
 
-def test_divergence_in_a_stage_names_the_runs(tmp_path: Path) -> None:
+def test_divergence_is_stored_as_the_runs_result(tmp_path: Path) -> None:
     experiment, errors = check_text("""
 name: boom
 data: {dim: 8, n_train: 30, n_test: 20}
@@ -176,9 +177,33 @@ training: {steps: 500, lr: 100000.0, loss: exponential, momentum: 0.0, schedule:
 """, "boom.yaml")
     assert not errors
     units = run_units(experiment.runs[0], REGISTRY)
-    with pytest.raises(StageFailure, match=rf"run {experiment.runs[0].id}: train_f diverged at step \d+"):
-        Workspace(Layout(tmp_path), REGISTRY).compute(units["train_f"])
-    assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("record.json"))
+    workspace = Workspace(Layout(tmp_path), REGISTRY)
+    assert workspace.compute(units["train_f"]) and workspace.compute(units["attack"])
+    assert not list(tmp_path.rglob("*.pt"))  # nothing is computed from a diverged f
+    f_record = read_record(Layout(tmp_path).unit("train_f", units["train_f"].key))
+    attack_record = read_record(Layout(tmp_path).unit("attack", units["attack"].key))
+    assert f_record["status"] == attack_record["status"] == "diverged"
+    assert re.fullmatch(r"train_f diverged at step \d+ \(loss = (inf|nan)\)", f_record["note"])
+    assert attack_record["note"] == f_record["note"]
+    assert [unit.stage for unit, _ in workspace.diverged] == ["train_f"]
+    assert not workspace.compute(units["train_f"])  # stored: a rerun does not retry it
+
+
+def test_an_attack_on_huge_gradients_gives_full_size_perturbations_or_diverges() -> None:
+    net = TwoLayerNet(5, 4, 0.0, "gaussian", True, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        net.weight.mul_(1e35)  # gradients near float32's limit: their L2 norm overflows
+    x = torch.randn(6, 5, generator=torch.Generator().manual_seed(1))
+    y_adv = torch.tensor([1.0, -1.0] * 3)
+    config = AttackConfig(norm="l2", eps=0.5, l0_k=1, targets="iid", steps=1, step_size=1.0)
+    try:
+        delta = perturb(net, x, y_adv, "identity", config)
+    except Divergence as exc:
+        assert exc.reason
+        return
+    norms = delta.norm(dim=1)
+    assert torch.isfinite(norms).all() and torch.allclose(norms[norms > 0], torch.tensor(0.5))
+    assert (norms > 0).any()
 
 
 @pytest.mark.cuda

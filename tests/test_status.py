@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -74,18 +75,34 @@ def test_status_follows_a_running_workflow_and_jobs_report_progress(tmp_path: Pa
     assert "step " in log and "/400, loss " in log and "ETA " in log
 
 
+# A user's stage that always fails (a bug in their code, say).
+FAILING_STAGE = """
+from pl_dsl.engine.registry import Stage
+from pl_dsl.stages.common import Common
+
+
+def compute(ctx, params):
+    raise RuntimeError("the user's stage broke")
+
+
+STAGE = Stage(name="broken", params=Common, compute=compute, cost=lambda params: 1.0, writes={},
+              metrics={"broken_metric": "never computed"})
+"""
+
+
 def test_status_names_a_failed_unit(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, "boom", """
-name: boom
-data: {dim: 8, n_train: 30, n_test: 20}
-training: {steps: 500, lr: 100000.0, loss: exponential, momentum: 0.0, schedule: constant}
-""")
-    assert snakemake(tmp_path, "--config", f"experiments={spec}").returncode != 0
-    state = status_json(tmp_path, spec)
-    assert stage_counts(state, "train_f")["failed"] == 1 and stage_counts(state, "attack")["pending"] == 1
-    assert "diverged at step" in state["experiments"][0]["failures"][0]
-    text = run_cli("status", str(spec), cwd=tmp_path).stdout
-    assert "failed: train_f" in text and "diverged" in text
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "broken_stage.py").write_text(FAILING_STAGE)
+    spec = write_spec(tmp_path, "tiny", (REPO / "tests/specs/valid/tiny.yaml").read_text())
+    env = {"PYTHONPATH": f"{modules}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    assert snakemake(tmp_path, "--config", f"experiments={spec}", "stage_modules=broken_stage", env=env).returncode != 0
+    result = subprocess.run([sys.executable, "-m", "pl_dsl", "status", str(spec), "--json", "--stage-modules",
+                             "broken_stage"], cwd=tmp_path, capture_output=True, text=True, env={**os.environ, **env})
+    state = json.loads(result.stdout)
+    assert stage_counts(state, "broken")["failed"] == 2 and stage_counts(state, "train_f")["done"] == 2
+    assert "RuntimeError: the user's stage broke" in state["experiments"][0]["failures"][0]
+    assert state["experiments"][0]["runs_complete"] == 0
 
 
 def test_progress_is_throttled_drawn_on_terminals_and_turns_stale(tmp_path: Path) -> None:
@@ -126,3 +143,28 @@ def test_doctor_reports_the_torch_build_and_devices() -> None:
     else:
         assert required.returncode == 1 and "no CUDA device" in required.stderr
         assert "Traceback" not in required.stderr
+
+
+def test_jobs_stop_when_snakemake_is_killed(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "long_f", LONG_F.replace("steps: 400", "steps: 3000"))
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+               "--cores", "1", "--config", f"experiments={spec}"]
+    workflow = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    jobs: list[int] = []
+    while not jobs and time.monotonic() < deadline:
+        listing = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "-s", str(workflow.pid)],
+                                 capture_output=True, text=True).stdout
+        jobs = [int(line.split()[0]) for line in listing.splitlines() if "pl_dsl.engine.jobs" in line]
+        time.sleep(0.2)
+    assert jobs, "no batch job started"
+    time.sleep(1.0)
+    os.kill(workflow.pid, signal.SIGKILL)  # Snakemake alone: its job is left behind
+    workflow.wait()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in jobs) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in jobs), "the orphaned job kept running"
+    log = next((tmp_path / "logs/train_f").glob("*.log")).read_text()
+    assert "that started this job is gone" in log
+    assert not list((tmp_path / "results/store/train_f").glob("*/record.json"))  # nothing half-stored

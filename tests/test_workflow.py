@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from pl_dsl.report.results import read_table
 from pl_dsl.stages import REGISTRY
 
 from conftest import REPO, run_cli, snakemake, write_spec
@@ -98,18 +99,38 @@ def test_unknown_experiment_name_is_a_clear_error(tmp_path: Path) -> None:
     assert "no experiment 'no_such_experiment'" in result.stderr and "quickstart" in result.stderr
 
 
-def test_diverging_run_fails_with_run_id_and_step(tmp_path: Path) -> None:
+def test_a_diverging_run_is_a_result_of_that_run_only(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "boom", """
 name: boom
 data: {dim: 8, n_train: 30, n_test: 20}
-training: {steps: 500, lr: 100000.0, loss: exponential, momentum: 0.0, schedule: constant}
+training: {steps: 300, loss: exponential, momentum: 0.0, schedule: constant}
+seeds: [0, 1]
+sweep:
+  grid:
+    training.lr: [0.1, 100000.0]
+plots:
+  - {name: by_lr, x: training.lr, y: g_clean_acc, series: seed}
 """)
     result = snakemake(tmp_path, "--config", f"experiments={spec}")
-    assert result.returncode != 0
-    run_id = json.loads(run_cli("runs", str(spec), "--json").stdout)[0]["id"]
-    assert re.search(rf"pl-dsl error: run {run_id}: train_f diverged at step \d+ \(loss = (inf|nan)\)", result.stderr)
+    assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
-    assert not list((tmp_path / "results/batches").rglob("*.json"))
+    runs = {r["id"]: r["varied"] for r in json.loads(run_cli("runs", str(spec), "--json").stdout)}
+    rows = read_table(tmp_path / "results/boom/results.csv")
+    assert len(rows) == 4
+    for row in rows:
+        if runs[row["run"]]["training.lr"] == 0.1:  # the healthy runs have every metric
+            assert row["status"] == "ok" and row["note"] == "" and float(row["g_clean_acc"]) > 0.5
+        else:
+            assert row["status"] == "diverged" and row["g_clean_acc"] == "" and row["f_test_acc"] == ""
+            assert re.fullmatch(r"train_f diverged at step \d+ \(loss = (inf|nan)\)", row["note"]), row["note"]
+            # The run is named by its swept values where it is reported.
+            assert re.search(rf"run {row['run']} \(seed=\d, training.lr=100000.0\): train_f diverged", result.stderr)
+    assert (tmp_path / "results/boom/plots/by_lr.png").exists()
+    shown = run_cli("results", "boom", "--results", str(tmp_path / "results"))
+    assert shown.returncode == 0 and "2 of 4 runs diverged" in shown.stdout
+    # A divergence is stored like any result: a rerun has nothing to do.
+    again = snakemake(tmp_path, "--config", f"experiments={spec}")
+    assert "Nothing to be done" in again.stdout + again.stderr
 
 
 SLOW_ENOUGH = """

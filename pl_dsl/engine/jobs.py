@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -41,11 +42,15 @@ def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, reg
     from pl_dsl.engine.gpus import claim_device, visible_devices
     from pl_dsl.engine.plan import Unit
     from pl_dsl.engine.progress import Progress
-    from pl_dsl.engine.workspace import Workspace
+    from pl_dsl.engine.workspace import Workspace, describe_runs
 
     torch.set_num_threads(max(1, threads))
     plan = read_json(plan_path)
     units = [Unit.from_json(data) for data in plan["units"]]
+    for key in plan.get("recompute", []):  # damaged, or computed from a damaged unit
+        stage = next(u.stage for u in units if u.key == key)
+        shutil.rmtree(layout.unit(stage, key), ignore_errors=True)
+        _log(log, f"recomputing {stage} {key}: it or a unit it was computed from was damaged")
     wants_cuda = any(u.device == "cuda" or (u.device == "auto" and torch.cuda.is_available()) for u in units)
     gpu = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "claimed": None}
     start = time.perf_counter()
@@ -68,6 +73,10 @@ def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, reg
                 records.append({"key": unit.key, "runs": unit.runs, "computed": computed})
     finally:
         progress.close()
+    for unit, note in workspace.diverged:
+        message = f"run {describe_runs(unit)}: {note}; recorded as diverged, the other runs go on"
+        _log(log, f"warning: {message}")
+        print(f"pl-dsl warning: {message}", file=sys.stderr)
     write_json(manifest, {"stage": plan["stage"], "units": records, "gpu": gpu, "requested": requested or {},
                           "slurm": slurm_allocation(), "seconds": time.perf_counter() - start})
 
@@ -102,8 +111,13 @@ def _batch(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
 def _collect(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
     from pl_dsl.report.results import collect
 
-    count = collect(read_json(args.plan), layout, Path(args.table), Path(args.runs))
+    count, diverged = collect(read_json(args.plan), layout, Path(args.table), Path(args.runs))
     _log(log, f"collected {count} runs into {args.table}")
+    for line in diverged:
+        _log(log, f"diverged: {line}")
+    if diverged:
+        print(f"pl-dsl warning: {len(diverged)} of {count} runs diverged; their rows in {args.table} say where:\n  "
+              + "\n  ".join(diverged), file=sys.stderr)
 
 
 def _plot(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
@@ -174,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         except FileNotFoundError as exc:
             message = (f"missing file {exc.filename}: an artifact this job reads was deleted; "
-                       "rerun snakemake with --forcerun on the stage that makes it")
+                       "rerun snakemake: it recomputes deleted units and what depends on them")
             _log(log, f"error: {message}")
             print(f"pl-dsl error: {message}", file=sys.stderr)
             return 1

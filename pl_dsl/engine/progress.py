@@ -17,11 +17,48 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pl_dsl.engine.store import read_json, write_json
+from pl_dsl.errors import StageFailure
 
 DEFAULT_INTERVAL_SECONDS = 10.0
 # A progress file not updated for this many intervals (and at least a minute) belongs to a job
 # that was killed or is stuck.
 STALE_INTERVALS = 6
+
+
+# How often a job checks that the Snakemake process that started it still runs.
+PARENT_CHECK_SECONDS = 2.0
+
+
+class Orphaned(StageFailure):
+    """The Snakemake process that started this job is gone: the job stops instead of running on."""
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _is_snakemake(pid: int) -> bool:
+    """Whether pid is a live Snakemake process (a killed one not yet reaped has no command line)."""
+    try:
+        return b"snakemake" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def snakemake_ancestor() -> int | None:
+    """The nearest Snakemake process among this process's ancestors (None where /proc is missing
+    or the job was not started by Snakemake)."""
+    pid = _parent_pid(os.getpid())
+    for _ in range(8):
+        if pid is None or pid <= 1:
+            return None
+        if _is_snakemake(pid):
+            return pid
+        pid = _parent_pid(pid)
+    return None
 
 
 def report_interval() -> float:
@@ -62,11 +99,23 @@ class Progress:
             "stage": stage, "batch": batch, "units": units, "done": 0, "host": socket.gethostname(),
             "pid": os.getpid(), "started": time.time(), "interval": self.interval}
         self._unit_start = time.perf_counter()
-        self._last = time.perf_counter()
+        self._last = self._checked = time.perf_counter()
+        self.parent = snakemake_ancestor()
         self._write()
+
+    def check_parent(self) -> None:
+        """Stop (raise Orphaned) when the Snakemake process that started this job is gone, so a
+        killed Snakemake does not leave jobs computing on with nobody to collect their work."""
+        if self.parent is not None and not _is_snakemake(self.parent):
+            message = (f"snakemake (pid {self.parent}) that started this job is gone; the job stops, the unit in "
+                       "progress is not stored. Run `snakemake --unlock`, then the same command again")
+            self.log.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
+            self.log.flush()
+            raise Orphaned(message)
 
     def start_unit(self, key: str, runs: list[str]) -> None:
         """A unit starts computing."""
+        self.check_parent()
         self._unit_start = self._last = time.perf_counter()
         self.state.update(unit=key, runs=runs[:5], step=None, steps=None, loss=None, eta_seconds=None)
         self._write()
@@ -74,6 +123,9 @@ class Progress:
     def step(self, step: int, steps: int, loss: float) -> None:
         """Step `step` of `steps` of the current unit ended with this loss; reported if due."""
         now = time.perf_counter()
+        if now - self._checked >= PARENT_CHECK_SECONDS:
+            self._checked = now
+            self.check_parent()
         if now - self._last < self.interval:
             return
         self._last = now

@@ -12,7 +12,7 @@ from typing import Any
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import Plan, Unit, estimated_seconds
 from pl_dsl.engine.progress import is_stale, read_progress
-from pl_dsl.engine.store import is_stored, read_json
+from pl_dsl.engine.store import damage, is_stored, read_json
 
 
 @dataclass
@@ -25,6 +25,7 @@ class StageStatus:
     running: int = 0
     failed: int = 0
     pending: int = 0
+    damaged: int = 0  # stored, but a file no longer matches its record (only with verify)
     remaining_seconds: float = 0.0  # estimated, one CPU core, over running, failed and pending units
 
 
@@ -35,6 +36,7 @@ class ExperimentStatus:
     runs_complete: int
     stages: list[StageStatus] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # the messages of failed units
+    damage: list[str] = field(default_factory=list)  # what is wrong with damaged units (only with verify)
 
     @property
     def remaining_seconds(self) -> float:
@@ -58,8 +60,9 @@ def _failure(layout: Layout, unit: Unit) -> str | None:
         return None
 
 
-def collect_status(plan: Plan, layout: Layout, now: float | None = None) -> Status:
-    """The state of every unit of every planned experiment, and the jobs reporting progress."""
+def collect_status(plan: Plan, layout: Layout, now: float | None = None, verify: bool = False) -> Status:
+    """The state of every unit of every planned experiment, and the jobs reporting progress.
+    verify: also check every stored file against the sha256 in its record."""
     jobs = read_progress(layout.root / "progress")
     for job in jobs:
         job["stale"] = is_stale(job, now if now is not None else time.time())
@@ -77,6 +80,14 @@ def collect_status(plan: Plan, layout: Layout, now: float | None = None) -> Stat
                     stage.units += 1
                     if unit.key not in stored:
                         stored[unit.key] = is_stored(layout.unit(unit.stage, unit.key))
+                    if stored[unit.key] and verify:
+                        problem = damage(layout.unit(unit.stage, unit.key), deep=True)
+                        if problem is not None:
+                            stored[unit.key] = False
+                            stage.damaged += 1
+                            stage.remaining_seconds += estimated_seconds(unit.cost)
+                            result.damage.append(problem)
+                            continue
                     if stored[unit.key]:
                         stage.done += 1
                         continue

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pl_dsl.errors import lookup
+from pl_dsl.errors import StageFailure, lookup
 
 
 def _current_umask() -> int:
@@ -143,8 +143,29 @@ def save_unit(folder: Path, files: dict[str, Any], record: dict[str, Any]) -> No
         path = folder / name
         with atomic_path(path) as tmp:
             file_format(name).save(value, tmp)
-        described[name] = {"size": path.stat().st_size, "sha256": _sha256(path)}
-    write_json(folder / "record.json", {**record, "files": described})
+        stat = path.stat()
+        described[name] = {"size": stat.st_size, "sha256": _sha256(path), "mtime_ns": stat.st_mtime_ns}
+    content = {**record, "files": described}
+    write_json(folder / "record.json", {**content, "digest": _record_digest(content)})
+
+
+def _record_digest(record: dict[str, Any]) -> str:
+    """sha256 of a record's content (without its digest): a hand-edited record is noticed."""
+    text = json.dumps({k: v for k, v in record.items() if k != "digest"}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# A unit's status in its record: computed, or its computation diverged (no files; `note` says
+# where). A unit whose input diverged is stored as diverged too, with that input's note.
+OK = "ok"
+DIVERGED = "diverged"
+
+
+def read_record(folder: Path) -> dict[str, Any]:
+    """A stored unit's record (records written before statuses existed count as ok)."""
+    record: dict[str, Any] = read_json(folder / "record.json")
+    record.setdefault("status", OK)
+    return record
 
 
 def is_stored(folder: Path) -> bool:
@@ -156,6 +177,44 @@ def is_stored(folder: Path) -> bool:
         return False
 
 
-def load_file(folder: Path, name: str) -> Any:
-    """A unit file read back in its format."""
-    return file_format(name).load(folder / name)
+def damage(folder: Path, deep: bool = False) -> str | None:
+    """What is wrong with a stored unit, or None when it is intact.
+
+    Sizes are always compared with the record; the sha256 too when deep, or when a file's
+    modification time is not the one recorded (so a file changed in place is caught cheaply).
+    """
+    try:
+        record = read_json(folder / "record.json")
+        files = record["files"]
+    except FileNotFoundError:
+        return f"{folder / 'record.json'} is missing"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{folder / 'record.json'} is damaged"
+    if "digest" in record and record["digest"] != _record_digest(record):
+        return f"{folder / 'record.json'} was edited after it was written (its digest does not match)"
+    for name, info in files.items():
+        path = folder / name
+        try:
+            stat = path.stat()
+        except OSError:
+            return f"{path} is missing"
+        if stat.st_size != info["size"]:
+            return f"{path} has {stat.st_size} bytes, its record says {info['size']}"
+        if (deep or stat.st_mtime_ns != info.get("mtime_ns", stat.st_mtime_ns)) and _sha256(path) != info["sha256"]:
+            return f"{path} was changed after it was written (its sha256 differs from the record)"
+    return None
+
+
+def load_file(folder: Path, name: str, verify: bool = False) -> Any:
+    """A unit file read back in its format; with verify, first checked against its recorded sha256."""
+    path = folder / name
+    if verify:
+        expected = read_json(folder / "record.json")["files"][name]["sha256"]
+        if _sha256(path) != expected:
+            raise DamagedArtifact(f"{path} was changed after it was written (its sha256 differs from the record); "
+                                  "rerun snakemake: it recomputes damaged units and what depends on them")
+    return file_format(name).load(path)
+
+
+class DamagedArtifact(StageFailure):
+    """A stored file no longer matches its record."""

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from pl_dsl.engine.paths import Layout
-from pl_dsl.engine.plan import DEFAULT_MIN_BATCHES, Plan, build_plan
+from pl_dsl.engine.plan import DEFAULT_MIN_BATCHES, Batch, Plan, build_plan
 from pl_dsl.engine.registry import Registry, Stage, stage_modules
-from pl_dsl.engine.store import write_json_if_changed
+from pl_dsl.engine.store import damage, write_json_if_changed
 from pl_dsl.hashing import stable_hash
 from pl_dsl.spec.check import Experiment, check_file
 
@@ -67,12 +67,16 @@ def check_or_exit(files: list[Path], registry: Registry, skip_missing_data: bool
         errors.extend(found)
         if experiment is None:
             continue
-        if experiment.warnings and skip_missing_data:
-            missing = experiment.warnings[0].message.split(" Looked in")[0]
+        stopping = [warning for warning in experiment.warnings if warning.stops_runs]
+        for warning in experiment.warnings:
+            if not warning.stops_runs:
+                print(warning, file=sys.stderr)
+        if stopping and skip_missing_data:
+            missing = stopping[0].message.split(" Looked in")[0]
             print(f"pl-dsl: skipping {file}: its data files are missing ({missing})", file=sys.stderr)
             continue
         experiments.append(experiment)
-        errors.extend(replace(warning, level="error") for warning in experiment.warnings)
+        errors.extend(replace(warning, level="error") for warning in stopping)
     names = [e.name for e in experiments]
     for name in {n for n in names if names.count(n) > 1}:
         clashing = ", ".join(e.file for e in experiments if e.name == name)
@@ -110,6 +114,55 @@ class Workflow:
         # Each experiment's table plan and the path it is stored under (named by its content).
         self.tables = {name: (self.layout.table_plan(stable_hash(content, 16)), content)
                        for name, content in ((n, e.table_plan()) for n, e in self.plan.experiments.items())}
+        self.repairs: dict[tuple[str, str], list[str]] = {}  # batch -> keys of its units to recompute
+        self.repair_tag = ""
+        if not reporting:
+            self._find_damage(deep=config.get("verify") == "full")
+
+    def _find_damage(self, deep: bool = False) -> None:
+        """Find stored units of finished batches whose files no longer match their records
+        (missing, truncated, changed in place); mark them and every planned unit that depends
+        on them for recomputation, under new manifest names so that Snakemake sees the work.
+        Sizes and records are always checked, sha256 where a file's time changed, or for every
+        file when deep (`--config verify=full`). Reads only: a dry run shows the repair and
+        writes nothing."""
+        damaged: dict[str, str] = {}
+        signature: list[tuple[str, str, int]] = []
+        for (stage, batch_id), batch in self.plan.batches.items():
+            manifest = self.layout.manifest(stage, batch_id)
+            if not manifest.exists():
+                continue
+            for unit in batch.units:
+                folder = self.layout.unit(unit.stage, unit.key)
+                problem = damage(folder, deep=deep)
+                if problem is not None and unit.key not in damaged:
+                    damaged[unit.key] = problem
+                    record = folder / "record.json"
+                    when = (record if record.exists() else manifest).stat().st_mtime_ns
+                    signature.append((unit.key, problem, when))
+        if not damaged:
+            return
+        invalid = set(damaged)
+        for _ in self.registry:  # stages in order: one pass per stage reaches every dependent
+            for batch in self.plan.batches.values():
+                invalid.update(u.key for u in batch.units if set(u.inputs.values()) & invalid)
+        for (stage, batch_id), batch in self.plan.batches.items():
+            keys = [u.key for u in batch.units if u.key in invalid]
+            if keys:
+                self.repairs[(stage, batch_id)] = keys
+        self.repair_tag = stable_hash(sorted(signature), 8)
+        lines = [f"  {problem}" for problem in damaged.values()]
+        print(f"pl-dsl: {len(damaged)} stored unit(s) are damaged; they and the {len(invalid) - len(damaged)} "
+              "unit(s) computed from them are recomputed:\n" + "\n".join(lines), file=sys.stderr)
+
+    def manifest_name(self, stage: str, batch_id: str) -> str:
+        """The name of a batch's manifest in this invocation: its id, or its id and the repair tag
+        while some of its units must be recomputed."""
+        return f"{batch_id}-r{self.repair_tag}" if (stage, batch_id) in self.repairs else batch_id
+
+    def batch(self, stage: str, name: str) -> Batch:
+        """The batch a manifest name (with or without a repair tag) stands for."""
+        return self.plan.batches[(stage, name.split("-r")[0])]
 
     @property
     def stages(self) -> list[Stage[Any]]:
@@ -119,7 +172,8 @@ class Workflow:
         """Write every batch's unit list and every experiment's table plan (unchanged files are
         left alone, so their times do not move). Called once, when the workflow starts."""
         for (stage, batch_id), batch in self.plan.batches.items():
-            write_json_if_changed(self.layout.batch_plan(stage, batch_id), batch.plan())
+            content = {**batch.plan(), "recompute": self.repairs.get((stage, batch_id), [])}
+            write_json_if_changed(self.layout.batch_plan(stage, batch_id), content)
         for path, content in self.tables.values():
             write_json_if_changed(path, content)
 
@@ -130,20 +184,21 @@ class Workflow:
         changing, and that must not make Snakemake recompute it.
         """
         def plan_path(wildcards: Any) -> str:
-            return str(self.layout.batch_plan(stage, wildcards.batch))
+            return str(self.layout.batch_plan(stage, self.batch(stage, wildcards.batch).id))
         return plan_path
 
     def batch_inputs(self, stage: str) -> Callable[[Any], list[str]]:
         """Input function of a stage rule: the manifests of the batches whose units it reads."""
         def inputs(wildcards: Any) -> list[str]:
-            return [str(self.layout.manifest(*need)) for need in self.plan.batches[(stage, wildcards.batch)].needs]
+            return [str(self.layout.manifest(source, self.manifest_name(source, batch_id)))
+                    for source, batch_id in self.batch(stage, wildcards.batch).needs]
         return inputs
 
     def resource(self, stage: str, name: str) -> Callable[[Any], int]:
         """Resource function: a batch's `runtime` or `mem_mb` from the cost model (see
         `Batch.resources`); `--config max_runtime=MINUTES` caps the runtime."""
         def value(wildcards: Any) -> int:
-            return self.plan.batches[(stage, wildcards.batch)].resources(self.max_runtime)[name]
+            return self.batch(stage, wildcards.batch).resources(self.max_runtime)[name]
         return value
 
     def gpu(self, stage: str) -> Callable[[Any], int]:
@@ -151,13 +206,13 @@ class Workflow:
         def count(wildcards: Any) -> int:
             if not self.registry[stage].gpu:
                 return 0
-            return int(any(u.device != "cpu" for u in self.plan.batches[(stage, wildcards.batch)].units))
+            return int(any(u.device != "cpu" for u in self.batch(stage, wildcards.batch).units))
         return count
 
     def collect_inputs(self, wildcards: Any) -> list[str]:
         """The manifests of an experiment's leaf-stage batches (every unit of every run)."""
         experiment = self.plan.experiments[wildcards.experiment]
-        return [str(self.layout.manifest(stage, b)) for stage in experiment.leaf_stages()
+        return [str(self.layout.manifest(stage, self.manifest_name(stage, b))) for stage in experiment.leaf_stages()
                 for b in experiment.batches[stage]]
 
     def table_plan(self, wildcards: Any) -> str:

@@ -13,7 +13,7 @@ from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import Unit
 from pl_dsl.engine.progress import Progress
 from pl_dsl.engine.registry import Registry
-from pl_dsl.engine.store import is_stored, load_file, save_unit, write_json
+from pl_dsl.engine.store import DIVERGED, OK, is_stored, load_file, read_record, save_unit, write_json
 from pl_dsl.errors import StageFailure
 from pl_dsl.science.data import Dataset, make_dataset
 from pl_dsl.science.nn import Divergence, TwoLayerNet, build_network
@@ -48,11 +48,21 @@ class Workspace:
         self.registry = registry
         self.cuda_index = cuda_index
         self.progress = progress
+        self.diverged: list[tuple[Unit, str]] = []  # units computed here that diverged, with the note
         self._data: dict[str, Dataset] = {}
         self._files: dict[tuple[Path, str], Any] = {}
 
     def has(self, unit: Unit) -> bool:
         return is_stored(self.layout.unit(unit.stage, unit.key))
+
+    def _diverged_input(self, unit: Unit) -> str | None:
+        """The note of the first input unit that diverged (directly or through its own inputs)."""
+        stage = self.registry[unit.stage]
+        for name, key in unit.inputs.items():
+            record = read_record(self.layout.unit(stage.inputs[name], key))
+            if record.get("status") == DIVERGED:
+                return str(record["note"])
+        return None
 
     def dataset(self, data: DataConfig, seed: int, device: torch.device) -> Dataset:
         cache_key = f"{seed}:{to_json(data)}:{device}"
@@ -64,7 +74,7 @@ class Workspace:
         """A stored unit file, read once per process."""
         folder = self.layout.unit(stage, key)
         if (folder, name) not in self._files:
-            self._files[(folder, name)] = load_file(folder, name)
+            self._files[(folder, name)] = load_file(folder, name, verify=True)
         return self._files[(folder, name)]
 
     def compute(self, unit: Unit) -> bool:
@@ -75,23 +85,30 @@ class Workspace:
         if self.has(unit):
             return False
         stage = self.registry[unit.stage]
+        folder = self.layout.unit(unit.stage, unit.key)
         failure = self.layout.failure(unit.stage, unit.key)
+        record = {"stage": unit.stage, "key": unit.key, "code": stage.fingerprint, "params": unit.params,
+                  "inputs": unit.inputs, "device": unit.device, "metrics": {}, "status": OK}
         start = time.perf_counter()
+        diverged_input = self._diverged_input(unit)
+        if diverged_input is not None:  # nothing to compute from: the run's result is its divergence
+            save_unit(folder, {}, {**record, "seconds": 0.0, "status": DIVERGED, "note": diverged_input})
+            return True
         try:
             context = _Context(self, unit, resolve_device(unit, self.cuda_index))
             output = stage.compute(context, from_json(stage.params, unit.params))
         except Divergence as exc:
-            message = (f"run {describe_runs(unit)}: {unit.stage} diverged at step {exc.step} (loss = {exc.value}); "
-                       "lower the learning rate or change the loss")
-            write_json(failure, {"message": message, "time": time.time()})
-            raise StageFailure(message) from None
+            # A result, not a failure: stored like any unit, so the run's row says so and the
+            # other runs go on; the same parameters would diverge again.
+            save_unit(folder, {}, {**record, "seconds": time.perf_counter() - start, "status": DIVERGED,
+                                   "note": exc.describe(unit.stage)})
+            failure.unlink(missing_ok=True)
+            self.diverged.append((unit, exc.describe(unit.stage)))
+            return True
         except Exception as exc:
             write_json(failure, {"message": f"{type(exc).__name__}: {exc}", "time": time.time()})
             raise
-        seconds = time.perf_counter() - start
-        folder = self.layout.unit(unit.stage, unit.key)
-        save_unit(folder, output.files, {"stage": unit.stage, "key": unit.key, "code": stage.fingerprint,
-                                         "params": unit.params, "inputs": unit.inputs, "seconds": seconds,
+        save_unit(folder, output.files, {**record, "seconds": time.perf_counter() - start,
                                          "device": str(context.device), "metrics": output.metrics})
         failure.unlink(missing_ok=True)
         for name, value in output.files.items():

@@ -90,6 +90,12 @@ def _pyplot() -> Any:
     return pyplot
 
 
+def diverged_note(rows: list[dict[str, str]]) -> str:
+    """Says how many runs diverged and are therefore missing from a drawing ('' when none)."""
+    count = sum(row.get("status") == "diverged" for row in rows)
+    return f"{count} of {len(rows)} runs diverged and are not shown (see results.csv)" if count else ""
+
+
 def draw_figure(figure: dict[str, Any], table: Path, png: Path, svg: Path) -> None:
     """A figure of panels: figure holds its spec plus `panels_info` (panel -> its x field and set fields)
     and the experiment's `axes`."""
@@ -126,7 +132,8 @@ def draw_figure(figure: dict[str, Any], table: Path, png: Path, svg: Path) -> No
     handles, labels = next((pair for pair in (ax.get_legend_handles_labels() for ax in grid.flat) if pair[0]), ([], []))
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9,
                title=describe_reduction(figure.get("reduce", "max"), figure.get("select", PER_METRIC)), title_fontsize=8)
-    fig.suptitle(figure.get("title", ""), fontsize=11)
+    note = diverged_note(rows)
+    fig.suptitle(figure.get("title", "") + (f"\n{note}" if note else ""), fontsize=11)
     _save(fig, png, svg)
     plt.close(fig)
 
@@ -136,7 +143,8 @@ def draw_plot(plot: dict[str, Any], table: Path, png: Path, svg: Path, experimen
     plt = _pyplot()
     metrics = [plot["y"]] if isinstance(plot["y"], str) else list(plot["y"])
     plan = reduction_plan(plot.get("reduce", "max"), plot.get("axes", []), plot["x"], plot.get("series"))
-    found = curves(read_table(table), plot["x"], metrics, plan, plot.get("select", PER_METRIC), plot.get("series"))
+    rows = read_table(table)
+    found = curves(rows, plot["x"], metrics, plan, plot.get("select", PER_METRIC), plot.get("series"))
     xs = sort_values(p.x for points in found.values() for p in points)
     series_values = sort_values(series for _, series in found)
     styles = ["-", "--", ":", "-."]
@@ -157,7 +165,9 @@ def draw_plot(plot: dict[str, Any], table: Path, png: Path, svg: Path, experimen
     ax.set_ylabel(metric_label(metrics[0]) if len(metrics) == 1 else " / ".join(metric_label(m) for m in metrics),
                   fontsize=9)
     reduced = ", ".join(f"{op} over {symbol(axis)}" for axis, op in plan.items())
-    ax.set_title(plot.get("title", experiment) + (f"\n({reduced})" if reduced else ""), fontsize=10)
+    note = diverged_note(rows)
+    ax.set_title(plot.get("title", experiment) + (f"\n({reduced})" if reduced else "") + (f"\n{note}" if note else ""),
+                 fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, png, svg)

@@ -44,7 +44,11 @@ class Norm:
 
 
 def _l2_step(grad: torch.Tensor, size: float, k: int) -> torch.Tensor:
-    step: torch.Tensor = -size * grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    norms = grad.norm(dim=1, keepdim=True)
+    if not torch.isfinite(norms).all():  # huge but finite gradients: scale first, so the norm cannot overflow
+        grad = grad / grad.abs().amax(dim=1, keepdim=True).clamp_min(1e-30)
+        norms = grad.norm(dim=1, keepdim=True)
+    step: torch.Tensor = -size * grad / norms.clamp_min(1e-30)
     return step
 
 
@@ -92,5 +96,13 @@ def perturb(model: TwoLayerNet, x: torch.Tensor, y_adv: torch.Tensor, loss: str,
         if not torch.isfinite(total):
             raise Divergence(step, total.item())
         (grad,) = torch.autograd.grad(total, point)
+        if not torch.isfinite(grad).all():
+            raise Divergence(step, total.item(), "the gradient of f's loss overflowed (f's weights are too large: "
+                                                 "lower f's learning rate)")
         delta = norm.project(delta + norm.steepest(grad, size, attack.l0_k), attack.eps, attack.l0_k)
+    if not torch.isfinite(delta).all():
+        raise Divergence(attack.steps, float("nan"), "some perturbations are not finite")
+    if attack.eps > 0 and not delta.any():
+        raise Divergence(attack.steps, 0.0, "every perturbation is exactly zero (the gradient of f's loss vanished "
+                                            "or underflowed)")
     return delta.detach()

@@ -16,12 +16,20 @@ from pl_dsl.spec.config import NetworkConfig, TrainingConfig
 
 
 class Divergence(Exception):
-    """Training or the attack produced a non-finite loss at a given step."""
+    """Training or the attack produced a non-finite loss (or, for the attack, unusable
+    perturbations) at a given step; `reason` says what, when it was not the loss."""
 
-    def __init__(self, step: int, value: float) -> None:
-        super().__init__(f"loss became {value} at step {step}")
+    def __init__(self, step: int, value: float, reason: str | None = None) -> None:
+        super().__init__(reason or f"loss became {value} at step {step}")
         self.step = step
         self.value = value
+        self.reason = reason
+
+    def describe(self, stage: str) -> str:
+        """One line for people: what diverged, where."""
+        if self.reason:
+            return f"{stage} diverged at step {self.step}: {self.reason}"
+        return f"{stage} diverged at step {self.step} (loss = {self.value})"
 
 
 class TwoLayerNet(nn.Module):

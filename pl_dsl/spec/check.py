@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ class SpecError:
     field: str
     message: str
     level: str = "error"  # "warning": reported by `pl-dsl validate` without failing
+    stops_runs: bool = False  # a warning that makes every job fail (missing data): snakemake refuses to start
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}"
@@ -112,10 +114,24 @@ class _Checker:
         self.file = file
         self.doc = doc
         self.errors: list[SpecError] = []
+        self.warnings: list[SpecError] = []
 
     def add(self, path: tuple[Any, ...], message: str, *, key: bool = False, mark: Mark | None = None) -> None:
         mark = mark or (self.doc.locate(path, key=key) if self.doc else Mark(1, 1))
         self.errors.append(SpecError(self.file, mark.line, mark.col, format_path(path), message))
+
+
+# JSON Schema's `integer` admits 20.0; sizes and counts written as floats break torch, so a
+# spec's integers must be written as integers.
+SpecValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)))
+# Above this many runs a spec must say `max_runs:` (a confirmation that so many are meant).
+RUNS_NEEDING_MAX_RUNS = 10_000
+# Estimated memory of one unit: above the largest machine anyone runs on it is an error; above
+# this machine's memory a warning.
+LARGEST_MACHINE_BYTES = 4 * 2**40
 
 
 def _describe_schema_error(error: jsonschema.ValidationError) -> list[tuple[tuple[Any, ...], str, bool]]:
@@ -134,18 +150,35 @@ def _describe_schema_error(error: jsonschema.ValidationError) -> list[tuple[tupl
         options = ", ".join(map(str, error.validator_value))
         return [(path, f"{error.instance!r} is not one of: {options}", False)]
     if error.validator == "type":
-        return [(path, f"expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}", False)]
+        hint = ""
+        if error.validator_value == "integer" and isinstance(error.instance, float) and error.instance.is_integer():
+            hint = f": write {int(error.instance)} (a whole number without a decimal point)"
+        return [(path, f"expected {error.validator_value}, got {type(error.instance).__name__} "
+                       f"{error.instance!r}{hint}", False)]
     if error.validator == "oneOf" and schema.get("description"):
         return [(path, f"{error.instance!r} does not fit: {schema['description']}", False)]
     if error.validator == "pattern":
         rule = schema.get("description") or f"must match {error.validator_value}"
-        return [(path, f"{error.instance!r} is not allowed: {rule}", False)]
+        return [(path, f"{_short(error.instance)} is not allowed: {rule}", False)]
+    if error.validator == "maxLength":
+        return [(path, f"{_short(error.instance)} has {len(error.instance)} characters; at most "
+                       f"{error.validator_value} are allowed", False)]
+    if error.validator == "maximum" and "At most" in schema.get("description", ""):
+        why = schema["description"].split("At most", 1)[1].split(":", 1)[-1].strip().rstrip(".")
+        return [(path, f"{error.instance!r} is more than the largest allowed value, {error.validator_value}: {why}",
+                 False)]
     return [(path, error.message, False)]
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value for a message, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _schema_errors(checker: _Checker, data: Any, schema: dict[str, Any], prefix: tuple[Any, ...] = (),
                    mark: Mark | None = None) -> None:
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = SpecValidator(schema)
     for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
         for path, message, at_key in _describe_schema_error(error):
             checker.add(prefix + path, message, key=at_key, mark=mark)
@@ -473,8 +506,37 @@ def check_text(text: str, file: str, registry: Registry | None = None) -> tuple[
     if sweeping and not broken & {"figures", "claims"}:
         for path, message in check_analysis(spec, panels, swept_paths(spec), registry):
             checker.add(path, message)
+    if not sweeping or not _run_count_fits(checker, spec, axes, panels):
+        return None, _sorted(checker.errors)
+    # Expanding the runs finds the rest (eps given twice, fields of another data kind, duplicate
+    # runs). It runs even after errors, so every error comes at once; values the schema already
+    # rejected may then stop it, which adds nothing to what is reported.
+    earlier = bool(checker.errors)
+    try:
+        runs = _runs(checker, spec, doc.data, axes, panels, registry)
+    except Exception:
+        if not earlier:
+            raise
+        runs = []
+    if "max_runs" in spec and len(runs) > spec["max_runs"]:
+        checker.add(("max_runs",), f"the spec expands to {len(runs)} runs, more than max_runs = {spec['max_runs']}")
     if checker.errors:
-        return None, sorted(dict.fromkeys(checker.errors), key=lambda e: (e.line, e.col))
+        return None, _sorted(checker.errors)
+    experiment = Experiment(file, spec, runs, panels=panels)
+    _memory_bounds(checker, runs, registry)
+    if checker.errors:
+        return None, _sorted(checker.errors)
+    experiment.warnings = _sorted(checker.warnings + _missing_data(checker, experiment.runs))
+    return experiment, []
+
+
+def _sorted(errors: list[SpecError]) -> list[SpecError]:
+    return sorted(dict.fromkeys(errors), key=lambda e: (e.line, e.col))
+
+
+def _runs(checker: _Checker, spec: dict[str, Any], raw: dict[str, Any], axes: list[Axis], panels: list[Panel],
+          registry: Registry) -> list[Run]:
+    """Every run of the spec, with the stages its plots, figures and claims ask for switched on."""
     asked = [m for item in [*spec["plots"], *spec["figures"]] for m in ([item["y"]] if isinstance(item["y"], str) else item["y"])]
     asked += [claim[key] for claim in spec["claims"] for key in ("metric", "over") if key in claim]
     for metric in asked:
@@ -482,15 +544,61 @@ def check_text(text: str, file: str, registry: Registry | None = None) -> tuple[
         if switch:  # asking for a stage's metric is asking for the stage
             set_path(spec, switch, True)
     columns = swept_paths(spec)
-    runs = (_expand_panels(checker, spec, doc.data, panels, columns) if panels
-            else _expand(checker, spec, doc.data, axes, columns))
-    if "max_runs" in spec and len(runs) > spec["max_runs"]:
-        checker.add(("max_runs",), f"the spec expands to {len(runs)} runs, more than max_runs = {spec['max_runs']}")
-    experiment = Experiment(file, spec, runs, panels=panels)
-    if checker.errors:
-        return None, sorted(dict.fromkeys(checker.errors), key=lambda e: (e.line, e.col))
-    experiment.warnings = _missing_data(checker, experiment.runs)
-    return experiment, []
+    return (_expand_panels(checker, spec, raw, panels, columns) if panels
+            else _expand(checker, spec, raw, axes, columns))
+
+
+def _run_count_fits(checker: _Checker, spec: dict[str, Any], axes: list[Axis], panels: list[Panel]) -> bool:
+    """Refuse, before expanding anything, a sweep larger than its max_runs, or above
+    RUNS_NEEDING_MAX_RUNS runs without one (panels count each panel's runs: an upper bound)."""
+    count = (sum(math.prod(len(axis[0][1]) for axis in panel.axes) for panel in panels) if panels
+             else math.prod(len(axis[0][1]) for axis in axes))
+    where = ("panels",) if panels else ("sweep",) if spec.get("sweep") else ("seeds",)
+    limit = spec.get("max_runs")
+    if limit is None and count > RUNS_NEEDING_MAX_RUNS:
+        checker.add(where, f"the spec expands to {count} runs; above {RUNS_NEEDING_MAX_RUNS} runs write "
+                           f"`max_runs: {count}` to confirm that so many are meant", key=True)
+        return False
+    if limit is not None and not panels and count > limit:
+        checker.add(("max_runs",), f"the spec expands to {count} runs, more than max_runs = {limit}")
+        return False
+    return True
+
+
+def _memory_bounds(checker: _Checker, runs: list[Run], registry: Registry) -> None:
+    """The largest unit's estimated memory (the stages' declared `memory`): an error beyond any
+    machine, a warning beyond this one."""
+    peak: tuple[float, str, Run] | None = None
+    for run in runs:
+        for stage in registry:
+            if stage.enabled(run.config):
+                estimate = float(stage.memory(stage.select(run.config)))
+                if peak is None or estimate > peak[0]:
+                    peak = (estimate, stage.name, run)
+    if peak is None:
+        return
+    estimate, stage_name, run = peak
+    values = ", ".join(f"{k}={v}" for k, v in run.varied.items())
+    text = f"run {run.id}{f' ({values})' if values else ''}: {stage_name} would need about {estimate / 2**30:.1f} GiB"
+    anchor = ("data",) if checker.doc and ("data",) in checker.doc.values else ()
+    if estimate > LARGEST_MACHINE_BYTES:
+        checker.add(anchor, f"{text}, more than any machine has ({LARGEST_MACHINE_BYTES / 2**40:.0f} TiB); "
+                            "make the data or the network smaller")
+        return
+    available = _machine_memory()
+    if available and estimate > available:
+        mark = checker.doc.locate(anchor) if checker.doc else Mark(1, 1)
+        checker.warnings.append(SpecError(checker.file, mark.line, mark.col, format_path(anchor),
+                                          f"{text}, more than this machine's {available / 2**30:.1f} GiB; "
+                                          "run it on a larger machine or a cluster", level="warning"))
+
+
+def _machine_memory() -> float:
+    """This machine's physical memory in bytes (0 where the system does not say)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0.0
 
 
 def _missing_data(checker: _Checker, runs: list[Run]) -> list[SpecError]:
@@ -505,7 +613,8 @@ def _missing_data(checker: _Checker, runs: list[Run]) -> list[SpecError]:
             locate(kind, root)
         except DataNotFound as exc:
             mark = checker.doc.locate(("data", "kind")) if checker.doc else Mark(1, 1)
-            warnings.append(SpecError(checker.file, mark.line, mark.col, "data.kind", str(exc), level="warning"))
+            warnings.append(SpecError(checker.file, mark.line, mark.col, "data.kind", str(exc), level="warning",
+                                      stops_runs=True))
     return warnings
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,24 +49,65 @@ class LocatedDocument:
         return self.values.get((), Mark(1, 1))
 
 
+# Bounds on what a spec may expand to: aliases can make a few lines stand for billions of values
+# ("billion laughs"), or for a structure that contains itself.
+MAX_SPEC_BYTES = 1_000_000
+MAX_VALUES = 200_000
+MAX_DEPTH = 40
+
+
+class SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does: `1e-3` is a float, not a string."""
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
 def _mark(node: yaml.Node) -> Mark:
     return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+def _reader_mark(exc: yaml.YAMLError, text: str) -> Mark:
+    """Where a YAML error stands: its mark, or for a bad character its offset in the text."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return Mark(mark.line + 1, mark.column + 1)
+    position = getattr(exc, "position", None)
+    if isinstance(position, int):
+        before = text[:position]
+        return Mark(before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1)
+    return Mark(1, 1)
+
+
+def _yaml_message(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.reader.ReaderError):
+        code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
+        return f"not valid YAML: the file contains the control character U+{code:04X}, which YAML does not allow"
+    return f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
+
+
 def load_located(text: str) -> LocatedDocument:
-    """Parse YAML with the safe loader; reject duplicate keys; record positions."""
+    """Parse YAML with the safe loader; reject duplicate keys, oversized or self-containing
+    documents; record positions. Every problem is a YamlDocumentError with a position."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise YamlDocumentError(f"the file has {len(text)} characters; a spec may have at most {MAX_SPEC_BYTES}",
+                                Mark(1, 1))
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise YamlDocumentError(f"not valid YAML: {exc.problem or exc}", Mark(line, col)) from None
+        root = yaml.compose(text, Loader=SpecLoader)
+    except yaml.YAMLError as exc:
+        raise YamlDocumentError(_yaml_message(exc), _reader_mark(exc, text)) from None
+    except RecursionError:
+        raise YamlDocumentError(f"not valid YAML for a spec: nested more than {MAX_DEPTH} levels deep",
+                                Mark(1, 1)) from None
     values: dict[Path, Mark] = {}
     keys: dict[Path, Mark] = {}
     if root is None:
         return LocatedDocument(None, {(): Mark(1, 1)}, {})
     _walk(root, (), values, keys)
-    constructor = yaml.SafeLoader("")
+    constructor = SpecLoader("")
     try:
         data = constructor.construct_document(root)
     except yaml.constructor.ConstructorError as exc:
@@ -77,6 +119,12 @@ def load_located(text: str) -> LocatedDocument:
 
 
 def _walk(node: yaml.Node, path: Path, values: dict[Path, Mark], keys: dict[Path, Mark]) -> None:
+    if len(path) > MAX_DEPTH:
+        raise YamlDocumentError(f"nested more than {MAX_DEPTH} levels deep (or an alias refers to a value that "
+                                "contains it)", _mark(node))
+    if len(values) >= MAX_VALUES:
+        raise YamlDocumentError(f"the document stands for more than {MAX_VALUES} values (YAML aliases that "
+                                "repeat each other?)", _mark(node))
     values[path] = _mark(node)
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
