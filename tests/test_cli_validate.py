@@ -79,3 +79,13 @@ def test_the_readme_examples_are_valid_specs(tmp_path: Path) -> None:
                         else f"name: readme{index}\n{block}")
         result = run_cli("validate", str(spec))
         assert result.returncode == 0, result.stderr
+
+
+def test_yaml_1_2_numbers_are_numbers(tmp_path: Path) -> None:
+    spec = tmp_path / "exponents.yaml"
+    spec.write_text("name: exponents\ntraining: {lr: 1e-3}\nattack: {eps_per_coord: 5E-2}\ndata: {n_train: 10_000}\n")
+    result = run_cli("runs", str(spec), "--json")
+    assert result.returncode == 0, result.stderr
+    resolved = __import__("json").loads(result.stdout)[0]["spec"]
+    assert resolved["train_f"]["lr"] == 0.001 and abs(resolved["attack"]["eps"] - 0.05 * 10) < 1e-12  # d = 100
+    assert resolved["data"]["n_train"] == 10000
