@@ -116,9 +116,9 @@ class Progress:
     def start_unit(self, key: str, runs: list[str]) -> None:
         """A unit starts computing."""
         self.check_parent()
-        self._unit_start = self._last = time.perf_counter()
         self.state.update(unit=key, runs=runs[:5], step=None, steps=None, loss=None, eta_seconds=None)
         self._write()
+        self._unit_start = self._last = time.perf_counter()
 
     def step(self, step: int, steps: int, loss: float) -> None:
         """Step `step` of `steps` of the current unit ended with this loss; reported if due."""
