@@ -217,10 +217,6 @@ def _print_claims(console: Console, name: str, claims: list[dict[str, str]]) -> 
     console.print(table)
 
 
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
-
-
 @main.command()
 @click.argument("experiments", nargs=-1)
 @click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False),
@@ -235,6 +231,7 @@ def status(experiments: tuple[str, ...], results_root: str, stage_modules: str, 
     the estimated compute left, and the running jobs' progress. Reads only; safe while snakemake runs."""
     from pl_dsl.engine.paths import Layout
     from pl_dsl.engine.plan import build_plan
+    from pl_dsl.engine.progress import duration
     from pl_dsl.engine.status import collect_status
     from pl_dsl.engine.workflow import check_or_exit, find_spec_files, load_registry
 
@@ -248,13 +245,13 @@ def status(experiments: tuple[str, ...], results_root: str, stage_modules: str, 
     console = _console()
     for experiment in state.experiments:
         table = Table(title=f"{experiment.name}: {experiment.runs_complete} of {experiment.runs} runs complete; "
-                            f"about {_hours(experiment.remaining_seconds)} of CPU-core compute left")
+                            f"about {duration(experiment.remaining_seconds)} of CPU-core compute left")
         counts = ("units", "done", "running", "failed", "pending", *(("damaged",) if verify else ()))
         for column in ("stage", *counts, "compute left"):
             table.add_column(column, justify="left" if column == "stage" else "right")
         for stage in experiment.stages:
             table.add_row(stage.stage, *[str(getattr(stage, count)) for count in counts],
-                          _hours(stage.remaining_seconds) if stage.remaining_seconds else "-",
+                          duration(stage.remaining_seconds) if stage.remaining_seconds else "-",
                           style="red" if stage.failed else ("green" if stage.done == stage.units else None))
         console.print(table)
         for failure in experiment.failures:
@@ -267,7 +264,7 @@ def status(experiments: tuple[str, ...], results_root: str, stage_modules: str, 
         for job in state.jobs:
             step = f"{job['step']}/{job['steps']}" if job.get("step") else "-"
             loss = f"{job['loss']:.4g}" if job.get("loss") is not None else "-"
-            eta = f"{job['eta_seconds']:.0f}s" if job.get("eta_seconds") is not None else "-"
+            eta = duration(job["eta_seconds"]) if job.get("eta_seconds") is not None else "-"
             age = f"{now - job['updated']:.0f}s ago" + (" (stale: killed or stuck?)" if job["stale"] else "")
             table.add_row(job["stage"], job["batch"], f"{job['done'] + 1}/{job['units']}", step, loss, eta,
                           str(job.get("host", "?")), age, style="red" if job["stale"] else None)

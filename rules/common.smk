@@ -7,7 +7,8 @@ sys.path.insert(0, workflow.basedir)
 from pl_dsl.engine.workflow import Workflow
 
 # `snakemake --report` after running any subset of experiments: the report shows what exists.
-WF = Workflow(config, workflow.basedir, reporting=any(arg.startswith("--report") for arg in sys.argv))
+WF = Workflow(config, workflow.basedir, reporting=any(arg.startswith("--report") for arg in sys.argv),
+              check_store=workflow.is_main_process)
 LAYOUT = WF.layout
 
 

@@ -57,7 +57,8 @@ def mutated_data(draw: st.DrawFn) -> str:
         elif action == "delete":
             del parent[path[-1]]
         elif isinstance(parent, dict):
-            parent[draw(st.text(min_size=1, max_size=10))] = draw(leaves)
+            known = st.sampled_from(["max_runs", "seeds", "sweep", "panels", "device", "plots", "claims", "figures"])
+            parent[draw(st.one_of(known, st.text(min_size=1, max_size=10)))] = draw(leaves)
     return yaml.safe_dump(data, allow_unicode=True)
 
 

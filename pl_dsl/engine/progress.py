@@ -135,7 +135,7 @@ class Progress:
         self._write()
         runs = ",".join(self.state["runs"])
         text = (f"{self.state['stage']} unit {self.state['done'] + 1}/{self.state['units']} {self.state['unit']} "
-                f"(runs {runs}): step {step}/{steps}, loss {loss:.4g}, ETA {_duration(eta)}")
+                f"(runs {runs}): step {step}/{steps}, loss {loss:.4g}, ETA {duration(eta)}")
         self.log.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
         self.log.flush()
         if self.terminal:
@@ -166,7 +166,8 @@ class Progress:
         Console(stderr=True, highlight=False).print(line)
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
+    """Seconds for people: 40s, 12min, 3.5h."""
     if seconds is None:
         return "unknown"
     if seconds < 90:

@@ -1,9 +1,9 @@
 """The store: atomic writes, file formats by suffix, and unit records.
 
 Every file appears complete under its final name or not at all. A unit's files are written
-first, its record (`record.json`: identity, inputs, seconds, metrics, and each file's size
-and sha256) last, so a unit is stored exactly when its record exists and its files have the
-sizes the record gives.
+first, its record (`record.json`: identity, inputs, seconds, metrics, each file's size, sha256
+and time, and a digest of the record) last, so a unit is stored exactly when its record is
+intact and its files match it (see `damage`).
 """
 
 from __future__ import annotations
@@ -168,15 +168,6 @@ def read_record(folder: Path) -> dict[str, Any]:
     return record
 
 
-def is_stored(folder: Path) -> bool:
-    """A unit is stored when its record exists and every file it lists has the recorded size."""
-    try:
-        record = read_json(folder / "record.json")
-        return all((folder / name).stat().st_size == info["size"] for name, info in record["files"].items())
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
 def damage(folder: Path, deep: bool = False) -> str | None:
     """What is wrong with a stored unit, or None when it is intact.
 
@@ -198,11 +189,18 @@ def damage(folder: Path, deep: bool = False) -> str | None:
             stat = path.stat()
         except OSError:
             return f"{path} is missing"
+        if not isinstance(info, dict) or not {"size", "sha256"} <= set(info):
+            return f"{folder / 'record.json'} is damaged"
         if stat.st_size != info["size"]:
             return f"{path} has {stat.st_size} bytes, its record says {info['size']}"
         if (deep or stat.st_mtime_ns != info.get("mtime_ns", stat.st_mtime_ns)) and _sha256(path) != info["sha256"]:
             return f"{path} was changed after it was written (its sha256 differs from the record)"
     return None
+
+
+def is_stored(folder: Path) -> bool:
+    """A unit is stored when its record and every file it lists are intact (see `damage`)."""
+    return damage(folder) is None
 
 
 def load_file(folder: Path, name: str, verify: bool = False) -> Any:

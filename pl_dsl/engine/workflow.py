@@ -100,7 +100,8 @@ def load_registry(config: dict[str, Any]) -> Registry:
 class Workflow:
     """The plan of one Snakemake invocation plus the input functions the rules call."""
 
-    def __init__(self, config: dict[str, Any], basedir: str | Path, reporting: bool = False) -> None:
+    def __init__(self, config: dict[str, Any], basedir: str | Path, reporting: bool = False,
+                 check_store: bool = True) -> None:
         self.layout = Layout(Path(config.get("results", "results")), Path(config.get("logs", "logs")))
         self.registry = load_registry(config)
         self.modules = stage_modules(config.get("stage_modules"))
@@ -116,7 +117,7 @@ class Workflow:
                        for name, content in ((n, e.table_plan()) for n, e in self.plan.experiments.items())}
         self.repairs: dict[tuple[str, str], list[str]] = {}  # batch -> keys of its units to recompute
         self.repair_tag = ""
-        if not reporting:
+        if check_store and not reporting:  # not again inside each cluster job: the main process did it
             self._find_damage(deep=config.get("verify") == "full")
 
     def _find_damage(self, deep: bool = False) -> None:

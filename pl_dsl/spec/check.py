@@ -518,8 +518,9 @@ def check_text(text: str, file: str, registry: Registry | None = None) -> tuple[
         if not earlier:
             raise
         runs = []
-    if "max_runs" in spec and len(runs) > spec["max_runs"]:
-        checker.add(("max_runs",), f"the spec expands to {len(runs)} runs, more than max_runs = {spec['max_runs']}")
+    limit = _max_runs(spec)
+    if limit is not None and len(runs) > limit:
+        checker.add(("max_runs",), f"the spec expands to {len(runs)} runs, more than max_runs = {limit}")
     if checker.errors:
         return None, _sorted(checker.errors)
     experiment = Experiment(file, spec, runs, panels=panels)
@@ -548,16 +549,23 @@ def _runs(checker: _Checker, spec: dict[str, Any], raw: dict[str, Any], axes: li
             else _expand(checker, spec, raw, axes, columns))
 
 
+def _max_runs(spec: dict[str, Any]) -> int | None:
+    """The spec's max_runs when it is a valid one (an invalid one is a schema error already)."""
+    limit = spec.get("max_runs")
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1 else None
+
+
 def _run_count_fits(checker: _Checker, spec: dict[str, Any], axes: list[Axis], panels: list[Panel]) -> bool:
     """Refuse, before expanding anything, a sweep larger than its max_runs, or above
     RUNS_NEEDING_MAX_RUNS runs without one (panels count each panel's runs: an upper bound)."""
     count = (sum(math.prod(len(axis[0][1]) for axis in panel.axes) for panel in panels) if panels
              else math.prod(len(axis[0][1]) for axis in axes))
     where = ("panels",) if panels else ("sweep",) if spec.get("sweep") else ("seeds",)
-    limit = spec.get("max_runs")
+    limit = _max_runs(spec)
     if limit is None and count > RUNS_NEEDING_MAX_RUNS:
-        checker.add(where, f"the spec expands to {count} runs; above {RUNS_NEEDING_MAX_RUNS} runs write "
-                           f"`max_runs: {count}` to confirm that so many are meant", key=True)
+        if "max_runs" not in spec:  # an invalid max_runs is reported already; still do not expand
+            checker.add(where, f"the spec expands to {count} runs; above {RUNS_NEEDING_MAX_RUNS} runs write "
+                               f"`max_runs: {count}` to confirm that so many are meant", key=True)
         return False
     if limit is not None and not panels and count > limit:
         checker.add(("max_runs",), f"the spec expands to {count} runs, more than max_runs = {limit}")
