@@ -49,7 +49,7 @@ paper-small: setup
 	$(BIN)/pl-dsl runs experiments/paper-small
 
 benchmark: setup
-	$(BIN)/python benchmarks/orchestration.py
+	$(BIN)/python benchmarks/performance.py
 
 clean:
 	rm -rf results logs .snakemake

@@ -40,8 +40,15 @@ def report(workdir: Path, folder: str, wall: float | None, cores: int) -> None:
             print(f"{file.stem:<22}  not run (see the workflow's output: data files missing?)")
             continue
         plan = build_plan([experiment], REGISTRY)
-        units = {(s, u.key) for (s, _), batch in plan.batches.items() for u in batch.units}
-        seconds = sum(read_json(layout.unit(s, k) / "record.json")["seconds"] for s, k in units)
+        units = {(u.stage, u.key) for members in plan.experiments[experiment.name].units.values() for u in members}
+        # Units computed together (step prefixes, stacked nets) record the seconds since their
+        # shared computation began: count each computation once, by its longest member.
+        computations: dict[tuple[str, ...], float] = {}
+        for stage, key in units:
+            record = read_json(layout.unit(stage, key) / "record.json")
+            together = tuple(sorted(record.get("computed_with", [key])))
+            computations[together] = max(computations.get(together, 0.0), record["seconds"])
+        seconds = sum(computations.values())
         total += seconds
         claims = ""
         if layout.claims(experiment.name).exists():

@@ -67,7 +67,7 @@ def _cuda_warnings(file: str, experiment: Experiment) -> list[SpecError]:
 
 def _summary(files: list[Path]) -> None:
     """Per spec: runs, distinct units per stage and the estimated compute from the cost model."""
-    from pl_dsl.engine.plan import build_plan, estimated_seconds
+    from pl_dsl.engine.plan import batch_seconds, build_plan
     from pl_dsl.stages import REGISTRY
 
     table = Table(title="what the specs launch (compute estimated from the stage cost model, one CPU core)")
@@ -82,8 +82,8 @@ def _summary(files: list[Path]) -> None:
                 _console(err=True).print(str(error), markup=False)
             continue
         plan = build_plan([experiment], REGISTRY)
-        units = {stage: [u for (s, _), b in plan.batches.items() if s == stage for u in b.units] for stage in REGISTRY.names}
-        seconds = sum(estimated_seconds(u.cost) for members in units.values() for u in members)
+        units = plan.experiments[experiment.name].units
+        seconds = sum(batch_seconds(members) for members in units.values())  # step prefixes count once
         table.add_row(str(file), str(len(experiment.runs)), *[str(len(units[s])) for s in REGISTRY.names],
                       f"{seconds / 3600:.2f}")
     _console().print(table)

@@ -8,7 +8,7 @@ from pl_dsl.engine.workflow import Workflow
 
 # `snakemake --report` after running any subset of experiments: the report shows what exists.
 WF = Workflow(config, workflow.basedir, reporting=any(arg.startswith("--report") for arg in sys.argv),
-              check_store=workflow.is_main_process)
+              check_store=workflow.is_main_process, cores=workflow.cores if isinstance(workflow.cores, int) else None)
 LAYOUT = WF.layout
 
 

@@ -1,22 +1,23 @@
 # One rule per registered stage (pl_dsl/stages/), named after it: each job computes one batch
-# of the stage's units. Everything stage-specific comes from the stage's declaration.
-for stage in WF.stages:
+# of the stage's units; and the rule `fused`, whose jobs compute whole small components (f and
+# everything computed from it) in one process. Everything else comes from the plan.
+for rule_name in WF.rules:
 
     rule:
         name:
-            stage.name
+            rule_name
         input:
-            needs=WF.batch_inputs(stage.name),
+            needs=WF.batch_inputs(rule_name),
         output:
-            manifest=str(LAYOUT.manifest(stage.name, "{batch}")),
+            manifest=str(LAYOUT.manifest(rule_name, "{batch}")),
         log:
-            str(LAYOUT.batch_log(stage.name, "{batch}")),
+            str(LAYOUT.batch_log(rule_name, "{batch}")),
         params:
-            plan=WF.batch_plan(stage.name),
-        threads: 1
+            plan=WF.batch_plan(rule_name),
+        threads: WF.threads(rule_name)
         resources:
-            mem_mb=WF.resource(stage.name, "mem_mb"),
-            runtime=WF.resource(stage.name, "runtime"),
-            gpu=WF.gpu(stage.name),
+            mem_mb=WF.resource(rule_name, "mem_mb"),
+            runtime=WF.resource(rule_name, "runtime"),
+            gpu=WF.gpu(rule_name),
         shell:
             WF.stage_command()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,17 @@ def snakemake(workdir: Path, *args: str, cores: int = 2, timeout: float = 600,
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
                "--cores", str(cores), *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def computed_units(workdir: Path, since: float | None = None) -> Counter[str]:
+    """Units computed (not reused) per stage, over every batch manifest (stage or fused job),
+    or those written after `since`."""
+    counts: Counter[str] = Counter()
+    for manifest in (workdir / "results/batches").rglob("*.json"):
+        if since is None or manifest.stat().st_mtime > since:
+            for unit in json.loads(manifest.read_text())["units"]:
+                counts[unit["stage"]] += unit["computed"]
+    return +counts
 
 
 def write_spec(directory: Path, name: str, text: str) -> Path:

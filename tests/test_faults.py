@@ -10,7 +10,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from conftest import REPO, run_cli, snakemake, write_spec
+from conftest import REPO, computed_units, run_cli, snakemake, write_spec
 
 TINY = (REPO / "tests/specs/valid/tiny.yaml").read_text()
 
@@ -18,16 +18,6 @@ TINY = (REPO / "tests/specs/valid/tiny.yaml").read_text()
 def rows(workdir: Path) -> list[dict[str, str]]:
     with open(workdir / "results/tiny/results.csv", newline="") as handle:
         return [{k: v for k, v in row.items() if not k.startswith("time")} for row in csv.DictReader(handle)]
-
-
-def computed_since(workdir: Path, moment: float) -> Counter[str]:
-    """Units each stage computed (not reused) in the batch jobs that ended after `moment`."""
-    counts: Counter[str] = Counter()
-    for manifest in (workdir / "results/batches").rglob("*.json"):
-        if manifest.stat().st_mtime > moment:
-            content = json.loads(manifest.read_text())
-            counts[content["stage"]] += sum(unit["computed"] for unit in content["units"])
-    return counts
 
 
 def unit_of(workdir: Path, stage: str, seed: int, eps: float | None = None) -> Path:
@@ -49,7 +39,7 @@ def rerun(workdir: Path, spec: Path, *extra: str) -> tuple[str, Counter[str]]:
     moment = max(p.stat().st_mtime for p in (workdir / "results/batches").rglob("*.json"))
     result = snakemake(workdir, "--config", f"experiments={spec}", *extra)
     assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout + result.stderr, computed_since(workdir, moment)
+    return result.stdout + result.stderr, computed_units(workdir, moment)
 
 
 def test_damage_is_noticed_and_repaired_with_its_dependents(tmp_path: Path) -> None:
@@ -101,13 +91,14 @@ def test_damage_is_noticed_and_repaired_with_its_dependents(tmp_path: Path) -> N
 
 def test_a_job_reading_a_changed_input_names_it(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "tiny", TINY)
-    assert snakemake(tmp_path, "--config", f"experiments={spec}", "--until", "attack").returncode == 0
+    # Stage by stage (no fused jobs), so that a later job reads f from disk.
+    assert snakemake(tmp_path, "--config", f"experiments={spec}", "fuse_seconds=0", "--until", "attack").returncode == 0
     f_model = unit_of(tmp_path, "train_f", 0) / "model.pt"
     times = f_model.stat()
     f_model.write_bytes(bytes(b ^ 0x01 for b in f_model.read_bytes()))
     os.utime(f_model, ns=(times.st_atime_ns, times.st_mtime_ns))
     # train_g does not read f, evaluate does: it refuses the changed file and names it.
-    result = snakemake(tmp_path, "--config", f"experiments={spec}")
+    result = snakemake(tmp_path, "--config", f"experiments={spec}", "fuse_seconds=0")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"{shown(f_model, tmp_path)} was changed after it was written" in result.stderr
 

@@ -25,7 +25,7 @@ sweep:
 
 def test_batch_resources_follow_the_cost_model(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "sizes", SMALL_AND_LARGE)
-    workflow = Workflow({"experiments": str(spec), "min_batches": 2, "batch_size": {"train_f": 1}}, REPO)
+    workflow = Workflow({"experiments": str(spec), "min_batches": 2, "batch_size": {"train_f": 1}, "fuse_seconds": 0}, REPO)
     batches = [b for (stage, _), b in workflow.plan.batches.items() if stage == "train_f"]
     small, large = sorted(batches, key=lambda b: b.units[0].cost)
     assert small.resources() == {"runtime": RUNTIME_FLOOR_MINUTES, "mem_mb": 1100}
@@ -37,7 +37,7 @@ def test_batch_resources_follow_the_cost_model(tmp_path: Path) -> None:
     # The rules' resource functions give the same numbers.
     wildcards = type("W", (), {"batch": large.id})
     assert workflow.resource("train_f", "mem_mb")(wildcards) == large.resources()["mem_mb"]
-    assert Workflow({"experiments": str(spec), "batch_size": {"train_f": 1}, "max_runtime": 12},
+    assert Workflow({"experiments": str(spec), "batch_size": {"train_f": 1}, "max_runtime": 12, "fuse_seconds": 0},
                     REPO).resource("train_f", "runtime")(wildcards) == 12
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pl_dsl.engine.plan import build_plan, run_units
+from pl_dsl.engine.plan import FUSED, batch_seconds, build_plan, estimated_seconds, run_units
 from pl_dsl.spec.check import check_text, load_experiment
 from pl_dsl.stages import REGISTRY
 
@@ -19,8 +19,8 @@ training: {steps: 3}
 """
 
 
-def expand(extra: str):  # type: ignore[no-untyped-def]
-    experiment, errors = check_text(BASE + extra, "t.yaml")
+def expand(extra: str, base: str = BASE):  # type: ignore[no-untyped-def]
+    experiment, errors = check_text(base + extra, "t.yaml")
     assert not errors, errors
     return experiment
 
@@ -87,7 +87,7 @@ sweep:
     assert len({u["train_f"].key for u in units}) == 2
     assert len({u["attack"].key for u in units}) == 6
     plan = build_plan([exp], REGISTRY)
-    f_units = [u for (stage, _), b in plan.batches.items() if stage == "train_f" for u in b.units]
+    f_units = plan.experiments[exp.name].units["train_f"]
     assert len(f_units) == 2 and all(len(u.runs) == 3 for u in f_units)
 
 
@@ -96,7 +96,7 @@ def test_a_g_learning_rate_sweep_shares_f_and_the_attack() -> None:
 sweep:
   grid:
     train_g.lr: [1.0, 0.1]
-""")
+""", "name: steps")
     units = [run_units(r, REGISTRY) for r in exp.runs]
     assert units[0]["train_f"].key == units[1]["train_f"].key
     assert units[0]["attack"].key == units[1]["attack"].key
@@ -115,7 +115,8 @@ sweep:
 
 def test_batches_cover_every_unit_once_and_respect_sizes() -> None:
     exp = load_experiment(REPO / "tests/specs/valid/tiny.yaml")
-    plan = build_plan([exp], REGISTRY, {"train_f": 1, "attack": 4, "train_g": 4, "evaluate": 100}, min_batches=2)
+    plan = build_plan([exp], REGISTRY, {"train_f": 1, "attack": 4, "train_g": 4, "evaluate": 100}, min_batches=2,
+                      fuse_seconds=0)
     per_stage: dict[str, list[str]] = {}
     for (stage, _), batch in plan.batches.items():
         per_stage.setdefault(stage, []).extend(u.key for u in batch.units)
@@ -127,3 +128,44 @@ def test_batches_cover_every_unit_once_and_respect_sizes() -> None:
         read = {key for u in batch.units for key in u.inputs.values()}
         provided = {u.key for need in batch.needs for u in plan.batches[need].units}
         assert read and read <= provided or batch.stage == "train_f"
+
+
+def test_small_components_are_fused_whole_and_large_wide_ones_are_not() -> None:
+    exp = load_experiment(REPO / "tests/specs/valid/tiny.yaml")
+    plan = build_plan([exp], REGISTRY, min_batches=2)
+    assert set(plan.experiments[exp.name].batches) >= {FUSED} and not plan.experiments[exp.name].batches["train_f"]
+    fused = [b for (rule, _), b in plan.batches.items() if rule == FUSED]
+    assert len(fused) == 2 and not any(b.needs for b in fused)
+    for batch in fused:  # whole components, in stage order: every input is in the same batch
+        keys = [u.key for u in batch.units]
+        for position, unit in enumerate(batch.units):
+            assert all(key in keys[:position] for key in unit.inputs.values())
+    # Many long attacks and g trainings per f could run side by side as stage jobs: not fused.
+    wide = expand("""
+data: {kind: shifted_gauss, dim: 1000, n_train: 5000}
+network: {width: 1000}
+training: {steps: 1000}
+sweep:
+  grid:
+    attack.eps: [0.5, 1.0, 2.0, 4.0]
+""", "name: wide")
+    plan = build_plan([wide], REGISTRY, min_batches=2)
+    assert not plan.experiments[wide.name].batches.get(FUSED)
+
+
+def test_step_sweeps_share_a_batch_and_cost_their_longest_training() -> None:
+    exp = expand("""
+data: {kind: shifted_gauss, dim: 1000, n_train: 5000}
+network: {width: 1000}
+training: {steps: 100}
+sweep:
+  grid:
+    train_g.steps: [10, 20, 50, 100]
+    train_g.lr: [1.0, 0.1]
+""", "name: steps")
+    plan = build_plan([exp], REGISTRY, min_batches=2, fuse_seconds=0)
+    g_batches = [b for (rule, _), b in plan.batches.items() if rule == "train_g"]
+    assert len(g_batches) == 1 and len(g_batches[0].units) == 8 and len({u.group for u in g_batches[0].units}) == 1
+    assert len({u.trajectory for u in g_batches[0].units}) == 2  # one training per learning rate
+    longest = max(u.cost for u in g_batches[0].units)
+    assert batch_seconds(g_batches[0].units) == pytest.approx(estimated_seconds(2 * longest))

@@ -71,7 +71,7 @@ def test_status_follows_a_running_workflow_and_jobs_report_progress(tmp_path: Pa
     assert after["experiments"][0]["runs_complete"] == 1
     assert all(s["done"] == s["units"] and s["remaining_seconds"] == 0 for s in after["experiments"][0]["stages"])
     # The job's log has the plain progress lines: step k of T, loss, ETA.
-    log = next((tmp_path / "logs/train_f").glob("*.log")).read_text()
+    log = next((tmp_path / "logs/fused").glob("*.log")).read_text()  # one chain: one fused job
     assert "step " in log and "/400, loss " in log and "ETA " in log
 
 
@@ -165,6 +165,6 @@ def test_jobs_stop_when_snakemake_is_killed(tmp_path: Path) -> None:
     while any(Path(f"/proc/{pid}").exists() for pid in jobs) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(Path(f"/proc/{pid}").exists() for pid in jobs), "the orphaned job kept running"
-    log = next((tmp_path / "logs/train_f").glob("*.log")).read_text()
+    log = next((tmp_path / "logs/fused").glob("*.log")).read_text()
     assert "that started this job is gone" in log
     assert not list((tmp_path / "results/store/train_f").glob("*/record.json"))  # nothing half-stored

@@ -63,14 +63,13 @@ def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, reg
                 _log(log, f"using GPU {gpu['claimed']} (cuda:{cuda_index})")
             workspace = Workspace(layout, registry, cuda_index=cuda_index, progress=progress)
             records = []
-            for unit in units:
-                t0 = time.perf_counter()
-                progress.start_unit(unit.key, unit.runs)
-                computed = workspace.compute(unit)
-                progress.end_unit()
+
+            def done(unit: Unit, computed: bool, seconds: float) -> None:
                 _log(log, f"{unit.stage} {unit.key} runs={','.join(unit.runs)} "
-                          f"{'computed' if computed else 'reused'} in {time.perf_counter() - t0:.2f}s")
-                records.append({"key": unit.key, "runs": unit.runs, "computed": computed})
+                          f"{'computed' if computed else 'reused'} in {seconds:.2f}s")
+                records.append({"stage": unit.stage, "key": unit.key, "runs": unit.runs, "computed": computed})
+
+            workspace.compute_all(units, done)
     finally:
         progress.close()
     for unit, note in workspace.diverged:

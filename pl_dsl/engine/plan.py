@@ -23,6 +23,11 @@ if TYPE_CHECKING:  # the batch jobs import this module; keep jsonschema out of t
 
 # At least this many batches per stage (when there are enough units), so jobs run side by side.
 DEFAULT_MIN_BATCHES = 2
+# A component is fused into one job when separate stage jobs could gain at most this many
+# estimated seconds (one core) by running side by side; start-up costs about 2 s per job.
+DEFAULT_FUSE_SECONDS = 30.0
+# The rule (and manifest folder) of fused batches.
+FUSED = "fused"
 # For estimates of compute time: multiply-adds one CPU core does per second on these shapes
 # (about 95 GFLOP/s measured here, i.e. ~47 G multiply-adds) and the fixed cost of one unit.
 CORE_MULTIPLY_ADDS_PER_SECOND = 4.7e10
@@ -54,10 +59,13 @@ class Unit:
     cost: float  # estimated multiply-adds
     memory: float  # estimated bytes held while computing it
     runs: list[str] = field(default_factory=list)
+    group: str = ""  # units with equal groups are computed by one call (see Stage.group_key)
+    trajectory: str = ""  # ... and within it, equal trajectories by one training (step prefixes)
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "key": self.key, "params": self.params, "inputs": self.inputs,
-                "device": self.device, "cost": self.cost, "memory": self.memory, "runs": self.runs}
+                "device": self.device, "cost": self.cost, "memory": self.memory, "runs": self.runs,
+                "group": self.group, "trajectory": self.trajectory}
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Unit:
@@ -77,14 +85,19 @@ def run_units(run: Run, registry: Registry) -> dict[str, Unit]:
         inputs = {name: units[source].key for name, source in stage.inputs.items()}
         key = stable_hash({"stage": stage.name, "code": stage.fingerprint, "inputs": inputs,
                            "params": to_json(params, identity=True)}, 16)
+        shared = {"stage": stage.name, "inputs": inputs, "device": run.config.device}
+        # Nets that differ in lr train stacked only on CUDA: a CPU-only run keeps them apart.
+        group = stable_hash({**shared, "params": to_json(stage.group_key(params, keep_lr=run.config.device == "cpu"))}, 16)
+        trajectory = stable_hash({**shared, "params": to_json(stage.group_key(params, keep_lr=True))}, 16)
         units[stage.name] = Unit(stage.name, key, to_json(params), inputs, run.config.device,
-                                 float(stage.cost(params)), float(stage.memory(params)), [run.id])
+                                 float(stage.cost(params)), float(stage.memory(params)), [run.id], group, trajectory)
     return units
 
 
 @dataclass
 class Batch:
-    """Units of one stage computed by one job, and the batches (stage, id) whose units they read."""
+    """Units computed by one job, and the batches (rule, id) whose units they read. The rule is
+    the units' stage, or FUSED for a batch holding whole components (units of several stages)."""
 
     stage: str
     id: str
@@ -97,7 +110,7 @@ class Batch:
     def resources(self, max_runtime: int | None = None) -> dict[str, int]:
         """What a cluster job computing this batch asks for: `runtime` (minutes, at most
         max_runtime) and `mem_mb`, from the stage's cost and memory estimates of its units."""
-        seconds = sum(estimated_seconds(unit.cost) for unit in self.units)
+        seconds = batch_seconds(self.units)
         runtime = max(RUNTIME_FLOOR_MINUTES, math.ceil(RUNTIME_SAFETY * seconds / 60) + 1)
         largest = max((unit.memory for unit in self.units), default=0.0)
         mem_mb = 100 * math.ceil((PROCESS_MB + MEMORY_SAFETY * largest / 2**20) / 100)
@@ -106,21 +119,25 @@ class Batch:
 
 @dataclass
 class ExperimentPlan:
-    """An experiment's runs, the unit keys of each, and its batches per stage."""
+    """An experiment's runs, the unit keys of each, its batches per rule (stage or FUSED) and its
+    units per stage."""
 
     experiment: Experiment
     unit_keys: dict[str, dict[str, str]]
     batches: dict[str, list[str]]
     registry: Registry
+    units: dict[str, list[Unit]]
 
-    def leaf_stages(self) -> list[str]:
-        """The stages whose batches finishing means every unit of every run is stored."""
-        return self.registry.leaves(stage for stage, ids in self.batches.items() if ids)
+    def final_batches(self) -> list[tuple[str, str]]:
+        """The batches whose finishing means every unit of every run is stored: the fused ones
+        and those of the leaf stages."""
+        leaves = self.registry.leaves(stage for stage, units in self.units.items() if units)
+        return [(rule, batch) for rule in [FUSED, *leaves] for batch in self.batches.get(rule, [])]
 
     def table_plan(self) -> dict[str, Any]:
         """What the results table needs: runs with swept values, spec and unit keys, the metric
         columns in order, and which unit files each run folder gets."""
-        present = [stage for stage in self.registry if self.batches.get(stage.name)]
+        present = [stage for stage in self.registry if self.units.get(stage.name)]
         return {
             "experiment": self.experiment.name,
             "axes": self.experiment.axes,
@@ -142,50 +159,139 @@ class Plan:
     registry: Registry
 
 
-def _split(units: list[Unit], size: int, min_batches: int) -> list[list[Unit]]:
-    """Partition units into batches of at most `size` (at least `min_batches` when possible),
-    balancing estimated cost: longest first, each to the batch with the least work so far."""
-    if not units:
+def group_cost(units: list[Unit]) -> float:
+    """Estimated multiply-adds of units computed together: per trajectory only its longest
+    training (the others are its step prefixes)."""
+    longest: dict[str, float] = {}
+    for unit in units:
+        longest[unit.trajectory] = max(longest.get(unit.trajectory, 0.0), unit.cost)
+    return sum(longest.values())
+
+
+def batch_seconds(units: list[Unit]) -> float:
+    """Estimated seconds on one CPU core of a batch's units, computed as the workspace does."""
+    groups: dict[str, list[Unit]] = {}
+    for unit in units:
+        groups.setdefault(unit.group or unit.key, []).append(unit)
+    return sum(estimated_seconds(group_cost(group)) for group in groups.values())
+
+
+def _split(items: list[list[Unit]], size: int, min_batches: int) -> list[list[Unit]]:
+    """Partition items (units that must share a batch) into batches of at most `size` items (at
+    least `min_batches` when possible), balancing estimated time: longest first, each to the
+    batch with the least work so far. Units keep their first-use order within a batch."""
+    if not items:
         return []
-    count = max(math.ceil(len(units) / size), min(min_batches, len(units)))
+    count = max(math.ceil(len(items) / size), min(min_batches, len(items)))
     # Round the count up to a multiple of min_batches so every round keeps all lanes busy.
-    count = min(len(units), math.ceil(count / min_batches) * min_batches)
-    order = {unit.key: i for i, unit in enumerate(units)}
+    count = min(len(items), math.ceil(count / min_batches) * min_batches)
+    order = {unit.key: i for i, unit in enumerate(u for item in items for u in item)}
+    costs = [batch_seconds(item) for item in items]
     batches: list[list[Unit]] = [[] for _ in range(count)]
+    sizes = [0] * count
     load = [0.0] * count
-    for unit in sorted(units, key=lambda u: (-u.cost, order[u.key])):
-        target = min(range(count), key=lambda i: (len(batches[i]) >= size, load[i], i))
-        batches[target].append(unit)
-        load[target] += unit.cost + 1e6  # every unit also costs a little fixed work
+    for index in sorted(range(len(items)), key=lambda i: (-costs[i], i)):
+        target = min(range(count), key=lambda b: (sizes[b] >= size, load[b], b))
+        batches[target].extend(items[index])
+        sizes[target] += 1
+        load[target] += costs[index]
     return [sorted(batch, key=lambda u: order[u.key]) for batch in batches]
 
 
+def _components(units: list[Unit]) -> list[list[Unit]]:
+    """Units linked through their inputs (a trained f and everything computed from it), each
+    component in stage order, components in first-use order."""
+    parent = {unit.key: unit.key for unit in units}
+
+    def root(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for unit in units:
+        for source in unit.inputs.values():
+            if source in parent:
+                parent[root(unit.key)] = root(source)
+    components: dict[str, list[Unit]] = {}
+    for unit in units:
+        components.setdefault(root(unit.key), []).append(unit)
+    return list(components.values())
+
+
+def _parallel_slack(component: list[Unit]) -> float:
+    """Estimated seconds of a component that separate stage jobs could run side by side: its
+    total minus, per stage, its longest group (the work on any chain through the stages)."""
+    groups: dict[tuple[str, str], list[Unit]] = {}
+    for unit in component:
+        groups.setdefault((unit.stage, unit.group or unit.key), []).append(unit)
+    longest: dict[str, float] = {}
+    total = 0.0
+    for (stage, _), members in groups.items():
+        seconds = estimated_seconds(group_cost(members))
+        total += seconds
+        longest[stage] = max(longest.get(stage, 0.0), seconds)
+    return total - sum(longest.values())
+
+
+def _items(units: list[Unit]) -> list[list[Unit]]:
+    """Units of one stage grouped so that units computed together stay in one batch."""
+    items: dict[str, list[Unit]] = {}
+    for unit in units:
+        items.setdefault(unit.group or unit.key, []).append(unit)
+    return list(items.values())
+
+
+def _add_batch(batches: dict[tuple[str, str], Batch], by_rule: dict[str, list[str]],
+               batch_of: dict[str, tuple[str, str]], rule: str, members: list[Unit]) -> None:
+    """Register a batch of a rule: its id, the batches it reads from, where its units are."""
+    batch_id = stable_hash([rule, [u.key for u in members]], 12)
+    own = {u.key for u in members}
+    needs = sorted({batch_of[key] for u in members for key in u.inputs.values() if key not in own})
+    batches[(rule, batch_id)] = Batch(rule, batch_id, members, needs)
+    by_rule.setdefault(rule, []).append(batch_id)
+    for unit in members:
+        batch_of[unit.key] = (rule, batch_id)
+
+
 def build_plan(experiments: list[Experiment], registry: Registry, batch_size: dict[str, int] | None = None,
-               min_batches: int = DEFAULT_MIN_BATCHES) -> Plan:
-    """Group each experiment's units into batches, stage by stage, in run order."""
+               min_batches: int = DEFAULT_MIN_BATCHES, fuse_seconds: float = DEFAULT_FUSE_SECONDS) -> Plan:
+    """Group each experiment's units into batches. A component (a trained f and everything
+    computed from it) whose stages could gain at most `fuse_seconds` from running side by side
+    goes whole into a fused batch: one job instead of a chain of stage jobs, each paying
+    process start-up. Other units are batched stage by stage, in run order."""
     sizes = {stage.name: stage.batch_size for stage in registry} | (batch_size or {})
     plans: dict[str, ExperimentPlan] = {}
     batches: dict[tuple[str, str], Batch] = {}
     for experiment in experiments:
-        unique: dict[str, dict[str, Unit]] = {stage: {} for stage in registry.names}  # in first-use order
+        unique: dict[str, Unit] = {}  # in first-use order
         keys: dict[str, dict[str, str]] = {}
         for run in experiment.runs:
             units = run_units(run, registry)
             keys[run.id] = {stage: unit.key for stage, unit in units.items()}
-            for stage_name, unit in units.items():
-                known = unique[stage_name].setdefault(unit.key, unit)
+            for unit in units.values():
+                known = unique.setdefault(unit.key, unit)
                 if known is not unit:
                     known.runs.append(run.id)
+        fused: list[list[Unit]] = []
+        staged: set[str] = set()
+        for component in _components(list(unique.values())):
+            if fuse_seconds > 0 and len({u.stage for u in component}) > 1 and _parallel_slack(component) <= fuse_seconds:
+                fused.append(component)
+            else:
+                staged.update(u.key for u in component)
+        stage_order = {name: i for i, name in enumerate(registry.names)}
         batch_of: dict[str, tuple[str, str]] = {}
-        by_stage: dict[str, list[str]] = {}
+        by_rule: dict[str, list[str]] = {}
+
+        root = registry.names[0]
+        for members in _split(fused, sizes[root], min_batches):
+            _add_batch(batches, by_rule, batch_of, FUSED, sorted(members, key=lambda u: stage_order[u.stage]))
         for stage in registry:
-            by_stage[stage.name] = []
-            for members in _split(list(unique[stage.name].values()), sizes[stage.name], min_batches):
-                batch_id = stable_hash([stage.name, [u.key for u in members]], 12)
-                needs = sorted({batch_of[key] for u in members for key in u.inputs.values()})
-                batches[(stage.name, batch_id)] = Batch(stage.name, batch_id, members, needs)
-                by_stage[stage.name].append(batch_id)
-                for unit in members:
-                    batch_of[unit.key] = (stage.name, batch_id)
-        plans[experiment.name] = ExperimentPlan(experiment, keys, by_stage, registry)
+            by_rule.setdefault(stage.name, [])
+            mine = [u for u in unique.values() if u.stage == stage.name and u.key in staged]
+            for members in _split(_items(mine), sizes[stage.name], min_batches):
+                _add_batch(batches, by_rule, batch_of, stage.name, members)
+        units_of = {stage.name: [u for u in unique.values() if u.stage == stage.name] for stage in registry}
+        plans[experiment.name] = ExperimentPlan(experiment, keys, by_rule, registry, units_of)
     return Plan(plans, batches, registry)

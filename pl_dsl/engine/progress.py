@@ -113,9 +113,11 @@ class Progress:
             self.log.flush()
             raise Orphaned(message)
 
-    def start_unit(self, key: str, runs: list[str]) -> None:
-        """A unit starts computing."""
+    def start_unit(self, key: str, runs: list[str], stage: str | None = None) -> None:
+        """A unit (of `stage`, in a fused job) starts computing."""
         self.check_parent()
+        if stage is not None:
+            self.state["stage"] = stage
         self.state.update(unit=key, runs=runs[:5], step=None, steps=None, loss=None, eta_seconds=None)
         self._write()
         self._unit_start = self._last = time.perf_counter()
@@ -141,9 +143,9 @@ class Progress:
         if self.terminal:
             self._draw(step, steps, text)
 
-    def end_unit(self) -> None:
-        """The current unit is stored (or was already)."""
-        self.state["done"] += 1
+    def end_unit(self, count: int = 1) -> None:
+        """The current unit (or `count` units computed together) is stored, or was already."""
+        self.state["done"] += count
         self.state.update(unit=None, step=None, steps=None, loss=None, eta_seconds=None)
         self._write()
 

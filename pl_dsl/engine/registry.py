@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -47,6 +47,10 @@ class UnitContext(Protocol):
     def progress(self, step: int, steps: int, loss: float) -> None:
         """Step `step` of `steps` of a long computation is done (shown every few seconds)."""
 
+    def emit(self, index: int, result: Output | Exception) -> None:
+        """For `compute_together`: member `index` is finished (an Output) or diverged (the
+        nn.Divergence); the engine stores it at once."""
+
 
 @dataclass(frozen=True)
 class Output:
@@ -63,7 +67,6 @@ class Stage(Generic[P]):
 
     name: str
     params: type[P]  # a frozen dataclass: the resolved-run fields this stage reads = its identity
-    compute: Callable[[UnitContext, P], Output]
     writes: Mapping[str, str]  # file name -> what it holds
     metrics: Mapping[str, str]  # metric name -> description (docs, report captions, plots)
     cost: Callable[[P], float]  # estimated multiply-adds of one unit: batching, cluster runtime, status
@@ -75,6 +78,30 @@ class Stage(Generic[P]):
     switch: str | None = None  # boolean field of the run that turns this stage on (None: always on)
     run_files: tuple[str, ...] = ()  # files copied into results/<experiment>/runs/<run>/
     version: int = 1  # bump to recompute where the fingerprint cannot see a change
+    compute: Callable[[UnitContext, P], Output] | None = None  # one unit
+    # A stage that trains a network names the params field holding its TrainingConfig and
+    # computes a group of units at once: units that differ only in that training's lr and, for
+    # a causal schedule, its steps (see TrainingConfig.causal) share one batch and one call,
+    # which reports each member through ctx.emit (step-prefix snapshots, stacked nets on CUDA).
+    trains: str | None = None
+    compute_together: Callable[[UnitContext, Sequence[P]], None] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.compute is None) == (self.compute_together is None):
+            raise ValueError(f"stage {self.name!r} must declare exactly one of compute and compute_together")
+        if (self.trains is None) != (self.compute_together is None):
+            raise ValueError(f"stage {self.name!r}: compute_together and trains go together")
+
+    def group_key(self, params: P, keep_lr: bool = False) -> Any:
+        """Units of this stage with equal group keys (and equal inputs) are computed together:
+        the parameters with the trained network's lr (unless keep_lr: then equal keys share one
+        training) and, for causal schedules only, its steps blanked."""
+        if self.trains is None:
+            return params
+        training = getattr(params, self.trains)
+        blank = dataclasses.replace(training, lr=training.lr if keep_lr else 0.0,
+                                    steps=0 if training.causal else training.steps)
+        return dataclasses.replace(params, **{self.trains: blank})  # type: ignore[type-var]
 
     def select(self, run: RunConfig) -> P:
         """This stage's parameters for one run."""
@@ -93,7 +120,12 @@ class Stage(Generic[P]):
     @cached_property
     def fingerprint(self) -> str:
         """Hash of the code that computes this stage (see engine.fingerprint) and its version."""
-        return f"{code_fingerprint(self.compute.__module__)}.v{self.version}"
+        return f"{code_fingerprint(self.module)}.v{self.version}"
+
+    @property
+    def module(self) -> str:
+        """The module whose code computes this stage."""
+        return (self.compute or self.compute_together).__module__
 
     @property
     def all_metrics(self) -> dict[str, str]:

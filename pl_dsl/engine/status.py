@@ -71,35 +71,34 @@ def collect_status(plan: Plan, layout: Layout, now: float | None = None, verify:
     experiments = []
     for name, experiment in plan.experiments.items():
         result = ExperimentStatus(name, len(experiment.experiment.runs), 0)
-        for stage_name, batch_ids in experiment.batches.items():
-            if not batch_ids:
+        for stage_name, units in experiment.units.items():
+            if not units:
                 continue
             stage = StageStatus(stage_name)
-            for batch_id in batch_ids:
-                for unit in plan.batches[(stage_name, batch_id)].units:
-                    stage.units += 1
-                    if unit.key not in stored:
-                        stored[unit.key] = is_stored(layout.unit(unit.stage, unit.key))
-                    if stored[unit.key] and verify:
-                        problem = damage(layout.unit(unit.stage, unit.key), deep=True)
-                        if problem is not None:
-                            stored[unit.key] = False
-                            stage.damaged += 1
-                            stage.remaining_seconds += estimated_seconds(unit.cost)
-                            result.damage.append(problem)
-                            continue
-                    if stored[unit.key]:
-                        stage.done += 1
+            for unit in units:
+                stage.units += 1
+                if unit.key not in stored:
+                    stored[unit.key] = is_stored(layout.unit(unit.stage, unit.key))
+                if stored[unit.key] and verify:
+                    problem = damage(layout.unit(unit.stage, unit.key), deep=True)
+                    if problem is not None:
+                        stored[unit.key] = False
+                        stage.damaged += 1
+                        stage.remaining_seconds += estimated_seconds(unit.cost)
+                        result.damage.append(problem)
                         continue
-                    stage.remaining_seconds += estimated_seconds(unit.cost)
-                    message = None if unit.key in running else _failure(layout, unit)
-                    if unit.key in running:
-                        stage.running += 1
-                    elif message is not None:
-                        stage.failed += 1
-                        result.failures.append(f"{unit.stage} {unit.key}: {message}")
-                    else:
-                        stage.pending += 1
+                if stored[unit.key]:
+                    stage.done += 1
+                    continue
+                stage.remaining_seconds += estimated_seconds(unit.cost)
+                message = None if unit.key in running else _failure(layout, unit)
+                if unit.key in running:
+                    stage.running += 1
+                elif message is not None:
+                    stage.failed += 1
+                    result.failures.append(f"{unit.stage} {unit.key}: {message}")
+                else:
+                    stage.pending += 1
             result.stages.append(stage)
         result.runs_complete = sum(all(stored.get(key, False) for key in keys.values())
                                    for keys in experiment.unit_keys.values())

@@ -9,6 +9,7 @@ writes nothing).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pl_dsl.engine.paths import Layout
-from pl_dsl.engine.plan import DEFAULT_MIN_BATCHES, Batch, Plan, build_plan
-from pl_dsl.engine.registry import Registry, Stage, stage_modules
+from pl_dsl.engine.plan import DEFAULT_FUSE_SECONDS, DEFAULT_MIN_BATCHES, FUSED, Batch, Plan, build_plan
+from pl_dsl.engine.registry import Registry, stage_modules
 from pl_dsl.engine.store import damage, write_json_if_changed
 from pl_dsl.hashing import stable_hash
 from pl_dsl.spec.check import Experiment, check_file
@@ -101,14 +102,20 @@ class Workflow:
     """The plan of one Snakemake invocation plus the input functions the rules call."""
 
     def __init__(self, config: dict[str, Any], basedir: str | Path, reporting: bool = False,
-                 check_store: bool = True) -> None:
+                 check_store: bool = True, cores: int | None = None) -> None:
         self.layout = Layout(Path(config.get("results", "results")), Path(config.get("logs", "logs")))
         self.registry = load_registry(config)
         self.modules = stage_modules(config.get("stage_modules"))
         self.experiments = check_or_exit(find_spec_files(config.get("experiments"), Path(basedir)), self.registry,
                                          skip_missing_data=config.get("missing_data") == "skip")
+        self.cores = cores if cores and cores <= (os.cpu_count() or 1) else None  # None: not local
+        self.fixed_threads = int(config.get("threads", 0))
         self.plan: Plan = build_plan(self.experiments, self.registry, config.get("batch_size", {}),
-                                     int(config.get("min_batches", DEFAULT_MIN_BATCHES)))
+                                     int(config.get("min_batches", self.cores or DEFAULT_MIN_BATCHES)),
+                                     float(config.get("fuse_seconds", DEFAULT_FUSE_SECONDS)))
+        self.rule_batches: dict[str, list[str]] = {}
+        for rule, batch_id in self.plan.batches:
+            self.rule_batches.setdefault(rule, []).append(batch_id)
         self.python = sys.executable
         self.max_runtime = int(config["max_runtime"]) if config.get("max_runtime") else None
         self.reporting = reporting
@@ -166,8 +173,9 @@ class Workflow:
         return self.plan.batches[(stage, name.split("-r")[0])]
 
     @property
-    def stages(self) -> list[Stage[Any]]:
-        return list(self.registry)
+    def rules(self) -> list[str]:
+        """The batch rules: fused components, then one per registered stage."""
+        return [FUSED, *self.registry.names]
 
     def write_plans(self) -> None:
         """Write every batch's unit list and every experiment's table plan (unchanged files are
@@ -202,19 +210,30 @@ class Workflow:
             return self.batch(stage, wildcards.batch).resources(self.max_runtime)[name]
         return value
 
-    def gpu(self, stage: str) -> Callable[[Any], int]:
-        """Resource function: 1 GPU for a batch that may run on CUDA, 0 when forced to the CPU."""
+    def gpu(self, rule: str) -> Callable[[Any], int]:
+        """Resource function: 1 GPU for a batch with a unit that may run on CUDA, else 0."""
         def count(wildcards: Any) -> int:
-            if not self.registry[stage].gpu:
-                return 0
-            return int(any(u.device != "cpu" for u in self.batch(stage, wildcards.batch).units))
+            return int(any(self.registry[u.stage].gpu and u.device != "cpu"
+                           for u in self.batch(rule, wildcards.batch).units))
+        return count
+
+    def threads(self, rule: str) -> Callable[[Any], int]:
+        """Threads function: the cores Snakemake was given, shared among the rule's batches
+        (they tend to run at the same time): one large run gets every core as torch threads, a
+        sweep one thread per job. `--config threads=N` fixes it; on a cluster (no local core
+        count) each job takes 1 unless set."""
+        def count(wildcards: Any) -> int:
+            if self.fixed_threads:
+                return self.fixed_threads
+            if not self.cores:
+                return 1
+            return max(1, self.cores // max(1, len(self.rule_batches.get(rule, []))))
         return count
 
     def collect_inputs(self, wildcards: Any) -> list[str]:
         """The manifests of an experiment's leaf-stage batches (every unit of every run)."""
         experiment = self.plan.experiments[wildcards.experiment]
-        return [str(self.layout.manifest(stage, self.manifest_name(stage, b))) for stage in experiment.leaf_stages()
-                for b in experiment.batches[stage]]
+        return [str(self.layout.manifest(rule, self.manifest_name(rule, b))) for rule, b in experiment.final_batches()]
 
     def table_plan(self, wildcards: Any) -> str:
         """Params function: the path of the experiment's table plan, named by its content, so a

@@ -4,6 +4,7 @@ context that loads its named inputs, and writes the output through the store."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import torch
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import Unit
 from pl_dsl.engine.progress import Progress
-from pl_dsl.engine.registry import Registry
+from pl_dsl.engine.registry import Output, Registry, Stage
 from pl_dsl.engine.store import DIVERGED, OK, is_stored, load_file, read_record, save_unit, write_json
 from pl_dsl.errors import StageFailure
 from pl_dsl.science.data import Dataset, make_dataset
@@ -78,52 +79,123 @@ class Workspace:
         return self._files[(folder, name)]
 
     def compute(self, unit: Unit) -> bool:
-        """Compute and store the unit unless it is already stored; returns True if computed.
+        """Compute and store the unit unless it is already stored; returns True if computed."""
+        return bool(self.compute_all([unit]))
+
+    def compute_all(self, units: list[Unit], on_done: Callable[[Unit, bool, float], None] | None = None) -> int:
+        """Compute and store, in order, the units that are not stored yet; returns how many were
+        computed. Units a stage computes together (see Stage.group_key) are computed by one call
+        when the first of them comes. on_done(unit, computed, seconds) follows each unit.
 
         A failure leaves `failed.json` (the message) in the unit's folder for `pl-dsl status`.
         """
-        if self.has(unit):
-            return False
-        stage = self.registry[unit.stage]
-        folder = self.layout.unit(unit.stage, unit.key)
-        failure = self.layout.failure(unit.stage, unit.key)
-        record = {"stage": unit.stage, "key": unit.key, "code": stage.fingerprint, "params": unit.params,
-                  "inputs": unit.inputs, "device": unit.device, "metrics": {}, "status": OK}
+        computed = 0
+        handled: set[str] = set()
+        for position, unit in enumerate(units):
+            if unit.key in handled:
+                continue
+            start = time.perf_counter()
+            if self.has(unit):
+                handled.add(unit.key)
+                if self.progress is not None:
+                    self.progress.end_unit()
+                if on_done is not None:
+                    on_done(unit, False, 0.0)
+                continue
+            stage = self.registry[unit.stage]
+            group = [unit] if stage.compute_together is None else self._group(unit, units[position:], handled)
+            self._compute(stage, group)
+            handled.update(member.key for member in group)
+            computed += len(group)
+            if on_done is not None:
+                for member in group:
+                    on_done(member, True, time.perf_counter() - start)
+        return computed
+
+    def _group(self, first: Unit, candidates: list[Unit], handled: set[str]) -> list[Unit]:
+        """The unstored units among candidates that are computed together with `first`."""
+        if not first.group:
+            return [first]
+        members: dict[str, Unit] = {}
+        for unit in candidates:
+            if unit.group == first.group and unit.key not in handled and unit.key not in members \
+                    and not self.has(unit):
+                members[unit.key] = unit
+        return list(members.values())
+
+    def _compute(self, stage: Stage[Any], members: list[Unit]) -> None:
+        """Compute one unit, or a group of units in one call, storing each as it is finished."""
+        first = members[0]
+        record = {"stage": first.stage, "code": stage.fingerprint, "device": first.device, "metrics": {}, "status": OK}
         start = time.perf_counter()
-        diverged_input = self._diverged_input(unit)
+        diverged_input = self._diverged_input(first)
         if diverged_input is not None:  # nothing to compute from: the run's result is its divergence
-            save_unit(folder, {}, {**record, "seconds": 0.0, "status": DIVERGED, "note": diverged_input})
-            return True
+            for unit in members:
+                self._save(unit, {**record, "seconds": 0.0, "status": DIVERGED, "note": diverged_input}, {})
+            return
+        stored: set[str] = set()
+        if len(members) > 1:
+            record["computed_with"] = [unit.key for unit in members]
+        if self.progress is not None:
+            longest = max(members, key=lambda u: u.cost)
+            self.progress.start_unit(longest.key, sorted({run for u in members for run in u.runs}), first.stage)
         try:
-            context = _Context(self, unit, resolve_device(unit, self.cuda_index))
-            output = stage.compute(context, from_json(stage.params, unit.params))
-        except Divergence as exc:
-            # A result, not a failure: stored like any unit, so the run's row says so and the
-            # other runs go on; the same parameters would diverge again.
-            save_unit(folder, {}, {**record, "seconds": time.perf_counter() - start, "status": DIVERGED,
-                                   "note": exc.describe(unit.stage)})
-            failure.unlink(missing_ok=True)
-            self.diverged.append((unit, exc.describe(unit.stage)))
-            return True
+            def emit(index: int, result: Output | Exception) -> None:
+                unit = members[index]
+                seconds = time.perf_counter() - start
+                if isinstance(result, Divergence):
+                    # A result, not a failure: stored like any unit, so the run's row says so and
+                    # the other runs go on; the same parameters would diverge again.
+                    note = result.describe(unit.stage)
+                    self._save(unit, {**record, "seconds": seconds, "status": DIVERGED, "note": note}, {})
+                    self.diverged.append((unit, note))
+                elif isinstance(result, Output):
+                    self._save(unit, {**record, "seconds": seconds, "metrics": result.metrics}, result.files)
+                else:
+                    raise result
+                stored.add(unit.key)
+
+            context = _Context(self, first, resolve_device(first, self.cuda_index), emit)
+            record["device"] = str(context.device)
+            if stage.compute_together is not None:
+                stage.compute_together(context, [from_json(stage.params, unit.params) for unit in members])
+                missing = [unit.key for unit in members if unit.key not in stored]
+                if missing:
+                    raise RuntimeError(f"stage {stage.name} computed together but did not report {missing}")
+            else:
+                try:
+                    emit(0, stage.compute(context, from_json(stage.params, first.params)))  # type: ignore[misc]
+                except Divergence as exc:
+                    emit(0, exc)
         except Exception as exc:
-            write_json(failure, {"message": f"{type(exc).__name__}: {exc}", "time": time.time()})
+            for unit in members:
+                if unit.key not in stored:
+                    write_json(self.layout.failure(unit.stage, unit.key),
+                               {"message": f"{type(exc).__name__}: {exc}", "time": time.time()})
             raise
-        save_unit(folder, output.files, {**record, "seconds": time.perf_counter() - start,
-                                         "device": str(context.device), "metrics": output.metrics})
-        failure.unlink(missing_ok=True)
-        for name, value in output.files.items():
+        finally:
+            if self.progress is not None:
+                self.progress.end_unit(len(members))
+
+    def _save(self, unit: Unit, record: dict[str, Any], files: dict[str, Any]) -> None:
+        """Store one unit (its files and record) and keep its files for the units that read them."""
+        folder = self.layout.unit(unit.stage, unit.key)
+        save_unit(folder, files, {**record, "key": unit.key, "params": unit.params, "inputs": unit.inputs})
+        self.layout.failure(unit.stage, unit.key).unlink(missing_ok=True)
+        for name, value in files.items():
             if not callable(value):
                 self._files[(folder, name)] = value
-        return True
 
 
 class _Context:
     """The engine as one unit's computation sees it (implements registry.UnitContext)."""
 
-    def __init__(self, workspace: Workspace, unit: Unit, device: torch.device) -> None:
+    def __init__(self, workspace: Workspace, unit: Unit, device: torch.device,
+                 emit: Callable[[int, Output | Exception], None]) -> None:
         self._workspace = workspace
         self._unit = unit
         self.device = device
+        self.emit = emit
 
     def dataset(self, data: DataConfig, seed: int) -> Dataset:
         return self._workspace.dataset(data, seed, self.device)
@@ -148,4 +220,4 @@ def run_in_process(runs_units: list[dict[str, Unit]], layout: Layout, registry: 
     Returns how many units were computed (units already stored are reused).
     """
     workspace = Workspace(layout, registry)
-    return sum(workspace.compute(unit) for units in runs_units for unit in units.values())
+    return workspace.compute_all([unit for units in runs_units for unit in units.values()])

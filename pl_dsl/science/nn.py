@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import torch
@@ -106,9 +107,12 @@ SCHEDULES: dict[str, Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.
 
 
 def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: TrainingConfig,
-          on_step: Callable[[int, int, float], None] | None = None) -> list[float]:
+          on_step: Callable[[int, int, float], None] | None = None, snapshots: Collection[int] = (),
+          on_snapshot: Callable[[int, list[float]], None] | None = None) -> list[float]:
     """Full-batch training for config.steps steps; returns the loss curve. After each step,
-    on_step(steps done, config.steps, loss) if given (progress reports).
+    on_step(steps done, config.steps, loss) if given (progress reports), and after step t for
+    every t in snapshots, on_snapshot(t, losses so far) while the model holds its state after t
+    steps: with a causal schedule that is the network a training of t steps ends with.
 
     Raises Divergence with the step number as soon as the loss is not finite.
     """
@@ -138,7 +142,108 @@ def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: Training
         losses.append(value)
         if on_step is not None:
             on_step(step + 1, config.steps, value)
+        if on_snapshot is not None and step + 1 in snapshots:
+            on_snapshot(step + 1, losses)
     return losses
+
+
+class _StackedSGD:
+    """SGD with momentum (as torch.optim.SGD, no dampening) over B stacked nets, each with its
+    own learning rate, stepped by its own copy of the run's schedule."""
+
+    def __init__(self, configs: list[TrainingConfig]) -> None:
+        self.momentum = configs[0].momentum
+        make_scheduler = lookup(SCHEDULES, configs[0].schedule, "schedule")
+        # One real scheduler per net, on a placeholder optimizer: the schedule's own logic decides.
+        self.holders = [torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=c.lr) for c in configs]
+        self.schedulers = [make_scheduler(h) if make_scheduler is not None else None for h in self.holders]
+        self.buffers: list[torch.Tensor] = []
+
+    def rates(self, keep: list[int], like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([self.holders[i].param_groups[0]["lr"] for i in keep], dtype=like.dtype, device=like.device)
+
+    def step(self, params: list[torch.Tensor], grads: list[torch.Tensor], keep: list[int]) -> None:
+        rates = self.rates(keep, params[0])
+        if not self.buffers:
+            self.buffers = [g.clone() for g in grads]
+        else:
+            for buffer, grad in zip(self.buffers, grads):
+                buffer.mul_(self.momentum).add_(grad)
+        for param, buffer in zip(params, self.buffers):
+            param.sub_(rates.view(-1, *[1] * (param.dim() - 1)) * buffer)
+
+    def schedule(self, index: int, loss: float) -> None:
+        scheduler = self.schedulers[index]
+        if scheduler is not None:
+            scheduler.step(loss)
+
+
+def stacks(device: torch.device, configs: list[TrainingConfig]) -> bool:
+    """Whether nets of one shape and data train as one stacked model: on CUDA, where one small
+    net leaves the device idle, for two or more fp32 nets; on the CPU, per-net training was
+    measured faster (benchmarks/stacked_nets.py)."""
+    return device.type == "cuda" and len(configs) > 1 and all(c.precision == "fp32" for c in configs)
+
+
+def train_stacked(nets: list[TwoLayerNet], x: torch.Tensor, y: torch.Tensor, configs: list[TrainingConfig],
+                  snapshots: list[Collection[int]], on_snapshot: Callable[[int, int, TwoLayerNet, list[float]], None],
+                  on_diverged: Callable[[int, Divergence], None],
+                  on_step: Callable[[int, int, float], None] | None = None) -> None:
+    """Train B nets of one shape on the same (x, y) as one stacked model (one batched matrix
+    product per layer instead of B small ones), net i with configs[i] (they differ only in lr
+    and steps). After step t of net i with t in snapshots[i], on_snapshot(i, t, net i as a
+    TwoLayerNet, its losses). A net whose loss is not finite is dropped: on_diverged(i, error).
+    The same computation as `train` of each net alone, up to float rounding (fp32 only)."""
+    first = nets[0]
+    weight = torch.stack([n.weight.detach() for n in nets]).clone()
+    bias = torch.stack([n.bias.detach() for n in nets if n.bias is not None]).clone() if first.bias is not None else None
+    readout = torch.stack([n.readout for n in nets])
+    optimizer = _StackedSGD(configs)
+    keep = list(range(len(nets)))  # nets still training, in stack order
+    losses: list[list[float]] = [[] for _ in nets]
+    horizon = max(c.steps for c in configs)
+    for step in range(horizon):
+        params = [weight.requires_grad_()] + ([bias.requires_grad_()] if bias is not None else [])
+        pre = torch.matmul(x, weight.transpose(1, 2))
+        if bias is not None:
+            pre = pre + bias[:, None, :]
+        out = torch.matmul(F.leaky_relu(pre, first.leaky_slope), readout[:, :, None]).squeeze(-1)
+        loss = margin_loss(configs[0].loss, y * out).mean(dim=1)
+        values = loss.tolist()
+        finite = [math.isfinite(v) for v in values]
+        grads = torch.autograd.grad(loss[torch.tensor(finite, device=loss.device)].sum(), params) \
+            if any(finite) else [torch.zeros_like(p) for p in params]
+        with torch.no_grad():
+            optimizer.step([p.detach() for p in params], [g.detach() for g in grads], keep)
+        weight, bias = weight.detach(), bias.detach() if bias is not None else None
+        done = []
+        for row, index in enumerate(keep):
+            if not finite[row]:
+                on_diverged(index, Divergence(step, values[row]))
+                done.append(row)
+                continue
+            optimizer.schedule(index, values[row])
+            losses[index].append(values[row])
+            if step + 1 in snapshots[index]:
+                net = copy.deepcopy(nets[index])
+                with torch.no_grad():
+                    net.weight.copy_(weight[row])
+                    if net.bias is not None and bias is not None:
+                        net.bias.copy_(bias[row])
+                on_snapshot(index, step + 1, net, losses[index])
+            if step + 1 >= configs[index].steps:
+                done.append(row)
+        if on_step is not None:
+            on_step(step + 1, horizon, min((v for v, ok in zip(values, finite) if ok), default=math.nan))
+        if done:  # drop finished and diverged nets from the stack (and their momentum)
+            rows = [r for r in range(len(keep)) if r not in done]
+            if not rows:
+                return
+            index_rows = torch.tensor(rows, device=weight.device)
+            weight, readout = weight[index_rows], readout[index_rows]
+            bias = bias[index_rows] if bias is not None else None
+            optimizer.buffers = [b[index_rows] for b in optimizer.buffers]
+            keep = [keep[r] for r in rows]
 
 
 def outputs(model: TwoLayerNet, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:

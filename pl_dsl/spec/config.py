@@ -61,6 +61,18 @@ class TrainingConfig:
     schedule: str
     precision: str
 
+    @property
+    def causal(self) -> bool:
+        """Whether the state after t steps does not depend on the horizon `steps`, so one
+        training to the largest T passes through every shorter training (step-prefix reuse)."""
+        return CAUSAL_SCHEDULES[self.schedule]
+
+
+# Learning-rate schedules (science.nn.SCHEDULES) and whether each is causal: a constant rate
+# and ReduceLROnPlateau (which reacts only to losses already seen) are; a schedule that reads
+# the horizon (cosine to T, linear decay) is not and must be listed here as False.
+CAUSAL_SCHEDULES = {"constant": True, "plateau": True}
+
 
 @dataclass(frozen=True)
 class AttackConfig:

@@ -3,7 +3,8 @@ initialisation, accuracies, and the trained f and g (with g's training inputs) o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pl_dsl.engine.registry import Output, UnitContext
@@ -55,16 +56,53 @@ def init_generator(params: Common, role: str) -> torch.Generator:
     return torch.Generator().manual_seed(identity)
 
 
-def fit(ctx: UnitContext, params: Common, role: str, x: torch.Tensor, y: torch.Tensor,
-        training: TrainingConfig) -> Output:
-    """A fresh network (initialised from the stream `role`) trained on (x, y): its weights and
-    final loss as `model.pt`, the file `ctx.network` reads back."""
-    from pl_dsl.science.nn import build_network, train
+def fit_together(ctx: UnitContext, members: Sequence[Common], role: str, x: torch.Tensor, y: torch.Tensor,
+                 trainings: Sequence[TrainingConfig]) -> None:
+    """Fresh networks (initialised from the stream `role`) trained on (x, y), one per member,
+    each reported through ctx.emit as `model.pt` (weights and final loss, what `ctx.network`
+    reads back) or as its divergence. Members differ only in lr and steps (see
+    Stage.group_key): one training per distinct lr runs to the largest steps and hands out each
+    member's network at its own steps (causal schedules: the same network, bit for bit, as a
+    training of that length alone); on CUDA the distinct lrs train as one stacked model."""
+    from pl_dsl.science.nn import Divergence, build_network, stacks, train, train_stacked
 
-    model = build_network(params.network, x.shape[1], init_generator(params, role)).to(ctx.device)
-    losses = train(model, x, y, training, on_step=ctx.progress)
-    state = {k: v.cpu() for k, v in model.state_dict().items()}
-    return Output({"model.pt": {"state": state, "final_loss": losses[-1] if losses else None}})
+    trajectories: dict[TrainingConfig, list[int]] = {}
+    for index, training in enumerate(trainings):
+        trajectories.setdefault(replace(training, steps=0), []).append(index)
+    configs = [replace(blank, steps=max(trainings[i].steps for i in members_))
+               for blank, members_ in trajectories.items()]
+    groups = list(trajectories.values())
+    emitted: set[int] = set()
+
+    def emit(group: list[int], steps: int, result: Output | Exception) -> None:
+        for index in group:
+            if index not in emitted and (isinstance(result, Exception) or trainings[index].steps == steps):
+                emitted.add(index)
+                ctx.emit(index, result)
+
+    def model_file(net: TwoLayerNet, losses: list[float]) -> Output:
+        state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        return Output({"model.pt": {"state": state, "final_loss": losses[-1] if losses else None}})
+
+    def fresh() -> TwoLayerNet:
+        return build_network(members[0].network, x.shape[1], init_generator(members[0], role)).to(ctx.device)
+
+    for group in groups:  # zero steps: the initial network
+        emit(group, 0, model_file(fresh(), []))
+    if stacks(ctx.device, configs):
+        train_stacked([fresh() for _ in configs], x, y, configs,
+                      [{trainings[i].steps for i in group} for group in groups],
+                      on_snapshot=lambda g, steps, net, losses: emit(groups[g], steps, model_file(net, losses)),
+                      on_diverged=lambda g, error: emit(groups[g], -1, error), on_step=ctx.progress)
+        return
+    for config, group in zip(configs, groups):
+        model = fresh()
+        try:
+            train(model, x, y, config, on_step=ctx.progress, snapshots={trainings[i].steps for i in group},
+                  on_snapshot=lambda steps, losses, group=group, model=model: emit(  # type: ignore[misc]
+                      group, steps, model_file(model, losses)))
+        except Divergence as error:
+            emit(group, -1, error)
 
 
 def passes_cost(params: Common, passes: int) -> float:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pl_dsl.engine.registry import Output, Stage, UnitContext
+from pl_dsl.engine.registry import Stage, UnitContext
 from pl_dsl.spec.config import TrainingConfig
-from pl_dsl.stages.common import Common, fit, passes_cost, working_bytes
+from pl_dsl.stages.common import Common, fit_together, passes_cost, working_bytes
 
 
 @dataclass(frozen=True)
@@ -14,14 +15,15 @@ class TrainFParams(Common):
     train: TrainingConfig
 
 
-def compute(ctx: UnitContext, params: TrainFParams) -> Output:
-    data = ctx.dataset(params.data, params.seed)
-    return fit(ctx, params, "init_f", data.x, data.y, params.train)
+def compute_together(ctx: UnitContext, members: Sequence[TrainFParams]) -> None:
+    """The f of each member; they share seed, data and network, so they share D."""
+    data = ctx.dataset(members[0].data, members[0].seed)
+    fit_together(ctx, members, "init_f", data.x, data.y, [m.train for m in members])
 
 
 STAGE = Stage(
-    name="train_f", params=TrainFParams, rename={"train": "train_f"}, compute=compute,
-    cost=lambda params: passes_cost(params, params.train.steps),
+    name="train_f", params=TrainFParams, rename={"train": "train_f"}, compute_together=compute_together,
+    trains="train", cost=lambda params: passes_cost(params, params.train.steps),
     memory=lambda params: working_bytes(params, 1),
     writes={"model.pt": "the trained weights of f and its final training loss"},
     metrics={}, batch_size=16,

@@ -3,11 +3,12 @@ adversarial examples (scenario b), with the target labels y_adv."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pl_dsl.engine.registry import Output, Stage, UnitContext
+from pl_dsl.engine.registry import Stage, UnitContext
 from pl_dsl.spec.config import TrainingConfig
-from pl_dsl.stages.common import Common, adversarial_inputs, fit, passes_cost, working_bytes
+from pl_dsl.stages.common import Common, adversarial_inputs, fit_together, passes_cost, working_bytes
 
 
 @dataclass(frozen=True)
@@ -16,16 +17,18 @@ class TrainGParams(Common):
     scenario: str
 
 
-def compute(ctx: UnitContext, params: TrainGParams) -> Output:
-    data = ctx.dataset(params.data, params.seed)
+def compute_together(ctx: UnitContext, members: Sequence[TrainGParams]) -> None:
+    """The g of each member; they read the same attack, so they share g's training set."""
+    first = members[0]
+    data = ctx.dataset(first.data, first.seed)
     attack = ctx.load("attack", "perturbations.pt")
-    x_adv = adversarial_inputs(params.scenario, data, attack["delta"])
-    return fit(ctx, params, "init_g", x_adv, attack["y_adv"].to(ctx.device), params.train)
+    x_adv = adversarial_inputs(first.scenario, data, attack["delta"])
+    fit_together(ctx, members, "init_g", x_adv, attack["y_adv"].to(ctx.device), [m.train for m in members])
 
 
 STAGE = Stage(
-    name="train_g", params=TrainGParams, rename={"train": "train_g"}, compute=compute,
-    cost=lambda params: passes_cost(params, params.train.steps),
+    name="train_g", params=TrainGParams, rename={"train": "train_g"}, compute_together=compute_together,
+    trains="train", cost=lambda params: passes_cost(params, params.train.steps),
     memory=lambda params: working_bytes(params, 3),  # x, r_n and g's inputs
     inputs={"attack": "attack"},
     writes={"model.pt": "the trained weights of g and its final training loss"},
