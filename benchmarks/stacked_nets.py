@@ -4,13 +4,19 @@ by one (science.nn.train), side by side in one process, on the CPU and, when pre
 The nets share data and shape and differ in learning rate, as a learning-rate grid or the
 seeds of g for one attack do. Usage: python benchmarks/stacked_nets.py [--device cpu|cuda|all]
 [--quick]
+
+With --spec PATH, instead: every unit of that spec computed in this process (as one job would,
+on the default device), once with stacking where pl-dsl chooses it and once with every net
+trained alone; prints both wall times.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -47,11 +53,39 @@ def nets_per_second(device: torch.device, dim: int, samples: int, width: int, st
     return count / (time.perf_counter() - start)
 
 
+def whole_spec(spec: Path) -> None:
+    """Wall time of every unit of a spec in one process, stacked where chosen vs never stacked."""
+    from pl_dsl.engine.paths import Layout
+    from pl_dsl.engine.plan import run_units
+    from pl_dsl.engine.workspace import run_in_process
+    from pl_dsl.science import nn
+    from pl_dsl.spec.check import load_experiment
+    from pl_dsl.stages import REGISTRY
+
+    experiment = load_experiment(spec)
+    units = [run_units(run, REGISTRY) for run in experiment.runs]
+    chooses = nn.stacks
+    for label, rule in (("stacked where chosen", chooses), ("every net alone", lambda device, configs: False)):
+        nn.stacks = rule  # type: ignore[assignment]
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            count = run_in_process(units, Layout(Path(tmp)), REGISTRY)
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            print(f"{spec.name}: {len(experiment.runs)} runs, {count} units, {label}: "
+                  f"{time.perf_counter() - start:.1f} s", flush=True)
+    nn.stacks = chooses
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
     parser.add_argument("--quick", action="store_true", help="one small shape, few nets")
+    parser.add_argument("--spec", type=Path, help="time a whole spec instead (see above)")
     args = parser.parse_args()
+    if args.spec:
+        whole_spec(args.spec)
+        return
     devices = [torch.device(d) for d in (["cpu", "cuda"] if args.device == "all" else [args.device])
                if d == "cpu" or torch.cuda.is_available()]
     shapes = QUICK_SHAPES if args.quick else SHAPES

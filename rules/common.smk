@@ -4,11 +4,25 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
+from snakemake.exceptions import WorkflowError
+
 from pl_dsl.engine.workflow import Workflow
+
+
+def local_cores():
+    """The --cores of a local run, which the plan shares out as lanes and threads; None on a
+    cluster and inside a cluster job (whose plan must be the submitting process's)."""
+    if not workflow.local_exec or workflow.remote_exec:
+        return None
+    try:
+        return workflow.cores
+    except WorkflowError:  # no --cores given (a dry run)
+        return None
+
 
 # `snakemake --report` after running any subset of experiments: the report shows what exists.
 WF = Workflow(config, workflow.basedir, reporting=any(arg.startswith("--report") for arg in sys.argv),
-              check_store=workflow.is_main_process, cores=workflow.cores if isinstance(workflow.cores, int) else None)
+              check_store=workflow.is_main_process, cores=local_cores())
 LAYOUT = WF.layout
 
 

@@ -31,7 +31,9 @@ def rows_without_times(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if not k.startswith("time")} for row in csv.DictReader(handle)]
 
 
-# The tiny spec plus one point with a large training set: its batches ask for more memory.
+# The tiny spec plus one point with a large training set: its batches ask for more memory. With
+# FUSE the small point's components run as fused jobs, the large point's stage by stage.
+FUSE = "fuse_seconds=0.5"
 SIZES = (REPO / "tests/specs/valid/tiny.yaml").read_text().replace("name: tiny", "name: sizes").replace(
     "  grid:\n", "  grid:\n    data.n_train: [40, 400000]\n")
 
@@ -45,7 +47,7 @@ def test_slurm_profile_gives_the_local_results_cost_derived_resources_and_gpus(t
     local.mkdir()
     command = ["timeout", "-k", "10", "400", sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
                "-d", str(on_cluster), "--profile", str(REPO / "profiles/slurm"), "--config", f"experiments={spec}",
-               *TEST_CLUSTER_OPTIONS]
+               FUSE, *TEST_CLUSTER_OPTIONS]
     with local_slurm(tmp_path / "slurm"):
         result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
@@ -57,7 +59,8 @@ def test_slurm_profile_gives_the_local_results_cost_derived_resources_and_gpus(t
         rows_without_times(local / "results/sizes/results.csv")
     manifests = list((on_cluster / "results/batches").rglob("*.json"))
     assert manifests
-    plan = Workflow({"experiments": str(spec)}, REPO).plan
+    plan = Workflow({"experiments": str(spec), "fuse_seconds": 0.5}, REPO).plan
+    assert {manifest.parent.name for manifest in manifests} >= {"fused", "train_f", "train_g"}
     memory = set()
     for manifest in manifests:
         content = json.loads(manifest.read_text())
@@ -66,7 +69,7 @@ def test_slurm_profile_gives_the_local_results_cost_derived_resources_and_gpus(t
         # What each job asked for is its batch's cost-model estimate, and SLURM granted it.
         expected = plan.batches[(content["stage"], manifest.stem)].resources()
         assert content["requested"] == {name: str(value) for name, value in expected.items()}, manifest
-        if content["stage"] in ("train_f", "train_g"):  # not grouped: the job's memory is the batch's
+        if content["stage"] in ("fused", "train_f", "train_g"):  # not grouped: the job's memory is the batch's
             assert content["slurm"]["MinMemoryNode"] == f"{expected['mem_mb']}M", json.dumps(content)
             assert content["slurm"]["TimeLimit"] == f"00:{expected['runtime']:02d}:00", json.dumps(content)
             memory.add(expected["mem_mb"])

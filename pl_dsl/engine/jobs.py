@@ -200,4 +200,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Everything the job writes is complete and closed by now (atomic renames, the log closed
+    # in main). Skipping the interpreter's teardown saves 0.3-0.7 s per job after torch has
+    # run its thread pools: a plain sys.exit spends it tearing down torch.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -132,6 +132,8 @@ class Workspace:
         if diverged_input is not None:  # nothing to compute from: the run's result is its divergence
             for unit in members:
                 self._save(unit, {**record, "seconds": 0.0, "status": DIVERGED, "note": diverged_input}, {})
+            if self.progress is not None:
+                self.progress.end_unit(len(members))
             return
         stored: set[str] = set()
         if len(members) > 1:
