@@ -1,5 +1,6 @@
 # Shared set-up of every rule: check the specs (the same check and messages as
 # `pl-dsl validate`) before any job is planned, and build the batch plan.
+import os
 import sys
 import threading
 
@@ -7,6 +8,7 @@ sys.path.insert(0, workflow.basedir)
 
 from snakemake.exceptions import WorkflowError
 
+from pl_dsl.engine.progress import SNAKEMAKE_PID_VARIABLE
 from pl_dsl.engine.workflow import Workflow
 
 
@@ -25,6 +27,12 @@ def local_cores():
 WF = Workflow(config, workflow.basedir, reporting=any(arg.startswith("--report") for arg in sys.argv),
               check_store=workflow.is_main_process, cores=local_cores())
 LAYOUT = WF.layout
+# Local jobs stop when the Snakemake that started them is gone (pl_dsl.engine.progress). Cluster
+# jobs need no watch: cancelling a cluster job ends every process in it.
+if workflow.local_exec and not workflow.remote_exec:
+    os.environ[SNAKEMAKE_PID_VARIABLE] = str(os.getpid())
+else:
+    os.environ.pop(SNAKEMAKE_PID_VARIABLE, None)
 
 
 onstart:

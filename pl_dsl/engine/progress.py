@@ -33,13 +33,6 @@ class Orphaned(StageFailure):
     """The Snakemake process that started this job is gone: the job stops instead of running on."""
 
 
-def _parent_pid(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _is_snakemake(pid: int) -> bool:
     """Whether pid is a live Snakemake process (a killed one not yet reaped has no command line)."""
     try:
@@ -48,17 +41,21 @@ def _is_snakemake(pid: int) -> bool:
         return False
 
 
-def snakemake_ancestor() -> int | None:
-    """The nearest Snakemake process among this process's ancestors (None where /proc is missing
-    or the job was not started by Snakemake)."""
-    pid = _parent_pid(os.getpid())
-    for _ in range(8):
-        if pid is None or pid <= 1:
-            return None
-        if _is_snakemake(pid):
-            return pid
-        pid = _parent_pid(pid)
-    return None
+# The Snakefile records the pid of the Snakemake process that parses it (and starts the jobs).
+SNAKEMAKE_PID_VARIABLE = "PL_DSL_SNAKEMAKE_PID"
+
+
+def snakemake_parent() -> int | None:
+    """The local Snakemake process that started this job, from the environment it handed down (None
+    when not started by a local Snakemake, or where /proc is missing). Read, not searched among the
+    ancestors: a Snakemake killed while the job was still importing torch has no descendants left
+    to find it from."""
+    if not Path("/proc/self/cmdline").exists():
+        return None
+    try:
+        return int(os.environ[SNAKEMAKE_PID_VARIABLE])
+    except (KeyError, ValueError):
+        return None
 
 
 def report_interval() -> float:
@@ -100,7 +97,8 @@ class Progress:
             "pid": os.getpid(), "started": time.time(), "interval": self.interval}
         self._unit_start = time.perf_counter()
         self._last = self._checked = time.perf_counter()
-        self.parent = snakemake_ancestor()
+        self.parent = snakemake_parent()
+        self.check_parent()
         self._write()
 
     def check_parent(self) -> None:
