@@ -12,10 +12,14 @@ from pl_dsl.engine.progress import SNAKEMAKE_PID_VARIABLE
 from pl_dsl.engine.workflow import Workflow
 
 
+# Jobs run here, as children of this process (not on a cluster, and this is not a cluster job).
+LOCAL = workflow.local_exec and not workflow.remote_exec
+
+
 def local_cores():
     """The --cores of a local run, which the plan shares out as lanes and threads; None on a
     cluster and inside a cluster job (whose plan must be the submitting process's)."""
-    if not workflow.local_exec or workflow.remote_exec:
+    if not LOCAL:
         return None
     try:
         return workflow.cores
@@ -29,7 +33,7 @@ WF = Workflow(config, workflow.basedir, reporting=any(arg.startswith("--report")
 LAYOUT = WF.layout
 # Local jobs stop when the Snakemake that started them is gone (pl_dsl.engine.progress). Cluster
 # jobs need no watch: cancelling a cluster job ends every process in it.
-if workflow.local_exec and not workflow.remote_exec:
+if LOCAL:
     os.environ[SNAKEMAKE_PID_VARIABLE] = str(os.getpid())
 else:
     os.environ.pop(SNAKEMAKE_PID_VARIABLE, None)

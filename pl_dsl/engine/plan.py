@@ -58,9 +58,9 @@ class Unit:
     device: str
     cost: float  # estimated multiply-adds
     memory: float  # estimated bytes held while computing it
+    group: str  # units with equal groups are computed by one call (see Stage.group_key)
+    trajectory: str  # ... and within it, equal trajectories by one training (step prefixes)
     runs: list[str] = field(default_factory=list)
-    group: str = ""  # units with equal groups are computed by one call (see Stage.group_key)
-    trajectory: str = ""  # ... and within it, equal trajectories by one training (step prefixes)
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "key": self.key, "params": self.params, "inputs": self.inputs,
@@ -89,8 +89,8 @@ def run_units(run: Run, registry: Registry) -> dict[str, Unit]:
         # Nets that differ in lr train stacked only on CUDA: a CPU-only run keeps them apart.
         group = stable_hash({**shared, "params": to_json(stage.group_key(params, keep_lr=run.config.device == "cpu"))}, 16)
         trajectory = stable_hash({**shared, "params": to_json(stage.group_key(params, keep_lr=True))}, 16)
-        units[stage.name] = Unit(stage.name, key, to_json(params), inputs, run.config.device,
-                                 float(stage.cost(params)), float(stage.memory(params)), [run.id], group, trajectory)
+        units[stage.name] = Unit(stage.name, key, to_json(params), inputs, run.config.device, float(stage.cost(params)),
+                                 float(stage.memory(params)), group, trajectory, [run.id])
     return units
 
 
@@ -170,10 +170,7 @@ def group_cost(units: list[Unit]) -> float:
 
 def batch_seconds(units: list[Unit]) -> float:
     """Estimated seconds on one CPU core of a batch's units, computed as the workspace does."""
-    groups: dict[str, list[Unit]] = {}
-    for unit in units:
-        groups.setdefault(unit.group or unit.key, []).append(unit)
-    return sum(estimated_seconds(group_cost(group)) for group in groups.values())
+    return sum(estimated_seconds(group_cost(group)) for group in _groups(units))
 
 
 def _split(items: list[list[Unit]], size: int, min_batches: int) -> list[list[Unit]]:
@@ -222,24 +219,22 @@ def _components(units: list[Unit]) -> list[list[Unit]]:
 def _parallel_slack(component: list[Unit]) -> float:
     """Estimated seconds of a component that separate stage jobs could run side by side: its
     total minus, per stage, its longest group (the work on any chain through the stages)."""
-    groups: dict[tuple[str, str], list[Unit]] = {}
-    for unit in component:
-        groups.setdefault((unit.stage, unit.group or unit.key), []).append(unit)
     longest: dict[str, float] = {}
     total = 0.0
-    for (stage, _), members in groups.items():
+    for members in _groups(component):
         seconds = estimated_seconds(group_cost(members))
         total += seconds
-        longest[stage] = max(longest.get(stage, 0.0), seconds)
+        longest[members[0].stage] = max(longest.get(members[0].stage, 0.0), seconds)
     return total - sum(longest.values())
 
 
-def _items(units: list[Unit]) -> list[list[Unit]]:
-    """Units of one stage grouped so that units computed together stay in one batch."""
-    items: dict[str, list[Unit]] = {}
+def _groups(units: list[Unit]) -> list[list[Unit]]:
+    """Units split into the groups computed together (a group never spans stages: its hash
+    holds the stage), in first-use order; batches never split a group."""
+    groups: dict[str, list[Unit]] = {}
     for unit in units:
-        items.setdefault(unit.group or unit.key, []).append(unit)
-    return list(items.values())
+        groups.setdefault(unit.group, []).append(unit)
+    return list(groups.values())
 
 
 def _add_batch(batches: dict[tuple[str, str], Batch], by_rule: dict[str, list[str]],
@@ -290,7 +285,7 @@ def build_plan(experiments: list[Experiment], registry: Registry, batch_size: di
         for stage in registry:
             by_rule.setdefault(stage.name, [])
             mine = [u for u in unique.values() if u.stage == stage.name and u.key in staged]
-            for members in _split(_items(mine), sizes[stage.name], min_batches):
+            for members in _split(_groups(mine), sizes[stage.name], min_batches):
                 _add_batch(batches, by_rule, batch_of, stage.name, members)
         units_of = {stage.name: [u for u in unique.values() if u.stage == stage.name] for stage in registry}
         plans[experiment.name] = ExperimentPlan(experiment, keys, by_rule, registry, units_of)

@@ -108,7 +108,8 @@ class Workflow:
         self.modules = stage_modules(config.get("stage_modules"))
         self.experiments = check_or_exit(find_spec_files(config.get("experiments"), Path(basedir)), self.registry,
                                          skip_missing_data=config.get("missing_data") == "skip")
-        self.cores = cores if cores and cores <= (os.cpu_count() or 1) else None  # None: not local
+        # The local cores the plan shares out (never more than the machine has); None on a cluster.
+        self.cores = min(cores, os.cpu_count() or 1) if cores else None
         self.fixed_threads = int(config.get("threads", 0))
         self.plan: Plan = build_plan(self.experiments, self.registry, config.get("batch_size", {}),
                                      int(config.get("min_batches", self.cores or DEFAULT_MIN_BATCHES)),

@@ -114,8 +114,6 @@ class Workspace:
 
     def _group(self, first: Unit, candidates: list[Unit], handled: set[str]) -> list[Unit]:
         """The unstored units among candidates that are computed together with `first`."""
-        if not first.group:
-            return [first]
         members: dict[str, Unit] = {}
         for unit in candidates:
             if unit.group == first.group and unit.key not in handled and unit.key not in members \

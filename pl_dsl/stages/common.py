@@ -69,8 +69,8 @@ def fit_together(ctx: UnitContext, members: Sequence[Common], role: str, x: torc
     trajectories: dict[TrainingConfig, list[int]] = {}
     for index, training in enumerate(trainings):
         trajectories.setdefault(replace(training, steps=0), []).append(index)
-    configs = [replace(blank, steps=max(trainings[i].steps for i in members_))
-               for blank, members_ in trajectories.items()]
+    configs = [replace(blank, steps=max(trainings[i].steps for i in indices))
+               for blank, indices in trajectories.items()]
     groups = list(trajectories.values())
     emitted: set[int] = set()
 
