@@ -8,13 +8,13 @@ BIN := $(VENV)/bin
 
 # torch is pinned here; pyproject.toml keeps a range that admits it, so the second install adds
 # nothing torch-related. TORCH=cpu (default) takes the CPU wheel; TORCH=cuda takes the CUDA build
-# of the same release from TORCH_INDEX (PyPI's torch 2.13.0 for Linux is built for CUDA 13.0;
-# for an older driver use e.g. TORCH_INDEX=https://download.pytorch.org/whl/cu126). Check the
-# result with `.venv/bin/pl-dsl doctor`.
+# of the same release from pip's configured index (torch 2.13.0 for Linux is built for CUDA 13.0),
+# or from TORCH_INDEX when set: the URL of an index with builds for an older CUDA driver. Check
+# the result with `.venv/bin/pl-dsl doctor`.
 TORCH ?= cpu
-TORCH_INDEX ?= https://pypi.org/simple
+TORCH_INDEX ?=
 ifeq ($(TORCH),cuda)
-TORCH_INSTALL := 'torch==2.13.0,!=2.13.0+cpu' --index-url $(TORCH_INDEX)
+TORCH_INSTALL := 'torch==2.13.0,!=2.13.0+cpu' $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 else ifeq ($(TORCH),cpu)
 TORCH_INSTALL := torch==2.13.0
 else
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	rm -f $(VENV)/.pl-dsl-installed-*
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH_INSTALL)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,cluster]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,cluster,mlflow,tensorboard]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -42,10 +42,10 @@ lint: setup
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The paper's figures and claims at CPU scale (experiments/paper-small/); specs whose data files
-# are missing here (MNIST) are skipped with a note.
+# The paper's figures and claims at CPU scale (experiments/paper-small/), MNIST and Fashion-MNIST
+# included: snakemake refuses to start, naming the files and how to get them, when they are missing.
 paper-small: setup
-	$(BIN)/snakemake --cores $(CORES) --config experiments=paper-small missing_data=skip
+	$(BIN)/snakemake --cores $(CORES) --config experiments=paper-small
 	$(BIN)/pl-dsl runs experiments/paper-small
 
 benchmark: setup

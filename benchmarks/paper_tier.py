@@ -79,7 +79,7 @@ def main() -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores",
-                        str(args.cores), "--config", f"experiments={args.experiments}", "missing_data=skip", "--quiet"],
+                        str(args.cores), "--config", f"experiments={args.experiments}", "--quiet"],
                        check=True, cwd=REPO)
         report(workdir, args.experiments, time.perf_counter() - start, args.cores)
 

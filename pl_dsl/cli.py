@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from pl_dsl.spec.check import Experiment, SpecError, check_file
+from pl_dsl.suggest import did_you_mean
+from pl_dsl.suggest import known as known_names
+
+
+def cell(text: str) -> str:
+    """A table cell for people: numbers to 4 significant digits (the CSV keeps full precision)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return text if value.is_integer() and "." not in text else f"{value:.4g}"
 
 
 def _console(err: bool = False) -> Console:
@@ -36,8 +49,11 @@ def validate(files: tuple[str, ...]) -> None:
     """Check spec FILES: every error as file:line:col: field: message (exit 1), else one line per file."""
     out, err = _console(), _console(err=True)
     failed = False
+    names: dict[str, list[str]] = {}
     for file in files:
         experiment, errors = check_file(file)
+        if experiment is not None:
+            names.setdefault(experiment.name, []).append(file)
         for error in errors:
             err.print(f"[red]{error}[/red]" if err.is_terminal else str(error), markup=err.is_terminal)
         if experiment is not None:
@@ -47,6 +63,11 @@ def validate(files: tuple[str, ...]) -> None:
             count = len(experiment.runs)
             out.print(f"{file}: valid, {count} run{'s' if count != 1 else ''}", markup=False)
         failed = failed or bool(errors)
+    for name, clashing in names.items():
+        if len(clashing) > 1:  # their results would land in the same folder
+            err.print(f"experiment name '{name}' is used by several specs ({', '.join(clashing)}); names must be unique",
+                      markup=False)
+            failed = True
     sys.exit(1 if failed else 0)
 
 
@@ -91,6 +112,108 @@ def _summary(files: list[Path]) -> None:
         sys.exit(1)
 
 
+class _RunCommand(click.Command):
+    """Keeps what follows `--` for Snakemake instead of reading it as arguments."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            split = args.index("--")
+            ctx.meta["snakemake_args"], args = args[split + 1:], args[:split]
+        return super().parse_args(ctx, args)
+
+
+@main.command(cls=_RunCommand)
+@click.argument("items", nargs=-1)
+@click.option("-m", "--multirun", "multirun", multiple=True, metavar="FIELD=a,b,...",
+              help="Sweep FIELD over these values too (an axis added to the spec's sweep; repeatable).")
+@click.option("--name", help="Name of the derived experiment (default: <name>+<hash of the changes>).")
+@click.option("--cores", type=int, help="Cores for local jobs (default: all of this machine's).")
+@click.option("--profile", help="A Snakemake profile, e.g. profiles/slurm for a SLURM cluster.")
+@click.option("-n", "--dry-run", is_flag=True, help="Only show what would be computed.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Snakemake's own output (always in the log file).")
+@click.option("--force", is_flag=True, help="Replace results of another spec that has the same name.")
+@click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Results root.")
+@click.pass_context
+def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], name: str | None, cores: int | None,
+        profile: str | None, dry_run: bool, verbose: bool, force: bool, results_root: str) -> None:
+    """Run experiments: ITEMS are specs (files, folders or names, as for `--config experiments=`;
+    default every experiments/*.yaml) and FIELD=VALUE overrides (dotted paths, YAML values).
+    Overrides and -m axes make a derived experiment with its own name and results folder. Shows
+    one progress line (Snakemake's output goes to a log file), then each experiment's results
+    and claims. Anything after `--` is passed to Snakemake."""
+    from pl_dsl.engine.paths import Layout
+    from pl_dsl.engine.workflow import find_spec_files
+    from pl_dsl.launch import Tracker, UsageError, derive, parse_change, project_root, run_workflow, snakemake_command
+    from pl_dsl.report.results import read_table
+
+    err = _console(err=True)
+    layout = Layout(Path(results_root))
+    specs = [item for item in items if "=" not in item]
+    try:
+        changes = [parse_change(item) for item in items if "=" in item] + [parse_change(a, True) for a in multirun]
+    except UsageError as exc:
+        err.print(f"pl-dsl run: {exc}", markup=False)
+        sys.exit(2)
+    try:
+        root = project_root()
+    except UsageError as exc:
+        err.print(f"pl-dsl run: {exc}", markup=False)
+        sys.exit(2)
+    files = [file.resolve() for file in find_spec_files(specs or None, root)]
+    if not files:
+        err.print("pl-dsl run: no specs: name spec files, folders or experiment names", markup=False)
+        sys.exit(2)
+    if name and len(files) != 1:
+        err.print("pl-dsl run: --name names one derived experiment: give exactly one spec", markup=False)
+        sys.exit(2)
+    failed = False
+    if changes:
+        derived = []
+        for file in files:
+            try:
+                target, errors = derive(file, changes, layout, name)
+            except UsageError as exc:
+                err.print(f"pl-dsl run: {exc}", markup=False)
+                sys.exit(2)
+            for error in errors:
+                err.print(str(error), markup=False)
+            failed = failed or bool(errors)
+            if not errors:
+                derived.append(target)
+        files = derived
+    checked = []
+    for file in files:  # the same check, and messages, as `pl-dsl validate`
+        experiment, errors = check_file(file)
+        for error in errors:
+            err.print(str(error), markup=False)
+        failed = failed or experiment is None
+        if experiment is not None:
+            checked.append(experiment)
+    if failed:
+        sys.exit(1)
+    command = snakemake_command(files, cores, profile, dry_run, force, layout, ctx.meta.get("snakemake_args", []))
+    log = layout.logs / "run" / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
+    out = _console()
+    names = ", ".join(e.name for e in checked)
+    if dry_run:
+        code = subprocess.run(command).returncode
+        sys.exit(code)
+    out.print(f"running {names} (Snakemake's log: {log})", markup=False)
+    tracker = Tracker.of(checked, layout)
+    status = out.status("")
+    with status:
+        code = run_workflow(command, log, verbose, tracker, lambda line: status.update(line))
+    out.print(tracker.line(), markup=False)
+    for experiment in checked:
+        table = layout.table(experiment.name)
+        if table.exists():
+            _show_table(out, experiment.name, read_table(table), table, layout, [], False, max_rows=40)
+    if code != 0:
+        err.print(f"pl-dsl run: Snakemake failed (exit {code}); its log: {log}", markup=False)
+    sys.exit(code)
+
+
 @main.command()
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the runs with their full specs as JSON.")
@@ -129,7 +252,7 @@ def runs(path: str, as_json: bool, summary: bool) -> None:
 def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str, ...], over_seeds: bool) -> None:
     """Print the results table of EXPERIMENT (its name, or its spec file), then its claims."""
     from pl_dsl.engine.paths import Layout
-    from pl_dsl.report.results import STATUS_COLUMNS, as_text, read_table
+    from pl_dsl.report.results import as_text, read_table
     from pl_dsl.stages import REGISTRY
 
     known = REGISTRY.metrics()
@@ -144,8 +267,9 @@ def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str
     layout = Layout(Path(results_root))
     table_path = layout.table(name)
     if not table_path.exists():
-        _console(err=True).print(f"no results for '{name}' at {table_path}: run `snakemake --cores N "
-                                 f"--config experiments={name}` first", markup=False)
+        present = [path.parent.name for path in Path(results_root).glob("*/results.csv")]
+        _console(err=True).print(f"no results for '{name}' at {table_path}{did_you_mean(name, present)}: run "
+                                 f"`pl-dsl run {name}` first", markup=False)
         sys.exit(1)
     try:
         rows = read_table(table_path)
@@ -160,23 +284,40 @@ def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str
         return
     unknown = [m for m in metrics if m not in known]
     if unknown:
-        raise click.BadParameter(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(known)}",
+        hints = "".join(did_you_mean(m, known) for m in unknown)
+        raise click.BadParameter(f"unknown metric(s) {', '.join(unknown)}{hints}; known: {known_names(known)}",
                                  param_hint="--metric")
     absent = [m for m in metrics if rows and m not in rows[0]]
     if absent:
         raise click.BadParameter(f"{', '.join(absent)} not in this table (theory metrics need `theory: "
                                  "{enabled: true}` in the spec)", param_hint="--metric")
-    shown = list(metrics) or ["f_test_acc", "g_clean_acc", "agreement", "attack_success"]
+    _show_table(_console(), name, rows, table_path, layout, list(metrics), over_seeds)
+
+
+# What a results table shows by default: the paper's three curves and the attack's success.
+DEFAULT_COLUMNS = ["f_train_acc", "g_clean_acc", "agreement", "attack_success"]
+
+
+def _show_table(console: Console, name: str, rows: list[dict[str, str]], table_path: Path, layout: Any,
+                metrics: list[str], over_seeds: bool, max_rows: int | None = None) -> None:
+    """An experiment's results table (or one row per point over the seeds), its diverged runs and
+    its claims. With max_rows, a longer table is left to `pl-dsl results`."""
+    from pl_dsl.report.results import STATUS_COLUMNS, read_table
+    from pl_dsl.stages import REGISTRY
+
+    known = REGISTRY.metrics()
+    shown = metrics or [m for m in DEFAULT_COLUMNS if not rows or m in rows[0]]
     axes = [c for c in rows[0] if c not in known and c not in ("run", "device", "panels", *STATUS_COLUMNS)] if rows else []
-    console = _console()
-    if over_seeds and "seed" in axes:
+    if max_rows is not None and len(rows) > max_rows:
+        console.print(f"{name}: {len(rows)} runs in {table_path} (`pl-dsl results {name}` shows them)", markup=False)
+    elif over_seeds and "seed" in axes:
         _print_over_seeds(console, name, rows, [a for a in axes if a != "seed"], shown)
     else:
         table = Table(title=f"{name}: {len(rows)} runs ({table_path})")
         for column in ["run", *axes, *shown]:
             table.add_column(column, justify="right" if column in known else "left")
         for row in rows:
-            table.add_row(row["run"], *[row[a] for a in axes], *[f"{float(row[m]):.4f}" if row[m] else "-" for m in shown])
+            table.add_row(row["run"], *[cell(row[a]) for a in axes], *[cell(row[m]) if row[m] else "-" for m in shown])
         console.print(table)
     diverged = [row for row in rows if row.get("status") == "diverged"]
     if diverged:
@@ -200,8 +341,8 @@ def _print_over_seeds(console: Console, name: str, rows: list[dict[str, str]], k
         cells = []
         for metric in shown:
             values = [float(m[metric]) for m in members if m[metric]]
-            cells.append(f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})" if values else "-")
-        table.add_row(*point, str(len(members)), *cells)
+            cells.append(f"{sum(values) / len(values):.4g} ({min(values):.4g}-{max(values):.4g})" if values else "-")
+        table.add_row(*[cell(value) for value in point], str(len(members)), *cells)
     console.print(table)
 
 
@@ -209,10 +350,11 @@ def _print_claims(console: Console, name: str, claims: list[dict[str, str]]) -> 
     """The claims table: green rows passed, red rows failed."""
     passed = sum(row["passed"] == "true" for row in claims)
     table = Table(title=f"{name}: {passed} of {len(claims)} claims pass")
-    for column in ("claim", "passed", "value", "threshold", "detail"):
+    columns = [c for c in ("claim", "passed", "value", "threshold", "detail", "source") if claims and c in claims[0]]
+    for column in columns:
         table.add_column(column, overflow="fold")
     for row in claims:
-        table.add_row(*[row[c] for c in ("claim", "passed", "value", "threshold", "detail")],
+        table.add_row(*[row[c] for c in columns],
                       style="green" if row["passed"] == "true" else "red")
     console.print(table)
 
@@ -315,6 +457,109 @@ def gc(experiments: tuple[str, ...], results_root: str, stage_modules: str, yes:
         remove([path for path, _ in found])
     console.print(f"{len(found)} unreferenced item(s), {total / 2**20:.1f} MB "
                   + ("freed" if yes else "would be freed; run again with --yes to delete them"), markup=False)
+
+
+@main.command()
+@click.argument("experiment")
+@click.option("--to", "to", type=click.Choice(["mlflow", "tensorboard"]), required=True, help="The tracker.")
+@click.option("--uri", help="Where to write: a folder (default mlruns/ or tensorboard/), or an MLflow tracking URI.")
+@click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Results root.")
+def export(experiment: str, to: str, uri: str | None, results_root: str) -> None:
+    """Export the runs of EXPERIMENT to MLflow (one MLflow run per run: varied fields as params,
+    final metrics, loss curves as step series, the resolved spec as an artifact, status and run id
+    as tags) or TensorBoard (HParams and scalars). Needs pip install 'pl-dsl[mlflow]' or
+    'pl-dsl[tensorboard]'."""
+    from pl_dsl.engine.paths import Layout
+    from pl_dsl.errors import StageFailure
+    from pl_dsl.report.export import export as export_runs
+
+    try:
+        count, where = export_runs(experiment, Layout(Path(results_root)), to, uri)
+    except StageFailure as exc:
+        _console(err=True).print(f"pl-dsl export: {exc}", markup=False)
+        sys.exit(1)
+    _console().print(f"exported {count} runs of {experiment} to {to} at {where}", markup=False)
+
+
+@main.command(name="list")
+@click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Results root.")
+def list_experiments(results_root: str) -> None:
+    """Every experiment in the results root: its spec, runs done of its runs, claims passed and
+    when it last changed (newest first)."""
+    from pl_dsl.engine.paths import Layout
+    from pl_dsl.report.catalog import age, experiments
+
+    entries = experiments(Layout(Path(results_root)))
+    if not entries:
+        _console().print(f"no experiments in {results_root}/ yet: `pl-dsl run SPEC` makes one", markup=False)
+        return
+    table = Table(title=f"experiments in {results_root}/")
+    for column in ("experiment", "spec", "runs done", "claims passed", "last change"):
+        table.add_column(column, justify="right" if column in ("runs done", "claims passed") else "left")
+    for entry in entries:
+        claims = f"{entry.claims_passed}/{entry.claims}" if entry.claims is not None else "-"
+        table.add_row(entry.name, entry.spec or "?", f"{entry.runs_done}/{entry.runs}", claims, age(entry.changed),
+                      style="green" if entry.runs and entry.runs_done == entry.runs else None)
+    _console().print(table)
+
+
+@main.command()
+@click.argument("first")
+@click.argument("second")
+@click.option("--metric", "-m", "metrics", multiple=True, help="Metrics to compare (default: the main ones).")
+@click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Results root.")
+def compare(first: str, second: str, metrics: tuple[str, ...], results_root: str) -> None:
+    """Two experiments side by side on the axes they share: each metric in FIRST and SECOND and
+    their difference, points that differ marked (* and colour)."""
+    from pl_dsl.engine.paths import Layout
+    from pl_dsl.report.catalog import compare as compare_tables
+    from pl_dsl.report.catalog import spec_differences
+    from pl_dsl.stages import REGISTRY
+
+    layout, err = Layout(Path(results_root)), _console(err=True)
+    known = REGISTRY.metrics()
+    present = [path.parent.name for path in Path(results_root).glob("*/results.csv")]
+    for name in (first, second):
+        if not layout.table(name).exists():
+            err.print(f"no results for '{name}' at {layout.table(name)}{did_you_mean(name, present)}", markup=False)
+            sys.exit(1)
+    unknown = [m for m in metrics if m not in known]
+    if unknown:
+        hints = "".join(did_you_mean(m, known) for m in unknown)
+        raise click.BadParameter(f"unknown metric(s) {', '.join(unknown)}{hints}; known: {known_names(known)}",
+                                 param_hint="--metric")
+    shown = list(metrics) or ["f_train_acc", "g_clean_acc", "agreement"]
+    result = compare_tables(layout.table(first), layout.table(second), shown, set(known))
+    table = Table(title=f"{first} (A) vs {second} (B), on {', '.join(result.axes) or 'no shared axis'}")
+    for axis in result.axes:
+        table.add_column(axis)
+    for metric in shown:
+        for column in (f"{metric} A", f"{metric} B", "B - A"):
+            table.add_column(column, justify="right")
+    differing = 0
+    for key, values in result.points:
+        cells, differs = [cell(str(v)) for v in key], False
+        for metric in shown:
+            a, b = values[metric]
+            delta = b - a if a is not None and b is not None else None
+            marked = delta is not None and f"{a:.4g}" != f"{b:.4g}"
+            differs = differs or marked or (a is None) != (b is None)
+            cells += ["-" if a is None else f"{a:.4g}", "-" if b is None else f"{b:.4g}",
+                      "-" if delta is None else f"{delta:+.4g}" + (" *" if marked else "")]
+        differing += differs
+        table.add_row(*cells, style="yellow" if differs else None)
+    console = _console()
+    console.print(table)
+    differences = spec_differences(layout, first, second, result.axes + result.only_a + result.only_b)
+    if differences:
+        console.print(f"the specs also differ in: {'; '.join(differences)}", markup=False)
+    for label, axes in (("A", result.only_a), ("B", result.only_b)):
+        if axes:
+            console.print(f"only {label} varies {', '.join(axes)}: its values are averaged at each point", markup=False)
+    console.print(f"{differing} of {len(result.points)} points differ (marked *)", markup=False)
 
 
 @main.command()

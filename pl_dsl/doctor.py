@@ -43,7 +43,7 @@ def diagnose() -> Diagnosis:
     """Everything `pl-dsl doctor` prints, and the CUDA devices found."""
     import torch
 
-    from pl_dsl.science.datasets import REAL_DATASETS, DataNotFound, locate
+    from pl_dsl.science.datasets import REAL_DATASETS, DataNotFound, file_checks, locate
 
     report = Diagnosis()
     add = report.rows.append
@@ -74,7 +74,11 @@ def diagnose() -> Diagnosis:
     for kind, info in REAL_DATASETS.items():
         try:
             files = locate(kind, None)
-            add((f"data: {kind}", f"found in {next(iter(files.values())).parent}"))
+            checks = file_checks(kind, files)
+            verdicts = sorted({verdict for _, verdict in checks})
+            summary = (f"all {len(checks)} files match the canonical files (sha256)" if verdicts == ["matches the canonical file"]
+                       else "; ".join(f"{name}: {verdict}" for name, verdict in checks))
+            add((f"data: {kind}", f"found in {next(iter(files.values())).parent}; {summary}"))
         except DataNotFound:
             add((f"data: {kind}", f"not found ({info.title} specs cannot run here; `pl-dsl validate` says where "
                                   "it looks and how to provide it)"))

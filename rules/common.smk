@@ -62,6 +62,6 @@ onerror:
 
 wildcard_constraints:
     batch="[0-9a-f]{12}(-r[0-9a-f]{8})?",
-    experiment="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    experiment="[A-Za-z0-9][A-Za-z0-9_.+-]*",
     plot="[A-Za-z0-9][A-Za-z0-9_.-]*",
     figure="[A-Za-z0-9][A-Za-z0-9_.-]*",

@@ -18,6 +18,7 @@ rule collect_results:
         str(LAYOUT.experiment_log("{experiment}", "collect_results")),
     params:
         plan=WF.table_plan,
+        repair=WF.collect_repair,
         description=WF.description,
     threads: 1
     shell:
@@ -47,6 +48,7 @@ rule plot:
 rule draw_figure:
     input:
         table=str(LAYOUT.table("{experiment}")),
+        runs=str(LAYOUT.runs_dir("{experiment}")),
     output:
         png=report(
             str(LAYOUT.figure("{experiment}", "{figure}", "png")),

@@ -35,12 +35,13 @@ def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pl_dsl", *args], cwd=cwd, capture_output=True, text=True)
 
 
-def snakemake(workdir: Path, *args: str, cores: int = 2, timeout: float = 600,
+def snakemake(workdir: Path, *args: str, cores: int | None = 2, timeout: float = 600,
               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the repository's workflow with its results in workdir (env: extra variables)."""
+    """Run the repository's workflow with its results in workdir (env: extra variables; cores
+    None: no --cores, as in a plain dry run)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-               "--cores", str(cores), *args]
+               *(["--cores", str(cores)] if cores is not None else []), *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
 
 

@@ -89,3 +89,12 @@ def test_yaml_1_2_numbers_are_numbers(tmp_path: Path) -> None:
     resolved = __import__("json").loads(result.stdout)[0]["spec"]
     assert resolved["train_f"]["lr"] == 0.001 and abs(resolved["attack"]["eps"] - 0.05 * 10) < 1e-12  # d = 100
     assert resolved["data"]["n_train"] == 10000
+
+
+def test_validate_reports_specs_that_share_a_name(tmp_path: Path) -> None:
+    one, two = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    one.write_text("name: same\n")
+    two.write_text("name: same\nseeds: [3]\n")
+    result = run_cli("validate", str(one), str(two))
+    assert result.returncode == 1
+    assert f"experiment name 'same' is used by several specs ({one}, {two}); names must be unique" in result.stderr

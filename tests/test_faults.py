@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -103,10 +104,13 @@ def test_a_job_reading_a_changed_input_names_it(tmp_path: Path) -> None:
     assert f"{shown(f_model, tmp_path)} was changed after it was written" in result.stderr
 
 
-def test_gc_removes_what_no_spec_references(tmp_path: Path) -> None:
+def test_gc_removes_what_no_spec_and_no_results_folder_references(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "tiny", TINY)
     assert snakemake(tmp_path, "--config", f"experiments={spec}").returncode == 0
     spec.write_text(TINY.replace("seeds: [0, 1]", "seeds: [0]"))
+    # results/tiny still shows seed 1: its units stay until the edited spec has rerun.
+    assert run_cli("gc", str(spec), cwd=tmp_path).stdout.startswith("0 unreferenced")
+    assert snakemake(tmp_path, "--config", f"experiments={spec}").returncode == 0
     listed = run_cli("gc", str(spec), cwd=tmp_path)
     assert listed.returncode == 0 and "would remove" in listed.stdout and "--yes" in listed.stdout
     assert len(list((tmp_path / "results/store/train_f").iterdir())) == 2  # nothing deleted yet
@@ -116,8 +120,25 @@ def test_gc_removes_what_no_spec_references(tmp_path: Path) -> None:
     assert len(list((tmp_path / "results/store/evaluate").iterdir())) == 3
     # What the remaining spec needs is intact: nothing to recompute.
     again = snakemake(tmp_path, "--config", f"experiments={spec}")
-    assert again.returncode == 0
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     assert run_cli("gc", str(spec), cwd=tmp_path).stdout.startswith("0 unreferenced")
+
+
+def test_gc_keeps_the_units_of_results_made_by_specs_kept_elsewhere(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "my-specs"
+    elsewhere.mkdir()
+    spec = write_spec(elsewhere, "tiny", TINY)
+    assert snakemake(tmp_path, "--config", f"experiments={spec}").returncode == 0
+    (tmp_path / "experiments").mkdir()
+    write_spec(tmp_path / "experiments", "other", TINY.replace("name: tiny", "name: other").replace("[0, 1]", "[5]"))
+    stored = len(list((tmp_path / "results/store").glob("*/*")))
+    listed = run_cli("gc", cwd=tmp_path)  # only specs under experiments/: none of them uses the store
+    assert listed.returncode == 0 and listed.stdout.startswith("0 unreferenced"), listed.stdout
+    assert run_cli("gc", "--yes", cwd=tmp_path).returncode == 0
+    assert len(list((tmp_path / "results/store").glob("*/*"))) == stored
+    # Without its results folder, nothing references them any more.
+    shutil.rmtree(tmp_path / "results/tiny")
+    assert run_cli("gc", cwd=tmp_path).stdout.count("would remove results/store/") == stored
 
 
 def test_a_damaged_results_table_is_a_clear_error(tmp_path: Path) -> None:

@@ -87,3 +87,13 @@ def test_atomic_writes_leave_files_readable_like_any_other(tmp_path: Path) -> No
         os.umask(mask)
     mode = stat.S_IMODE((tmp_path / "atomic.txt").stat().st_mode)
     assert mode == stat.S_IMODE(plain.stat().st_mode) == 0o644
+
+
+def test_no_package_index_host_names_in_the_repository() -> None:
+    # Packages are named, never their indexes' hosts: pip, apt-get and npm use their configured
+    # sources. (The host names are written reversed here, so this file does not hold them either.)
+    hosts = [name[::-1] for name in ("gro.ipyp", "gro.detsohnohtyp", "gro.hcrotyp.daolnwod", "gro.sjmpn.yrtsiger",
+                                     "gro.naibed.bed")]
+    found = subprocess.run(["git", "grep", "-nIE", "|".join(h.replace(".", r"\.") for h in hosts)], cwd=REPO,
+                           capture_output=True, text=True)
+    assert found.returncode == 1 and not found.stdout, found.stdout  # git grep: 1 = no match

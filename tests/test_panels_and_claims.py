@@ -100,8 +100,8 @@ panels:
 figures:
   - {name: f, y: [g_clean_acc, nope], panels: [width, height], reduce: {train_f.lr: max}, layout: [1, 1]}
 claims:
-  - {claim: c, kind: near, metric: agreement, panel: width, at: 5}
-  - {claim: d, kind: increasing, metric: agreement, threshold: 0.5, reduce: {seed: band, data.dim: max}}
+  - {claim: c, kind: near, metric: agreement, panel: width, at: 5, source: s}
+  - {claim: d, kind: increasing, metric: agreement, threshold: 0.5, reduce: {seed: band, data.dim: max}, source: s}
 """
 
 
@@ -149,7 +149,8 @@ def test_reduction_per_axis_keeps_the_seed_spread_and_offers_both_selections() -
 
 
 def claim(kind: str, **fields: object) -> dict[str, object]:
-    return {"claim": kind, "kind": kind, "metric": "a", "panel": "p", "reduce": {"lr": "max", "seed": "band"}, **fields}
+    return {"claim": kind, "kind": kind, "metric": "a", "panel": "p", "reduce": {"lr": "max", "seed": "band"},
+            "source": "a test", **fields}
 
 
 @pytest.mark.parametrize("kind,passing,failing", [
@@ -159,6 +160,10 @@ def claim(kind: str, **fields: object) -> dict[str, object]:
     ("increasing", {"threshold": 0.5}, {"threshold": 1.5}),
     ("decreasing", {"threshold": -1.0}, {"threshold": 0.5}),
     ("ratio_at_least", {"over": "b", "threshold": 0.9}, {"over": "b", "threshold": 1.1}),
+    # a (median over seeds) is 0.75 at x = 1, 0.925 at 2 and 0.98 at 3.
+    ("rises_by", {"threshold": 0.2}, {"threshold": 0.25}),
+    ("rises_by", {"from": 2, "to": 3, "threshold": 0.05}, {"from": 1, "to": 2, "threshold": 0.2}),
+    ("flat", {"threshold": 0.25}, {"threshold": 0.2}),
 ])
 def test_every_claim_kind_passes_and_fails(kind: str, passing: dict[str, object], failing: dict[str, object]) -> None:
     table = TABLE + rows([(3, 0.1, 0.99, 0, 0.95), (3, 0.1, 0.97, 1, 0.95)])
@@ -169,7 +174,7 @@ def test_every_claim_kind_passes_and_fails(kind: str, passing: dict[str, object]
 
 
 def test_every_kind_is_tested_and_spearman_is_right() -> None:
-    tested = {"at_least", "at_most", "near", "increasing", "decreasing", "ratio_at_least"}
+    tested = {"at_least", "at_most", "near", "increasing", "decreasing", "ratio_at_least", "rises_by", "flat"}
     assert set(CLAIM_KINDS) == tested
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
@@ -188,9 +193,45 @@ def test_claims_file_has_one_row_per_claim_and_a_missing_point_fails(tmp_path: P
     check_claims(claims, table, {"p": "x"}, ["x", "lr", "seed"], out)
     with open(out, newline="") as handle:
         written = list(csv.DictReader(handle))
-    assert [list(row) for row in written] == [["claim", "passed", "value", "threshold", "detail"]] * 2
+    assert [list(row) for row in written] == [["claim", "passed", "value", "threshold", "detail", "source"]] * 2
     assert [row["passed"] for row in written] == ["true", "false"]
     assert "no value of a at x = 7" in written[1]["detail"] and "expected to fail at this scale" in written[1]["detail"]
+    assert "(median over seed at each point)" in written[0]["detail"] and written[0]["source"] == "a test"
+
+
+def test_a_claim_on_several_panels_holds_only_where_it_holds_on_each() -> None:
+    table = TABLE + [{**row, "x": str(float(row["x"]) + 10), "panels": "q",
+                      "a": str(float(row["a"]) - 0.3)} for row in TABLE]
+    panels = {"p": "x", "q": "x"}
+    both = evaluate(claim("at_least", panel=["p", "q"], threshold=0.3), table, panels, ["x", "lr", "seed"])
+    assert both.passed and both.value == pytest.approx(0.45) and "2 of 2 panels hold" in both.detail
+    one = evaluate(claim("at_least", panel=["p", "q"], threshold=0.6), table, panels, ["x", "lr", "seed"])
+    assert not one.passed and one.value == pytest.approx(0.45) and "1 of 2 panels hold" in one.detail
+
+
+def test_claim_sources_and_figure_kinds_are_checked() -> None:
+    errors = errors_of("""
+panels:
+  - {name: width, vary: {network.width: [4, 8]}}
+figures:
+  - {name: maps, kind: decision_maps, panels: [width], reduce: {train_f.lr: max, seed: band}}
+  - {name: curves, panels: [width], reduce: {train_f.lr: max, seed: band}}
+claims:
+  - {claim: c, kind: flat, metric: agreement, panel: [width, depth], threshold: 0.1, to: 5,
+     reduce: {train_f.lr: max, seed: band}, source: the paper}
+""")
+    assert errors == [
+        "p.yaml:15:48: figures[0].panels[0]: panel 'width' has 8 runs; a decision_maps figure draws one run per panel "
+        "(one value, one seed, no grid)",
+        "p.yaml:16:5: figures[1]: a figure of kind 'curves' needs 'y' (the metrics to plot)",
+        "p.yaml:18:62: claims[0].panel[1]: no panel 'depth'; panels: width",
+        "p.yaml:18:90: claims[0].to: 5 is not a value of network.width in panel 'width' (4, 8)",
+    ]
+    unsourced = errors_of("""
+claims:
+  - {claim: c, kind: at_least, metric: agreement, threshold: 0.9}
+""")
+    assert unsourced == ["p.yaml:13:5: claims[0]: missing required field 'source'"]
 
 
 def test_a_panel_field_both_set_and_swept_is_an_error_wherever_the_sweep_comes_from() -> None:

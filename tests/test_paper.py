@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import yaml
 from test_datasets import fake_mnist, write_idx_folder
 
 from pl_dsl.stages import REGISTRY
@@ -20,10 +21,42 @@ STAGES = [stage.name for stage in REGISTRY]
 SMALL = sorted((REPO / "experiments/paper-small").glob("*.yaml"))
 
 
-def test_both_tiers_ship_every_figure_under_the_same_names() -> None:
-    names = {"shifted_gauss_a", "shifted_gauss_b", "gauss_a", "gauss_b", "mnist_a", "mnist_b", "fmnist_a", "fmnist_b",
-             "direction", "decision_maps"}
-    assert {p.stem for p in PAPER} == names == {p.stem for p in SMALL}
+SETTINGS = ["shifted_gauss_a", "shifted_gauss_b", "gauss_a", "gauss_b", "mnist_a", "mnist_b", "fmnist_a", "fmnist_b"]
+
+
+def test_both_tiers_ship_every_figure_and_its_claims() -> None:
+    figures = {*SETTINGS, "direction", "decision_maps"}
+    assert {p.stem for p in PAPER} == figures | {f"{name}_seeds" for name in figures}
+    assert {p.stem for p in SMALL} == figures | {"decision_maps_seeds"}
+
+
+def _claims(path: Path) -> list[dict[str, object]]:
+    spec = yaml.safe_load(path.read_text())
+    return [{k: v for k, v in claim.items() if k not in ("at", "from", "to", "expected_failure")}
+            for claim in spec.get("claims", [])]
+
+
+def test_the_cpu_tier_checks_the_full_tiers_claims_with_the_same_sources() -> None:
+    for small in SMALL:
+        full = REPO / "experiments/paper" / (small.stem if small.stem.endswith("_seeds") else f"{small.stem}_seeds")
+        if small.stem == "decision_maps":
+            assert not _claims(small)  # its claims are decision_maps_seeds.yaml's
+            continue
+        ours, theirs = _claims(small), _claims(full.with_suffix(".yaml"))
+        assert ours == theirs and len(ours) >= 4, small.name  # the x values may be the scaled tier's own
+        assert all(str(claim["source"]).startswith(("authors' figure", "the paper")) for claim in ours), small.name
+
+
+def test_each_companion_has_the_authors_panels_over_eight_seeds() -> None:
+    for companion in sorted((REPO / "experiments/paper").glob("*_seeds.yaml")):
+        authors = yaml.safe_load(companion.with_name(companion.name.replace("_seeds", "")).read_text())
+        ours = yaml.safe_load(companion.read_text())
+        assert ours["seeds"] == list(range(8)), companion.name
+        assert not authors.get("claims"), "the authors' runs carry no claims: they are judged over seeds"
+        strip = [{k: v for k, v in panel.items() if k != "seeds"} for panel in authors["panels"]]
+        assert ours["panels"] == strip, companion.name
+        assert {k: v for k, v in ours.items() if k in ("data", "network", "training", "attack", "scenario", "sweep")} \
+            == {k: v for k, v in authors.items() if k in ("data", "network", "training", "attack", "scenario", "sweep")}
 
 
 def test_the_shifted_gauss_a_cpu_tier_runs_and_checks_every_claim(tmp_path: Path) -> None:
@@ -36,15 +69,16 @@ def test_the_shifted_gauss_a_cpu_tier_runs_and_checks_every_claim(tmp_path: Path
     declared = re.findall(r"^- claim: ", spec.read_text(), re.M)
     assert len(claims) == len(declared) >= 5
     for row in claims:
-        assert list(row) == ["claim", "passed", "value", "threshold", "detail"]
+        assert list(row) == ["claim", "passed", "value", "threshold", "detail", "source"]
         assert row["passed"] in ("true", "false") and row["value"] and row["detail"]
+        assert row["source"].startswith("authors' figure acc_shifted_gauss_a.png")
     assert {row["claim"] for row in claims if row["passed"] == "true"} >= {
-        "f learns the task at the base point", "without perturbations (eps = 0) g is at chance"}
+        "at the base point, Standard (f on D) is high", "with the smallest eps (0.0), g is at chance"}
     for ext in ("png", "svg"):
         assert (out / f"figures/accuracy.{ext}").stat().st_size > 20_000
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 276 and {"panels", "eps", "seed", "network.width", "data.dim"} <= set(rows[0])
+    assert len(rows) == 312 and {"panels", "eps", "seed", "network.width", "data.dim"} <= set(rows[0])
     shown = run_cli("results", "paper-small-shifted_gauss_a", "--results", str(tmp_path / "results"), "--over-seeds")
     assert shown.returncode == 0 and "claims pass" in shown.stdout and "f_test_acc" in shown.stdout
 
@@ -68,7 +102,7 @@ def test_every_full_scale_spec_plans_in_a_dry_run(tmp_path: Path) -> None:
     # Cheap chains (theory, decision maps, small MNIST points) run as fused jobs, costly ones stage by stage.
     for rule in ("fused", "train_f", "attack", "train_g", "evaluate", "draw_figure", "check_claims"):
         assert re.search(rf"^{rule}\s+\d+", output, re.M), rule
-    assert re.search(r"^collect_results\s+10$", output, re.M)  # every spec of the tier
+    assert re.search(r"^collect_results\s+20$", output, re.M)  # every spec of the tier
     assert not (tmp_path / "results").exists(), "a dry run writes nothing"
     summary = run_cli("runs", "experiments/paper")
     assert summary.returncode == 0

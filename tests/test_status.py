@@ -137,6 +137,9 @@ def test_doctor_reports_the_torch_build_and_devices() -> None:
     result = run_cli("doctor")
     assert result.returncode == 0, result.stderr
     assert torch.__version__ in result.stdout and "snakemake" in result.stdout
+    if os.environ.get("PL_DSL_REQUIRE_REAL_DATA") == "1":  # CI installs both: each is found and checked
+        lines = [line for line in result.stdout.splitlines() if "data: mnist" in line or "data: fmnist" in line]
+        assert len(lines) == 2 and all("all 4 files match the canonical files (sha256)" in line for line in lines), lines
     required = run_cli("doctor", "--require-cuda")
     if torch.cuda.is_available():
         assert required.returncode == 0 and "cuda:0" in required.stdout

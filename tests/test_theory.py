@@ -12,7 +12,18 @@ import numpy as np
 import pytest
 import torch
 
-from pl_dsl.science.theory import cosine, direction, f_hat, g_hat, phi, phi_monte_carlo, random_abs_cosine
+from pl_dsl.science.theory import (
+    MARGIN_SCALES,
+    conditions,
+    cosine,
+    direction,
+    f_hat,
+    g_hat,
+    phi,
+    phi_monte_carlo,
+    random_abs_cosine,
+)
+from pl_dsl.stages.decision_map import map_metrics
 
 from conftest import REPO, computed_units, snakemake
 
@@ -80,6 +91,40 @@ def test_limits_and_direction_match_direct_summation() -> None:
     assert torch.allclose(g_hat(x_adv, w, z, gamma, max_bytes=64), torch.tensor(g_direct, dtype=torch.float64))
 
 
+def test_relative_margins_are_fractions_of_the_limits_on_d() -> None:
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(50, 8, generator=gen, dtype=torch.float64) + 0.5
+    y = torch.where(torch.randn(50, generator=gen, dtype=torch.float64) > 0, 1.0, -1.0).double()
+    x_adv = 0.05 * torch.randn(50, 8, generator=gen, dtype=torch.float64)
+    w = direction(x, y, 0.1)
+    scale_f, scale_g = MARGIN_SCALES["relative"](x, y, x_adv, w, 0.1)
+    # f-hat on D from the direction (<x_n, w_n> / N) equals f-hat computed directly.
+    assert scale_f == pytest.approx(f_hat(x, y, x, 0.1).abs().mean().item(), rel=1e-12)
+    assert scale_g == pytest.approx(g_hat(x_adv, w, x, 0.1).abs().mean().item(), rel=1e-12)
+    assert MARGIN_SCALES["absolute"](x, y, x_adv, w, 0.1) == (1.0, 1.0)
+    fh, gh = torch.tensor([3.0, -0.5, 2.0, -4.0]), torch.tensor([1.0, -2.0, -3.0, -0.1])
+    cond_a, cond_b, cond_c = conditions(fh, gh, 0.1, 0.2, (10.0, 2.0))  # margins 1.0 and 0.4
+    assert cond_a.tolist() == [True, False, True, True]
+    assert cond_b.tolist() == [True, True, True, False]
+    assert cond_c.tolist() == [True, True, False, True]
+
+
+def test_map_metrics_see_where_the_limits_and_networks_agree_and_where_not() -> None:
+    grid = torch.linspace(-1, 1, 40)
+    s, t = torch.meshgrid(grid, grid, indexing="xy")
+    fhat, ghat = s - t, s - t + 0.2
+    lazy = {"f": 3 * fhat, "g": 2 * ghat, "fhat": fhat, "ghat": ghat}  # the networks follow their limits
+    every = (fhat.abs() > 0.25) & (ghat.abs() > 0.25)
+    good = map_metrics(lazy, every)
+    assert good["map_fhat_agrees_f"] == good["map_ghat_agrees_g"] == 1.0 and good["map_agree_cond_all"] == 1.0
+    assert 0.9 < good["map_agree"] < 1.0 and 0.5 < good["map_cond_all"] < 1.0  # a band between the two lines
+    # A g that predicts one class everywhere (a collapsed g) departs from g-hat and from f.
+    collapsed = {**lazy, "g": torch.ones_like(fhat)}
+    bad = map_metrics(collapsed, every)
+    assert bad["map_ghat_agrees_g"] < 0.6 and bad["map_agree"] < 0.6 and bad["map_agree_cond_all"] < 0.6
+    assert map_metrics(lazy, torch.zeros_like(every))["map_agree_cond_all"] is None
+
+
 def test_theory_metrics_and_maps_through_snakemake(tmp_path: Path) -> None:
     spec = REPO / "tests/specs/valid/theory_tiny.yaml"
     result = snakemake(tmp_path, "--config", f"experiments={spec}")
@@ -91,6 +136,7 @@ def test_theory_metrics_and_maps_through_snakemake(tmp_path: Path) -> None:
         # Thm 3.3: perturbations point along the kernel-weighted sum, far above chance.
         assert float(row["cos_signed_mean"]) > max(0.9, 2 * float(row["cos_random"]))
         assert 0 <= float(row["cond_all"]) <= 1
+        assert 0 <= float(row["map_agree_cond_all"]) <= 1 and float(row["map_fhat_agrees_f"]) > 0.5
         run_dir = tmp_path / "results/theory-tiny/runs" / row["run"]
         arrays = np.load(run_dir / "decision_map.npz")
         assert arrays["f"].shape == arrays["g"].shape == arrays["agree"].shape == (40, 40)
@@ -101,6 +147,7 @@ def test_theory_metrics_and_maps_through_snakemake(tmp_path: Path) -> None:
     # Changing only a margin recomputes theory and maps, never the networks.
     edited = tmp_path / "theory_tiny.yaml"
     edited.write_text(spec.read_text().replace("margin_g: 0.0", "margin_g: 0.5"))
+    assert edited.read_text() != spec.read_text()
     before = time.time()
     rerun = snakemake(tmp_path, "--config", f"experiments={edited}")
     assert rerun.returncode == 0, rerun.stderr[-3000:]

@@ -58,6 +58,10 @@ def test_tiny_spec_end_to_end_then_nothing_to_do(tmp_path: Path) -> None:
     second = snakemake(tmp_path, "--config", f"experiments={spec}")
     assert second.returncode == 0
     assert "Nothing to be done" in second.stdout + second.stderr
+    # --cores shapes the batches, but a finished experiment has nothing to do whatever it is.
+    for cores in (None, 1, 8):
+        dry = snakemake(tmp_path, "--config", f"experiments={spec}", "--dry-run", cores=cores)
+        assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, (cores, dry.stdout[-2000:])
 
 
 def test_editing_a_plot_redraws_only_the_plot(tmp_path: Path) -> None:
@@ -226,3 +230,31 @@ def test_every_loss_norm_scenario_and_step_count_runs_end_to_end(tmp_path: Path)
                 assert abs(size_mean - 0.5) < 1e-5
         for metric in METRICS:
             assert row[metric] not in ("", "nan", "inf")
+
+
+def test_an_unknown_config_key_is_an_error_that_names_the_known_ones(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "tiny", TINY)
+    result = snakemake(tmp_path, "--config", f"experiment={spec}", "--dry-run")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "unknown --config key 'experiment'; did you mean 'experiments'?" in result.stderr
+    assert "known keys: batch_size, experiments," in result.stderr and "pl-dsl run SPEC FIELD=VALUE" in result.stderr
+
+
+def test_a_different_spec_with_the_same_name_is_refused_unless_forced(tmp_path: Path) -> None:
+    first = write_spec(tmp_path, "tiny", TINY)
+    assert snakemake(tmp_path, "--config", f"experiments={first}").returncode == 0
+    source = json.loads((tmp_path / "results/tiny/source.json").read_text())
+    assert source["spec"] == str(first.resolve()) and len(source["sha256"]) == 64
+    (tmp_path / "other").mkdir()
+    second = write_spec(tmp_path / "other", "tiny", TINY.replace("[0.01, 0.02, 0.05]", "[0.03]"))
+    refused = snakemake(tmp_path, "--config", f"experiments={second}")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert f"holds the results of {first.resolve()}, and {second.resolve()} has the same name 'tiny'" in refused.stderr
+    assert len(read_rows(tmp_path / "results/tiny/results.csv")) == 6  # untouched
+    # The same file, edited, is simply rerun; another file with the same name replaces it when forced.
+    first.write_text(TINY.replace("[0.01, 0.02, 0.05]", "[0.01, 0.02]"))
+    assert snakemake(tmp_path, "--config", f"experiments={first}").returncode == 0
+    forced = snakemake(tmp_path, "--config", f"experiments={second}", "force=1")
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert len(read_rows(tmp_path / "results/tiny/results.csv")) == 2
+    assert json.loads((tmp_path / "results/tiny/source.json").read_text())["spec"] == str(second.resolve())

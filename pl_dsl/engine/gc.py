@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import Plan
+from pl_dsl.engine.store import read_json
 from pl_dsl.hashing import stable_hash
 
 
@@ -17,11 +18,23 @@ def _size(path: Path) -> int:
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
 
 
+def results_units(layout: Layout) -> set[tuple[str, str]]:
+    """The units behind every results folder under the results root, whatever spec made it (each
+    run's metrics.json lists its units), so that gc never removes what a table was made from."""
+    units: set[tuple[str, str]] = set()
+    for metrics in layout.root.glob("*/runs/*/metrics.json"):
+        try:
+            units.update(read_json(metrics).get("units", {}).items())
+        except (OSError, ValueError, AttributeError):
+            continue
+    return units
+
+
 def garbage(plan: Plan, layout: Layout) -> list[tuple[Path, int]]:
-    """Every unit folder, manifest and plan file under the results root that the plan does not
-    reference, with its size in bytes."""
-    units = {(u.stage, u.key) for batch in plan.batches.values() for u in batch.units}
-    batches = set(plan.batches)
+    """Every unit folder, manifest and plan file under the results root that neither the plan
+    nor any results folder references, with its size in bytes. A manifest or batch plan stays
+    while every unit it lists stays; a table plan while its experiment's results folder exists."""
+    units = {(u.stage, u.key) for batch in plan.batches.values() for u in batch.units} | results_units(layout)
     found: list[Path] = []
     store = layout.root / "store"
     for folder in sorted(store.glob("*/*")) if store.exists() else []:
@@ -29,12 +42,30 @@ def garbage(plan: Plan, layout: Layout) -> list[tuple[Path, int]]:
             found.append(folder)
     for kind in ("batches", "plans"):
         for path in sorted((layout.root / kind).glob("*/*.json")) if (layout.root / kind).exists() else []:
-            stage, name = path.parent.name, path.stem.split("-r")[0]
-            if stage != "tables" and (stage, name) not in batches:
+            if path.parent.name != "tables" and not _lists_only(path, units):
                 found.append(path)
     referenced = {layout.table_plan(stable_hash(e.table_plan(), 16)) for e in plan.experiments.values()}
-    found += sorted(path for path in layout.table_plan("any").parent.glob("*.json") if path not in referenced)
+    for path in sorted(layout.table_plan("any").parent.glob("*.json")):
+        if path not in referenced and not _has_results(path, layout):
+            found.append(path)
     return [(path, _size(path)) for path in found]
+
+
+def _lists_only(path: Path, units: set[tuple[str, str]]) -> bool:
+    """Whether a manifest or batch plan lists only units in `units`."""
+    try:
+        listed = {(unit["stage"], unit["key"]) for unit in read_json(path)["units"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return listed <= units
+
+
+def _has_results(path: Path, layout: Layout) -> bool:
+    """Whether a table plan belongs to an experiment whose results folder exists."""
+    try:
+        return layout.table(str(read_json(path)["experiment"])).exists()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def remove(paths: list[Path]) -> None:

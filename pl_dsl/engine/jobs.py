@@ -129,7 +129,8 @@ def _plot(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
 def _figure(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
     from pl_dsl.report.figures import draw_figure
 
-    draw_figure(json.loads(args.spec), Path(args.table), Path(args.png), Path(args.svg))
+    draw_figure(json.loads(args.spec), Path(args.table), Path(args.png), Path(args.svg),
+                layout.runs_dir(args.experiment))
     _log(log, f"drew {args.png} and {args.svg}")
 
 

@@ -47,6 +47,10 @@ class Layout:
         """The tidy CSV of all runs of an experiment."""
         return self.experiment(name) / "results.csv"
 
+    def source(self, name: str) -> Path:
+        """The spec (path and sha256 of its text) whose runs the experiment's folder holds."""
+        return self.experiment(name) / "source.json"
+
     def runs_dir(self, name: str) -> Path:
         """Holds `<run id>/metrics.json` (and run files such as decision maps) for each run."""
         return self.experiment(name) / "runs"

@@ -19,9 +19,24 @@ from typing import Any
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import DEFAULT_FUSE_SECONDS, DEFAULT_MIN_BATCHES, FUSED, Batch, Plan, build_plan
 from pl_dsl.engine.registry import Registry, stage_modules
-from pl_dsl.engine.store import damage, write_json_if_changed
+from pl_dsl.engine.store import damage, read_json, write_json_if_changed
 from pl_dsl.hashing import stable_hash
 from pl_dsl.spec.check import Experiment, check_file
+from pl_dsl.suggest import did_you_mean
+
+# The --config keys the workflow reads (see the README); any other key is a mistake.
+CONFIG_KEYS = ("experiments", "results", "logs", "min_batches", "batch_size", "fuse_seconds", "threads", "max_runtime",
+               "verify", "stage_modules", "missing_data", "force")
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Refuse --config keys the workflow does not know, naming the close one and every known one."""
+    unknown = sorted(key for key in config if key not in CONFIG_KEYS)
+    if unknown:
+        lines = [f"pl-dsl: unknown --config key '{key}'{did_you_mean(key, CONFIG_KEYS)}" for key in unknown]
+        lines.append(f"known keys: {', '.join(sorted(CONFIG_KEYS))}. To change a field of a spec for one run, "
+                     "use `pl-dsl run SPEC FIELD=VALUE` (e.g. training.lr=0.1).")
+        sys.exit("\n".join(lines))
 
 
 def find_spec_files(selection: str | list[str] | None, root: Path) -> list[Path]:
@@ -45,8 +60,8 @@ def find_spec_files(selection: str | list[str] | None, root: Path) -> list[Path]
             continue
         matches = [f for f in known if f.stem == item]
         if not matches:
-            names = ", ".join(f.stem for f in known) or "none"
-            sys.exit(f"pl-dsl: no experiment '{item}' (experiments/: {names})")
+            names = sorted({f.stem for f in known} | {f.parent.name for f in known if f.parent != folder})
+            sys.exit(f"pl-dsl: no experiment '{item}'{did_you_mean(item, names)} (experiments/: {', '.join(names) or 'none'})")
         if len(matches) > 1:
             found = ", ".join(str(f.relative_to(root)) for f in matches)
             sys.exit(f"pl-dsl: '{item}' names several specs ({found}); give the path of the one you mean, "
@@ -88,6 +103,28 @@ def check_or_exit(files: list[Path], registry: Registry, skip_missing_data: bool
     return experiments
 
 
+def refuse_name_clashes(experiments: list[Experiment], layout: Layout) -> None:
+    """Exit when an experiment's results folder holds the results of another spec with the same
+    name (another file, other content): running would overwrite them. `--config force=1`
+    (`pl-dsl run --force`) replaces them; the same file edited is simply rerun."""
+    clashes = []
+    for experiment in experiments:
+        path = layout.source(experiment.name)
+        if not path.exists():
+            continue
+        try:
+            recorded = read_json(path)
+        except (OSError, ValueError):
+            continue
+        current = experiment.source()
+        if recorded.get("spec") != current["spec"] and recorded.get("sha256") != current["sha256"]:
+            clashes.append(f"pl-dsl: {layout.experiment(experiment.name)} holds the results of {recorded.get('spec')}, "
+                           f"and {current['spec']} has the same name '{experiment.name}': rename one of them, or "
+                           "replace those results with --config force=1 (pl-dsl run --force)")
+    if clashes:
+        sys.exit("\n".join(clashes))
+
+
 def load_registry(config: dict[str, Any]) -> Registry:
     """pl-dsl's stages plus the user's own (`--config stage_modules=pkg.module,...`)."""
     from pl_dsl.stages import REGISTRY
@@ -103,20 +140,20 @@ class Workflow:
 
     def __init__(self, config: dict[str, Any], basedir: str | Path, reporting: bool = False,
                  check_store: bool = True, cores: int | None = None) -> None:
+        check_config(config)
         self.layout = Layout(Path(config.get("results", "results")), Path(config.get("logs", "logs")))
         self.registry = load_registry(config)
         self.modules = stage_modules(config.get("stage_modules"))
         self.experiments = check_or_exit(find_spec_files(config.get("experiments"), Path(basedir)), self.registry,
                                          skip_missing_data=config.get("missing_data") == "skip")
+        if check_store and not config.get("force"):
+            refuse_name_clashes(self.experiments, self.layout)
         # The local cores the plan shares out (never more than the machine has); None on a cluster.
         self.cores = min(cores, os.cpu_count() or 1) if cores else None
         self.fixed_threads = int(config.get("threads", 0))
         self.plan: Plan = build_plan(self.experiments, self.registry, config.get("batch_size", {}),
                                      int(config.get("min_batches", self.cores or DEFAULT_MIN_BATCHES)),
                                      float(config.get("fuse_seconds", DEFAULT_FUSE_SECONDS)))
-        self.rule_batches: dict[str, list[str]] = {}
-        for rule, batch_id in self.plan.batches:
-            self.rule_batches.setdefault(rule, []).append(batch_id)
         self.python = sys.executable
         self.max_runtime = int(config["max_runtime"]) if config.get("max_runtime") else None
         self.reporting = reporting
@@ -125,44 +162,65 @@ class Workflow:
                        for name, content in ((n, e.table_plan()) for n, e in self.plan.experiments.items())}
         self.repairs: dict[tuple[str, str], list[str]] = {}  # batch -> keys of its units to recompute
         self.repair_tag = ""
-        if check_store and not reporting:  # not again inside each cluster job: the main process did it
-            self._find_damage(deep=config.get("verify") == "full")
+        # Batches whose units are all stored and intact: they leave the DAG, so that a finished
+        # experiment has nothing to do whatever --cores (which shapes the batches) is given.
+        self.complete: set[tuple[str, str]] = set()
+        # The main process reads the store; a cluster job step trusts it and only reads manifests.
+        self.checks_store = check_store
+        if check_store:
+            self._check_store(deep=config.get("verify") == "full", report_damage=not reporting)
+        self.rule_batches: dict[str, list[str]] = {}  # the batches each rule will run
+        for rule, batch_id in self.plan.batches:
+            if (rule, batch_id) not in self.complete:
+                self.rule_batches.setdefault(rule, []).append(batch_id)
 
-    def _find_damage(self, deep: bool = False) -> None:
-        """Find stored units of finished batches whose files no longer match their records
-        (missing, truncated, changed in place); mark them and every planned unit that depends
-        on them for recomputation, under new manifest names so that Snakemake sees the work.
-        Sizes and records are always checked, sha256 where a file's time changed, or for every
-        file when deep (`--config verify=full`). Reads only: a dry run shows the repair and
-        writes nothing."""
+    def _check_store(self, deep: bool = False, report_damage: bool = True) -> None:
+        """Read the state of every planned unit once. Stored units of finished batches whose
+        files no longer match their records (missing, truncated, changed in place) are damaged:
+        they and every planned unit that depends on them are recomputed, under new manifest names
+        so that Snakemake sees the work. Sizes and records are always checked, sha256 where a
+        file's time changed, or for every file when deep (`--config verify=full`). Batches whose
+        units are all intact are complete. Reads only: a dry run shows the repair, writes nothing."""
+        problems: dict[str, str | None] = {}
         damaged: dict[str, str] = {}
         signature: list[tuple[str, str, int]] = []
         for (stage, batch_id), batch in self.plan.batches.items():
             manifest = self.layout.manifest(stage, batch_id)
-            if not manifest.exists():
-                continue
+            finished = manifest.exists()
             for unit in batch.units:
                 folder = self.layout.unit(unit.stage, unit.key)
-                problem = damage(folder, deep=deep)
-                if problem is not None and unit.key not in damaged:
+                if unit.key not in problems:
+                    problems[unit.key] = damage(folder, deep=deep)
+                problem = problems[unit.key]
+                if finished and problem is not None and unit.key not in damaged:
                     damaged[unit.key] = problem
                     record = folder / "record.json"
                     when = (record if record.exists() else manifest).stat().st_mtime_ns
                     signature.append((unit.key, problem, when))
-        if not damaged:
-            return
         invalid = set(damaged)
-        for _ in self.registry:  # stages in order: one pass per stage reaches every dependent
-            for batch in self.plan.batches.values():
-                invalid.update(u.key for u in batch.units if set(u.inputs.values()) & invalid)
-        for (stage, batch_id), batch in self.plan.batches.items():
-            keys = [u.key for u in batch.units if u.key in invalid]
-            if keys:
-                self.repairs[(stage, batch_id)] = keys
-        self.repair_tag = stable_hash(sorted(signature), 8)
-        lines = [f"  {problem}" for problem in damaged.values()]
-        print(f"pl-dsl: {len(damaged)} stored unit(s) are damaged; they and the {len(invalid) - len(damaged)} "
-              "unit(s) computed from them are recomputed:\n" + "\n".join(lines), file=sys.stderr)
+        if damaged:
+            for _ in self.registry:  # stages in order: one pass per stage reaches every dependent
+                for batch in self.plan.batches.values():
+                    invalid.update(u.key for u in batch.units if set(u.inputs.values()) & invalid)
+            for (stage, batch_id), batch in self.plan.batches.items():
+                keys = [u.key for u in batch.units if u.key in invalid]
+                if keys:
+                    self.repairs[(stage, batch_id)] = keys
+            self.repair_tag = stable_hash(sorted(signature), 8)
+            if report_damage:
+                lines = [f"  {problem}" for problem in damaged.values()]
+                print(f"pl-dsl: {len(damaged)} stored unit(s) are damaged; they and the {len(invalid) - len(damaged)} "
+                      "unit(s) computed from them are recomputed:\n" + "\n".join(lines), file=sys.stderr)
+        self.complete = {name for name, batch in self.plan.batches.items()
+                         if all(problems[u.key] is None and u.key not in invalid for u in batch.units)}
+
+    def _manifests(self, batches: list[tuple[str, str]]) -> list[str]:
+        """The manifests a job waits for: those of the given batches that are not complete. A
+        cluster job step (which does not read the store) takes those that exist: the main process
+        submitted it once every batch it reads was finished or complete."""
+        paths = [self.layout.manifest(rule, self.manifest_name(rule, batch_id)) for rule, batch_id in batches
+                 if (rule, batch_id) not in self.complete]
+        return [str(path) for path in paths if self.checks_store or path.exists()]
 
     def manifest_name(self, stage: str, batch_id: str) -> str:
         """The name of a batch's manifest in this invocation: its id, or its id and the repair tag
@@ -179,13 +237,18 @@ class Workflow:
         return [FUSED, *self.registry.names]
 
     def write_plans(self) -> None:
-        """Write every batch's unit list and every experiment's table plan (unchanged files are
-        left alone, so their times do not move). Called once, when the workflow starts."""
+        """Write every pending batch's unit list, every experiment's table plan and the spec each
+        results folder belongs to (unchanged files are left alone, so their times do not move).
+        Called once, when the workflow starts (a dry run writes nothing)."""
         for (stage, batch_id), batch in self.plan.batches.items():
+            if (stage, batch_id) in self.complete:
+                continue
             content = {**batch.plan(), "recompute": self.repairs.get((stage, batch_id), [])}
             write_json_if_changed(self.layout.batch_plan(stage, batch_id), content)
         for path, content in self.tables.values():
             write_json_if_changed(path, content)
+        for name, experiment in self.plan.experiments.items():  # which spec each results folder belongs to
+            write_json_if_changed(self.layout.source(name), experiment.experiment.source())
 
     def batch_plan(self, stage: str) -> Callable[[Any], str]:
         """Params function: the path of the batch's unit list.
@@ -200,8 +263,7 @@ class Workflow:
     def batch_inputs(self, stage: str) -> Callable[[Any], list[str]]:
         """Input function of a stage rule: the manifests of the batches whose units it reads."""
         def inputs(wildcards: Any) -> list[str]:
-            return [str(self.layout.manifest(source, self.manifest_name(source, batch_id)))
-                    for source, batch_id in self.batch(stage, wildcards.batch).needs]
+            return self._manifests(self.batch(stage, wildcards.batch).needs)
         return inputs
 
     def resource(self, stage: str, name: str) -> Callable[[Any], int]:
@@ -232,9 +294,16 @@ class Workflow:
         return count
 
     def collect_inputs(self, wildcards: Any) -> list[str]:
-        """The manifests of an experiment's leaf-stage batches (every unit of every run)."""
+        """The manifests of an experiment's leaf-stage batches (every unit of every run) that are
+        not complete already."""
+        return self._manifests(self.plan.experiments[wildcards.experiment].final_batches())
+
+    def collect_repair(self, wildcards: Any) -> str:
+        """Params function: the repair tag while some of the experiment's units are recomputed
+        (else ''), so that collecting its table reruns and waits for the repaired batches."""
         experiment = self.plan.experiments[wildcards.experiment]
-        return [str(self.layout.manifest(rule, self.manifest_name(rule, b))) for rule, b in experiment.final_batches()]
+        batches = [(rule, batch_id) for rule, ids in experiment.batches.items() for batch_id in ids]
+        return self.repair_tag if any(batch in self.repairs for batch in batches) else ""
 
     def table_plan(self, wildcards: Any) -> str:
         """Params function: the path of the experiment's table plan, named by its content, so a

@@ -13,6 +13,7 @@ import torch
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import Unit
 from pl_dsl.engine.progress import Progress
+from pl_dsl.engine.provenance import device_name, software
 from pl_dsl.engine.registry import Output, Registry, Stage
 from pl_dsl.engine.store import DIVERGED, OK, is_stored, load_file, read_record, save_unit, write_json
 from pl_dsl.errors import StageFailure
@@ -125,7 +126,7 @@ class Workspace:
         """Compute one unit, or a group of units in one call, storing each as it is finished."""
         first = members[0]
         record = {"stage": first.stage, "code": stage.fingerprint, "device": first.device, "metrics": {}, "status": OK}
-        start = time.perf_counter()
+        start, started = time.perf_counter(), time.time()
         diverged_input = self._diverged_input(first)
         if diverged_input is not None:  # nothing to compute from: the run's result is its divergence
             for unit in members:
@@ -143,6 +144,8 @@ class Workspace:
             def emit(index: int, result: Output | Exception) -> None:
                 unit = members[index]
                 seconds = time.perf_counter() - start
+                record["provenance"] = {**software(), "device_name": device_name(context.device),
+                                        "started": started, "finished": time.time()}
                 if isinstance(result, Divergence):
                     # A result, not a failure: stored like any unit, so the run's row says so and
                     # the other runs go on; the same parameters would diverge again.

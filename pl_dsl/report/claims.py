@@ -20,7 +20,7 @@ from pl_dsl.errors import lookup
 from pl_dsl.report.reduce import PER_METRIC, Point, curves, reduction_plan
 from pl_dsl.report.results import read_table
 
-COLUMNS = ["claim", "passed", "value", "threshold", "detail"]
+COLUMNS = ["claim", "passed", "value", "threshold", "detail", "source"]
 Curve = list[tuple[Any, float]]  # (x, checked value), sorted by x
 
 
@@ -125,6 +125,34 @@ def _ratio(claim: dict[str, Any], curve: Curve, other: Curve | None) -> Verdict:
                    f"{len(ratios)} points); needs >= {claim['threshold']}")
 
 
+def _value_at(curve: Curve, x: Any, default: int) -> tuple[Any, float] | None:
+    """The point of a curve at x, or its first (default 0) / last (-1) point when x is None."""
+    if x is None:
+        return curve[default] if curve else None
+    return next((p for p in curve if same_value(p[0], x)), None)
+
+
+def _rise(claim: dict[str, Any], curve: Curve, other: Curve | None) -> Verdict:
+    start, end = _value_at(curve, claim.get("from"), 0), _value_at(curve, claim.get("to"), -1)
+    if start is None or end is None:
+        where = claim.get("from") if start is None else claim.get("to")
+        return Verdict(False, None, claim["threshold"], _missing({**claim, "at": where}, curve))
+    rise = end[1] - start[1]
+    return Verdict(rise >= claim["threshold"], rise, claim["threshold"],
+                   f"{claim['metric']} goes from {start[1]:.4g} at x = {start[0]} to {end[1]:.4g} at x = {end[0]}: "
+                   f"a rise of {rise:.4g}; needs >= {claim['threshold']}")
+
+
+def _flat(claim: dict[str, Any], curve: Curve, other: Curve | None) -> Verdict:
+    if not curve:
+        return Verdict(False, None, claim["threshold"], _missing(claim, curve))
+    low, high = min(curve, key=lambda p: p[1]), max(curve, key=lambda p: p[1])
+    spread = high[1] - low[1]
+    return Verdict(spread <= claim["threshold"], spread, claim["threshold"],
+                   f"{claim['metric']} spans {low[1]:.4g} (x = {low[0]}) to {high[1]:.4g} (x = {high[0]}) over "
+                   f"{len(curve)} points: a spread of {spread:.4g}; needs <= {claim['threshold']}")
+
+
 def _missing(claim: dict[str, Any], curve: Curve) -> str:
     have = ", ".join(str(x) for x, _ in curve) or "none"
     return f"no value of {claim['metric']} at x = {claim.get('at')} (points: {have})"
@@ -137,6 +165,8 @@ CLAIM_KINDS: dict[str, ClaimKind] = {
     "increasing": ClaimKind(("threshold", "panel"), _trend(+1)),
     "decreasing": ClaimKind(("threshold", "panel"), _trend(-1)),
     "ratio_at_least": ClaimKind(("threshold", "over"), _ratio, uses_other_metric=True),
+    "rises_by": ClaimKind(("threshold", "panel"), _rise),
+    "flat": ClaimKind(("threshold", "panel"), _flat),
 }
 
 
@@ -151,15 +181,51 @@ def _curve(rows: list[dict[str, str]], claim: dict[str, Any], metric: str, x: st
     return [(p.x, p.statistic(claim.get("statistic", "median"))) for p in points]
 
 
-def evaluate(claim: dict[str, Any], rows: list[dict[str, str]], panels: dict[str, str], axes: list[str]) -> Verdict:
-    """Decide one claim on the rows of the results table (panels: panel name -> its x field)."""
-    kind = lookup(CLAIM_KINDS, claim["kind"], "claim kind")
-    x = panels[claim["panel"]] if "panel" in claim else None
-    if "panel" in claim:
-        rows = [row for row in rows if claim["panel"] in row.get("panels", "").split(";")]
+def _band_axis(claim: dict[str, Any]) -> str | None:
+    """The claim's band axis (the seeds, summarised by its statistic), if it has one."""
+    reduce = claim.get("reduce", "max")
+    return next((axis for axis, op in reduce.items() if op == "band"), None) if isinstance(reduce, dict) else None
+
+
+def claim_panels(claim: dict[str, Any]) -> list[str]:
+    """The panels a claim is checked on: none (every run as one point), one, or each of a list."""
+    named = claim.get("panel")
+    return [] if named is None else [named] if isinstance(named, str) else list(named)
+
+
+def _decide(claim: dict[str, Any], kind: ClaimKind, rows: list[dict[str, str]], x: str | None,
+            axes: list[str]) -> Verdict:
     curve = _curve(rows, claim, claim["metric"], x, axes)
     other = _curve(rows, claim, claim["over"], x, axes) if kind.uses_other_metric else None
-    verdict = kind.decide(claim, curve, other)
+    return kind.decide(claim, curve, other)
+
+
+def evaluate(claim: dict[str, Any], rows: list[dict[str, str]], panels: dict[str, str], axes: list[str]) -> Verdict:
+    """Decide one claim on the rows of the results table (panels: panel name -> its x field).
+
+    A claim on a list of panels holds when it holds on each; its value is that of the first
+    panel where it fails, else of the panel closest to its threshold."""
+    kind = lookup(CLAIM_KINDS, claim["kind"], "claim kind")
+    names = claim_panels(claim)
+    if not names:
+        verdict = _decide(claim, kind, rows, None, axes)
+    else:
+        verdicts = [(name, _decide(claim, kind, [row for row in rows if name in row.get("panels", "").split(";")],
+                                   panels[name], axes)) for name in names]
+        if len(verdicts) == 1:
+            verdict = verdicts[0][1]
+        else:
+            failed = [v for _, v in verdicts if not v.passed]
+            known = [v for _, v in verdicts if v.value is not None and v.threshold is not None]
+            worst = failed[0] if failed else min(known, key=lambda v: abs(v.value - v.threshold),  # type: ignore[operator]
+                                                 default=verdicts[0][1])
+            detail = "; ".join(f"{name}: {v.detail}" for name, v in verdicts)
+            verdict = Verdict(not failed, worst.value, worst.threshold,
+                              f"{len(verdicts) - len(failed)} of {len(verdicts)} panels hold. {detail}")
+    band = _band_axis(claim)
+    if band is not None:  # say which statistic of the band's values was checked
+        verdict = Verdict(verdict.passed, verdict.value, verdict.threshold,
+                          f"{verdict.detail} ({claim.get('statistic', 'median')} over {band} at each point)")
     if claim.get("expected_failure"):
         note = f"; expected to fail at this scale: {claim['expected_failure']}"
         verdict = Verdict(verdict.passed, verdict.value, verdict.threshold, verdict.detail + note)
@@ -178,5 +244,6 @@ def check_claims(claims: list[dict[str, Any]], table: Path, panels: dict[str, st
             for claim, verdict in zip(claims, verdicts):
                 writer.writerow([claim["claim"], str(verdict.passed).lower(),
                                  "" if verdict.value is None else f"{verdict.value:.6g}",
-                                 "" if verdict.threshold is None else verdict.threshold, verdict.detail])
+                                 "" if verdict.threshold is None else verdict.threshold, verdict.detail,
+                                 claim.get("source", "")])
     return verdicts

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pl_dsl.engine.store import atomic_path
+from pl_dsl.errors import StageFailure, lookup
 from pl_dsl.report.reduce import PER_METRIC, Point, curves, reduction_plan, sort_values
 from pl_dsl.report.results import read_table
 
@@ -20,10 +23,15 @@ SYMBOLS: dict[str, str] = {
     "training.loss": "loss", "scenario": "scenario", "seed": "seed", "attack.targets": "targets",
     "data.kind": "data", "data.n_test": "test samples",
 }
-# The paper's names for its three curves; other metrics are shown by their name.
+# The paper's names for its curves; other metrics are shown by their name.
 METRIC_LABELS: dict[str, str] = {
-    "f_test_acc": "Standard (f, test)", "f_train_acc": "f on D", "g_clean_acc": "Perturbation (g on clean D)",
-    "agreement": "Agreement (f, g)", "cos_abs_mean": "mean |cos|", "cos_random": "random |cos|",
+    "f_train_acc": "Standard (f on D)", "f_test_acc": "f on test points", "g_clean_acc": "Perturbation (g on clean D)",
+    "agreement": "Agreement (f, g on test points)", "cos_abs_mean": "Cosine similarity (mean |cos|)",
+    "cos_random": "random |cos|",
+}
+# Marker and line style of the paper's curves (the authors' notebooks); others get circles and solid lines.
+METRIC_STYLES: dict[str, tuple[str, str]] = {
+    "f_train_acc": ("o", "-"), "g_clean_acc": ("X", "--"), "agreement": ("^", ":"), "cos_abs_mean": ("X", "--"),
 }
 
 
@@ -35,8 +43,9 @@ def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
 
-def describe_reduction(reduce: str | dict[str, str], select: str) -> str:
-    """How a figure's curves were reduced, in words (the legend's title)."""
+def describe_reduction(reduce: str | dict[str, str], select: str, statistic: str = "mean", single: bool = False) -> str:
+    """How a figure's curves were reduced, in words (the legend's title); single: the band axis
+    has one value everywhere (one seed), so there is no spread to describe."""
     if isinstance(reduce, str):
         return f"{reduce} over the other swept fields"
     parts = [f"{op} over {symbol(axis)}" for axis, op in reduce.items() if op != "band"]
@@ -44,15 +53,18 @@ def describe_reduction(reduce: str | dict[str, str], select: str) -> str:
         parts[-1] += f" (one point, chosen by {select})"
     elif parts:
         parts[-1] += " (each metric on its own)"
-    parts += [f"line: mean over {symbol(axis)}, band: min-max" for axis, op in reduce.items() if op == "band"]
+    parts += [f"one {symbol(axis)}" if single else f"line: {statistic} over {symbol(axis)}, band: min-max"
+              for axis, op in reduce.items() if op == "band"]
     return "; ".join(parts)
 
 
 def _draw_curve(ax: Any, points: list[Point], position: dict[Any, float] | None, label: str, color: str,
-                style: str = "-") -> None:
-    """A mean line with markers and, where there are several values per x, their min-max band."""
+                style: str = "-", marker: str = "o", statistic: str = "mean") -> None:
+    """A line through each x's statistic (mean or median) with markers and, where there are several
+    values per x, their min-max band."""
     xs = [position[p.x] if position is not None else p.x for p in points]
-    ax.plot(xs, [p.mean for p in points], marker="o", markersize=3.5, color=color, linestyle=style, label=label)
+    ax.plot(xs, [p.statistic(statistic) for p in points], marker=marker, markersize=4.5, color=color, linestyle=style,
+            label=label, markeredgecolor="white", markeredgewidth=0.5)
     if any(len(p.values) > 1 for p in points):
         ax.fill_between(xs, [p.low for p in points], [p.high for p in points], color=color, alpha=0.18, linewidth=0)
 
@@ -75,7 +87,8 @@ def _x_axis(ax: Any, xs: list[Any], scale: str) -> dict[Any, float] | None:
     return None
 
 
-def _save(fig: Any, png: Path, svg: Path) -> None:
+def save_figure(fig: Any, png: Path, svg: Path) -> None:
+    """Write a figure as PNG and SVG, each atomically."""
     for path in (png, svg):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=130)
@@ -96,9 +109,9 @@ def diverged_note(rows: list[dict[str, str]]) -> str:
     return f"{count} of {len(rows)} runs diverged and are not shown (see results.csv)" if count else ""
 
 
-def draw_figure(figure: dict[str, Any], table: Path, png: Path, svg: Path) -> None:
-    """A figure of panels: figure holds its spec plus `panels_info` (panel -> its x field and set fields)
-    and the experiment's `axes`."""
+def draw_curves(figure: dict[str, Any], table: Path, png: Path, svg: Path, runs: Path) -> None:
+    """A figure of panels, each the figure's metrics against its panel's factor: figure holds its
+    spec plus `panels_info` (panel -> its x field and set fields) and the experiment's `axes`."""
     plt = _pyplot()
     rows = read_table(table)
     entries = [p if isinstance(p, dict) else {"panel": p} for p in figure["panels"]]
@@ -107,6 +120,7 @@ def draw_figure(figure: dict[str, Any], table: Path, png: Path, svg: Path) -> No
     fig, grid = plt.subplots(n_rows, n_cols, figsize=(4.3 * n_cols, 3.1 * n_rows + 0.9), squeeze=False,
                              layout="constrained")
     colors = {metric: f"C{i}" for i, metric in enumerate(metrics)}
+    single = True  # every point has one value of the band axis
     for index, ax in enumerate(grid.flat):
         if index >= len(entries):
             ax.set_axis_off()
@@ -116,11 +130,14 @@ def draw_figure(figure: dict[str, Any], table: Path, png: Path, svg: Path) -> No
         members = [row for row in rows if entry["panel"] in row.get("panels", "").split(";")]
         plan = reduction_plan(figure.get("reduce", "max"), figure["axes"], info["x"])
         found = curves(members, info["x"], metrics, plan, figure.get("select", PER_METRIC))
+        single = single and all(len(p.values) == 1 for points in found.values() for p in points)
         xs = sort_values(p.x for points in found.values() for p in points)
         position = _x_axis(ax, xs, entry.get("x_scale", "linear"))
         for metric in metrics:
             if (metric, None) in found:
-                _draw_curve(ax, found[(metric, None)], position, metric_label(metric), colors[metric])
+                marker, style = METRIC_STYLES.get(metric, ("o", "-"))
+                _draw_curve(ax, found[(metric, None)], position, metric_label(metric), colors[metric], style, marker,
+                            figure.get("statistic", "mean"))
         extras = ", ".join(f"{symbol(k)} = {v}" for k, v in info["set"].items())
         title = entry.get("title") or (f"varying {symbol(info['x'])}" + (f" ({extras})" if extras else ""))
         ax.set_title(textwrap.fill(title, 50), fontsize=10)
@@ -131,11 +148,66 @@ def draw_figure(figure: dict[str, Any], table: Path, png: Path, svg: Path) -> No
         ax.grid(alpha=0.3)
     handles, labels = next((pair for pair in (ax.get_legend_handles_labels() for ax in grid.flat) if pair[0]), ([], []))
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9,
-               title=describe_reduction(figure.get("reduce", "max"), figure.get("select", PER_METRIC)), title_fontsize=8)
+               title=describe_reduction(figure.get("reduce", "max"), figure.get("select", PER_METRIC),
+                                        figure.get("statistic", "mean"), single), title_fontsize=8)
     note = diverged_note(rows)
     fig.suptitle(figure.get("title", "") + (f"\n{note}" if note else ""), fontsize=11)
-    _save(fig, png, svg)
+    save_figure(fig, png, svg)
     plt.close(fig)
+
+
+def draw_decision_maps(figure: dict[str, Any], table: Path, png: Path, svg: Path, runs: Path) -> None:
+    """A grid of decision maps, one per panel (each panel holds one run), as the authors' Figure 2."""
+    import numpy as np
+
+    from pl_dsl.report.mapplot import draw_on, legend_handles
+
+    rows = read_table(table)
+    entries = [p if isinstance(p, dict) else {"panel": p} for p in figure["panels"]]
+    maps = []
+    for entry in entries:
+        members = [row for row in rows if entry["panel"] in row.get("panels", "").split(";")]
+        if len(members) != 1 or members[0].get("status") != "ok":
+            state = f"{len(members)} runs" if len(members) != 1 else f"its run {members[0]['status']}"
+            raise StageFailure(f"decision-map figure {figure['name']}: panel {entry['panel']} has {state}, "
+                               "so there is no single map to draw")
+        with np.load(runs / members[0]["run"] / "decision_map.npz") as arrays:
+            maps.append((entry.get("title") or entry["panel"], dict(arrays)))
+    n_rows, n_cols = figure.get("layout") or (math.ceil(len(maps) / 4), min(4, len(maps)))
+    plt = _pyplot()
+    fig, grid = plt.subplots(n_rows, n_cols, figsize=(3.0 * n_cols, 3.0 * n_rows + 1.0), squeeze=False,
+                             layout="constrained")
+    for index, ax in enumerate(grid.flat):
+        if index < len(maps):
+            draw_on(ax, maps[index][1], maps[index][0])
+        else:
+            ax.set_axis_off()
+    fig.legend(handles=legend_handles(), loc="outside lower center", ncol=3, fontsize=10)
+    fig.suptitle(figure.get("title", ""), fontsize=12)
+    save_figure(fig, png, svg)
+    plt.close(fig)
+
+
+@dataclass(frozen=True)
+class FigureKind:
+    """One kind of figure: how it is drawn, the metrics whose stages it needs (asking for them
+    switches those stages on), and whether each of its panels must hold exactly one run."""
+
+    draw: Callable[[dict[str, Any], Path, Path, Path, Path], None]
+    needs_metrics: tuple[str, ...] = ()
+    one_run_per_panel: bool = False
+    needs_y: bool = True
+
+
+FIGURE_KINDS: dict[str, FigureKind] = {
+    "curves": FigureKind(draw_curves),
+    "decision_maps": FigureKind(draw_decision_maps, needs_metrics=("map_agree",), one_run_per_panel=True, needs_y=False),
+}
+
+
+def draw_figure(figure: dict[str, Any], table: Path, png: Path, svg: Path, runs: Path) -> None:
+    """Draw a figure of any kind (see FIGURE_KINDS) from the results table and the runs' files."""
+    lookup(FIGURE_KINDS, figure.get("kind", "curves"), "figure kind").draw(figure, table, png, svg, runs)
 
 
 def draw_plot(plot: dict[str, Any], table: Path, png: Path, svg: Path, experiment: str) -> None:
@@ -170,5 +242,5 @@ def draw_plot(plot: dict[str, Any], table: Path, png: Path, svg: Path, experimen
                  fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    _save(fig, png, svg)
+    save_figure(fig, png, svg)
     plt.close(fig)

@@ -106,15 +106,15 @@ def curves(rows: list[dict[str, str]], x: str, metrics: list[str], plan: dict[st
         for metric in metrics:
             if record.get(metric) is not None:
                 result[(metric, record.get(series) if series else None)][record[x]].append(float(record[metric]))
-    return {key: [Point(value, tuple(points[value])) for value in sorted(points, key=_order)]
+    return {key: [Point(value, tuple(points[value])) for value in sorted(points, key=order_key)]
             for key, points in result.items()}
 
 
-def _order(value: Any) -> tuple[int, Any]:
+def order_key(value: Any) -> tuple[int, Any]:
     """Numbers before text, numbers numerically."""
     return (0, value) if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, str(value))
 
 
 def sort_values(values: Iterable[Any]) -> list[Any]:
     """Legend and axis values in numeric order (numbers first), text after."""
-    return sorted(set(values), key=_order)
+    return sorted(set(values), key=order_key)

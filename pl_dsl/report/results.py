@@ -34,12 +34,15 @@ def collect(table_plan: dict[str, Any], layout: Layout, table: Path, runs_dir: P
     for run in table_plan["runs"]:
         found: dict[str, Any] = {}
         devices: list[str] = []
+        provenance: dict[str, Any] = {}
         status, note = OK, ""
         run_dir = tmp_dir / run["id"]
         for stage, key in run["units"].items():
             record = read_record(layout.unit(stage, key))
             found.update(record["metrics"], **{f"time_{stage}": record["seconds"]})
             devices.append(record["device"])
+            if "provenance" in record:
+                provenance[stage] = record["provenance"]
             if record["status"] != OK:
                 status, note = record["status"], note or str(record.get("note", ""))
                 continue
@@ -50,9 +53,11 @@ def collect(table_plan: dict[str, Any], layout: Layout, table: Path, runs_dir: P
             diverged.append(f"{describe_run(run)}: {note}")
         metrics = {name: found.get(name) for name in names}
         device = "+".join(dict.fromkeys(devices))
+        times = [p[k] for p in provenance.values() for k in ("started", "finished")]
         write_json(run_dir / "metrics.json", {
             "experiment": table_plan["experiment"], "run": run["id"], "varied": run["varied"], "status": status,
-            "note": note, "metrics": metrics, "device": device, "spec": run["spec"]})
+            "note": note, "metrics": metrics, "device": device, "spec": run["spec"], "units": run["units"],
+            "started": min(times, default=None), "finished": max(times, default=None), "provenance": provenance})
         panels = {"panels": ";".join(run["panels"])} if table_plan["panels"] else {}
         rows.append({"run": run["id"], **run["varied"], **run["resolved"], **panels, **metrics,
                      "status": status, "note": note, "device": device})

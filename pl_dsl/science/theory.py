@@ -5,7 +5,7 @@ stays bounded by `max_bytes` whatever N and M are."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -77,6 +77,38 @@ def g_hat(x_adv: torch.Tensor, w: torch.Tensor, z: torch.Tensor, gamma: float,
         zc = z[cols]
         out.append((phi(x_adv, zc, gamma) * (w @ zc.T)).sum(0) / n**2)
     return torch.cat(out)
+
+
+def limit_scales(x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, w: torch.Tensor, gamma: float) -> tuple[float, float]:
+    """The typical size of f-hat and g-hat: their mean absolute value over the training set D.
+
+    The theorem's margins hide their constants in O~(.), and f-hat, g-hat scale with |x|^2, d
+    and the data set; relative margins are fractions of these sizes, so one margin means the
+    same on every data set, dimension and map. On D, f-hat(x_n) = <x_n, w_n> / N (Phi is
+    symmetric), so only g-hat needs a kernel."""
+    f_on_d = (x * w).sum(1) / len(x)
+    return f_on_d.abs().mean().item(), g_hat(x_adv, w, x, gamma).abs().mean().item()
+
+
+def unit_scales(x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, w: torch.Tensor, gamma: float) -> tuple[float, float]:
+    """Margins in the limits' own units."""
+    return 1.0, 1.0
+
+
+# How the margins of conditions (a) and (b) are measured: as fractions of the limits' size on
+# D (see limit_scales), or in the limits' own units.
+MARGIN_SCALES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float], tuple[float, float]]] = {
+    "relative": limit_scales,
+    "absolute": unit_scales,
+}
+
+
+def conditions(fh: torch.Tensor, gh: torch.Tensor, margin_f: float, margin_g: float,
+               scales: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where the prediction-matching conditions hold: (a) |f-hat| > margin_f, (b) |g-hat| >
+    margin_g (each margin times its scale), (c) sign f-hat = sign g-hat (0 counts as +1)."""
+    positive_f, positive_g = fh >= 0, gh >= 0
+    return fh.abs() > margin_f * scales[0], gh.abs() > margin_g * scales[1], positive_f == positive_g
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -3,10 +3,14 @@ exist, and every axis that varies within a panel is reduced (never silently aver
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from pl_dsl.report.claims import CLAIM_KINDS, same_value
+from pl_dsl.report.claims import CLAIM_KINDS, claim_panels, same_value
+from pl_dsl.report.figures import FIGURE_KINDS
+from pl_dsl.suggest import did_you_mean
+from pl_dsl.suggest import known as known_names
 
 if TYPE_CHECKING:
     from pl_dsl.engine.registry import Registry
@@ -18,7 +22,7 @@ Problem = tuple[tuple[Any, ...], str]
 def metric_problems(where: tuple[Any, ...], metric: str, known: dict[str, str]) -> Iterator[Problem]:
     """An unknown metric, with every known one (plots, figures and claims alike)."""
     if metric not in known:
-        yield where, f"unknown metric '{metric}'; known: {', '.join(known)}"
+        yield where, f"unknown metric '{metric}'{did_you_mean(metric, known)}; known: {known_names(known)}"
 
 
 def _reduce_problems(where: tuple[Any, ...], reduce: str | dict[str, str], select: str, axes: list[str],
@@ -59,16 +63,26 @@ def check_analysis(spec: dict[str, Any], panels: list[Panel], axes: list[str], r
         if not panels:
             problems.append((where + ("panels",), "figures draw panels: declare `panels` (one-factor sweeps) first"))
             continue
-        metrics = [figure["y"]] if isinstance(figure["y"], str) else figure["y"]
+        figure_kind = FIGURE_KINDS.get(figure.get("kind", "curves"))
+        if figure_kind is None:
+            continue  # the schema's enum has reported it
+        if figure_kind.needs_y and "y" not in figure:
+            problems.append((where, f"a figure of kind '{figure.get('kind', 'curves')}' needs 'y' (the metrics to plot)"))
+        metrics = [figure["y"]] if isinstance(figure.get("y"), str) else figure.get("y", [])
         for i, metric in enumerate(metrics):
             problems += metric_problems(where + ("y",) + (() if isinstance(figure["y"], str) else (i,)), metric, known)
         used = []
         for i, entry in enumerate(figure["panels"]):
             name = entry if isinstance(entry, str) else entry["panel"]
             if name not in by_name:
-                problems.append((where + ("panels", i), f"no panel '{name}'; panels: {', '.join(by_name)}"))
-            else:
-                used.append(by_name[name])
+                problems.append((where + ("panels", i), f"no panel '{name}'{did_you_mean(name, by_name)}; "
+                                                        f"panels: {known_names(by_name)}"))
+                continue
+            used.append(by_name[name])
+            runs = math.prod(len(axis[0][1]) for axis in by_name[name].axes)
+            if figure_kind.one_run_per_panel and runs != 1:
+                problems.append((where + ("panels", i), f"panel '{name}' has {runs} runs; a {figure['kind']} figure "
+                                                        "draws one run per panel (one value, one seed, no grid)"))
         if "layout" in figure and figure["layout"][0] * figure["layout"][1] < len(figure["panels"]):
             rows, cols = figure["layout"]
             problems.append((where + ("layout",), f"{rows} x {cols} panels cannot hold {len(figure['panels'])}"))
@@ -85,14 +99,19 @@ def check_analysis(spec: dict[str, Any], panels: list[Panel], axes: list[str], r
         problems += metric_problems(where + ("metric",), claim["metric"], known)
         if "over" in claim:
             problems += metric_problems(where + ("over",), claim["over"], known)
-        panel = by_name.get(claim.get("panel", ""))
-        if "panel" in claim and panel is None:
-            problems.append((where + ("panel",), f"no panel '{claim['panel']}'; panels: {', '.join(by_name) or 'none'}"))
-        if "at" in claim and panel is not None:
-            values = [v for axis in panel.axes for path, vs in axis if path == panel.x for v in vs]
-            if not any(same_value(claim["at"], v) for v in values):
-                problems.append((where + ("at",), f"{claim['at']!r} is not a value of {panel.x} in panel "
-                                                  f"'{panel.name}' ({', '.join(map(str, values))})"))
+        named = claim_panels(claim)
+        chosen = [by_name[name] for name in named if name in by_name]
+        for index, name in enumerate(named):
+            if name not in by_name:
+                at = ("panel",) if isinstance(claim["panel"], str) else ("panel", index)
+                problems.append((where + at, f"no panel '{name}'{did_you_mean(name, by_name)}; "
+                                             f"panels: {known_names(by_name)}"))
+        for key in ("at", "from", "to"):
+            for panel in chosen if key in claim else []:
+                values = [v for axis in panel.axes for path, vs in axis if path == panel.x for v in vs]
+                if not any(same_value(claim[key], v) for v in values):
+                    problems.append((where + (key,), f"{claim[key]!r} is not a value of {panel.x} in panel "
+                                                     f"'{panel.name}' ({', '.join(map(str, values))})"))
         problems += _reduce_problems(where, claim.get("reduce", "max"), claim.get("select", "per_metric"), axes,
-                                     [panel] if panel else [], x_of, known)
+                                     chosen, x_of, known)
     return problems

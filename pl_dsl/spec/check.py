@@ -17,8 +17,9 @@ from pl_dsl.hashing import stable_hash
 from pl_dsl.science.datasets import data_kind
 from pl_dsl.spec.analysis import check_analysis, metric_problems
 from pl_dsl.spec.config import RunConfig, resolve, to_json
-from pl_dsl.spec.schema import fill_defaults, load_schema, subschema
+from pl_dsl.spec.schema import field_paths, fill_defaults, load_schema, subschema
 from pl_dsl.spec.yamlpos import LocatedDocument, Mark, YamlDocumentError, load_located
+from pl_dsl.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from pl_dsl.engine.registry import Registry
@@ -40,7 +41,7 @@ class SpecError:
     stops_runs: bool = False  # a warning that makes every job fail (missing data): snakemake refuses to start
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.col}"
+        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file  # line 0: not in a file
         message = f"warning: {self.message}" if self.level == "warning" else self.message
         return f"{where}: {self.field}: {message}" if self.field else f"{where}: {message}"
 
@@ -79,6 +80,17 @@ class Experiment:
     @property
     def name(self) -> str:
         return str(self.spec["name"])
+
+    def source(self) -> dict[str, str]:
+        """The spec file that defines this experiment: its absolute path and the sha256 of its text."""
+        import hashlib
+
+        path = Path(self.file).resolve()
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:  # a spec checked from text, not from a file
+            digest = ""
+        return {"spec": str(path), "sha256": digest}
 
     @property
     def axes(self) -> list[str]:
@@ -142,7 +154,7 @@ def _describe_schema_error(error: jsonschema.ValidationError) -> list[tuple[tupl
         allowed = sorted(schema.get("properties", {}))
         extra = [k for k in error.instance if k not in schema.get("properties", {})]
         hint = f"; expected one of: {', '.join(allowed)}" if allowed else ""
-        return [(path + (k,), f"unknown field{hint}", True) for k in extra]
+        return [(path + (k,), f"unknown field{did_you_mean(str(k), allowed)}{hint}", True) for k in extra]
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return [(path, f"missing required field '{missing}'", False)]
@@ -204,7 +216,7 @@ class _Axes:
             return None
         sub = subschema(path)
         if sub is None:
-            self.checker.add(where, f"'{path}' is not a field of the spec", key=True)
+            self.checker.add(where, f"'{path}' is not a field of the spec{did_you_mean(path, field_paths())}", key=True)
             return None
         if sub.get("type") == "object":
             self.checker.add(where, f"'{path}' is a section; {role.replace('swept', 'sweep')} one of its fields", key=True)
@@ -538,8 +550,12 @@ def _sorted(errors: list[SpecError]) -> list[SpecError]:
 def _runs(checker: _Checker, spec: dict[str, Any], raw: dict[str, Any], axes: list[Axis], panels: list[Panel],
           registry: Registry) -> list[Run]:
     """Every run of the spec, with the stages its plots, figures and claims ask for switched on."""
-    asked = [m for item in [*spec["plots"], *spec["figures"]] for m in ([item["y"]] if isinstance(item["y"], str) else item["y"])]
+    from pl_dsl.report.figures import FIGURE_KINDS
+
+    asked = [m for item in [*spec["plots"], *spec["figures"]]
+             for m in ([item["y"]] if isinstance(item.get("y"), str) else item.get("y", []))]
     asked += [claim[key] for claim in spec["claims"] for key in ("metric", "over") if key in claim]
+    asked += [m for figure in spec["figures"] for m in FIGURE_KINDS[figure.get("kind", "curves")].needs_metrics]
     for metric in asked:
         switch = registry.stage_of_metric(metric).switch
         if switch:  # asking for a stage's metric is asking for the stage

@@ -91,6 +91,7 @@ class TheoryConfig:
     """The lazy-regime theory metrics."""
 
     enabled: bool
+    margins: str  # a key of science.theory.MARGIN_SCALES
     margin_f: float
     margin_g: float
 

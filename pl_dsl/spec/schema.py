@@ -57,6 +57,24 @@ def defaults(section: str) -> dict[str, Any]:
             if "default" in resolve_ref(prop)}
 
 
+@lru_cache(maxsize=1)
+def field_paths() -> tuple[str, ...]:
+    """Every dotted path to a field that can be set or swept (for 'did you mean' hints)."""
+    paths: list[str] = []
+
+    def walk(schema: dict[str, Any], prefix: str) -> None:
+        for name, prop in resolve_ref(schema).get("properties", {}).items():
+            prop = resolve_ref(prop)
+            path = f"{prefix}{name}"
+            if prop.get("type") == "object" and "properties" in prop:
+                walk(prop, f"{path}.")
+            else:
+                paths.append(path)
+
+    walk(load_schema(), "")
+    return tuple(paths)
+
+
 def subschema(path: str) -> dict[str, Any] | None:
     """The schema of the field at a dotted path, or None when no such field exists."""
     schema = resolve_ref(load_schema())

@@ -86,7 +86,10 @@ def _yaml_message(exc: yaml.YAMLError) -> str:
     if isinstance(exc, yaml.reader.ReaderError):
         code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
         return f"not valid YAML: the file contains the control character U+{code:04X}, which YAML does not allow"
-    return f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
+    problem = getattr(exc, "problem", None) or str(exc)
+    if "'\\t'" in problem:  # YAML forbids tabs for indentation
+        return f"not valid YAML: {problem}; YAML is indented with spaces, not tabs: replace the tab with spaces"
+    return f"not valid YAML: {problem}"
 
 
 def load_located(text: str) -> LocatedDocument:

@@ -3,6 +3,7 @@ initialisation, accuracies, and the trained f and g (with g's training inputs) o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -82,7 +83,8 @@ def fit_together(ctx: UnitContext, members: Sequence[Common], role: str, x: torc
 
     def model_file(net: TwoLayerNet, losses: list[float]) -> Output:
         state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-        return Output({"model.pt": {"state": state, "final_loss": losses[-1] if losses else None}})
+        return Output({"model.pt": {"state": state, "final_loss": losses[-1] if losses else None,
+                                    "loss_curve": loss_curve(losses)}})
 
     def fresh() -> TwoLayerNet:
         return build_network(members[0].network, x.shape[1], init_generator(members[0], role)).to(ctx.device)
@@ -103,6 +105,20 @@ def fit_together(ctx: UnitContext, members: Sequence[Common], role: str, x: torc
                       group, steps, model_file(model, losses)))
         except Divergence as error:
             emit(group, -1, error)
+
+
+# A stored loss curve keeps about this many points (every k-th step, and the last).
+LOSS_CURVE_POINTS = 100
+
+
+def loss_curve(losses: list[float]) -> list[tuple[int, float]]:
+    """(step, loss) pairs of a training, thinned to about LOSS_CURVE_POINTS; the loss at step t is
+    the one computed before the t-th update (t from 0), the last pair the final loss."""
+    every = max(1, math.ceil(len(losses) / LOSS_CURVE_POINTS))
+    steps = list(range(0, len(losses), every))
+    if losses and steps[-1] != len(losses) - 1:
+        steps.append(len(losses) - 1)
+    return [(step, losses[step]) for step in steps]
 
 
 def passes_cost(params: Common, passes: int) -> float:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import resource
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pl_dsl.engine.registry import Output, Stage, UnitContext
 from pl_dsl.science import KERNEL_BLOCK_BYTES
 from pl_dsl.spec.config import DecisionMapConfig, TheoryConfig
 from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, trained, working_bytes
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -23,16 +26,18 @@ class DecisionMapParams(TrainedParams):
 def compute(ctx: UnitContext, params: DecisionMapParams) -> Output:
     import torch
 
+    from pl_dsl.errors import lookup
     from pl_dsl.report.mapplot import draw_map
     from pl_dsl.science.nn import labels_of, outputs
-    from pl_dsl.science.theory import direction, f_hat, g_hat
+    from pl_dsl.science.theory import MARGIN_SCALES, conditions, direction, f_hat, g_hat
 
     data, f, g, _, x_adv = trained(ctx, params)
     gamma, grid, margins = params.network.leaky_slope, params.decision_map, params.theory
     u, v = data.x[data.y > 0].mean(0), data.x[data.y < 0].mean(0)
     basis = torch.stack([u / u.norm(), v / v.norm()])
-    # Coordinates (s, t) of each training point in the plane: least squares on z = s*u + t*v.
-    coords = torch.linalg.lstsq(basis.T.cpu().double(), data.x.T.cpu().double()).solution.T.float()
+    # The training points drawn on the plane at (<x, u>, <x, v>), as the authors' map.py does
+    # (their exact coordinates when u and v are orthogonal).
+    coords = (data.x @ basis.T).cpu()
     if isinstance(grid.limits, str):  # "auto": the projected data, widened by the padding
         low, high = coords.min(0).values, coords.max(0).values
         pad = (high - low) * grid.padding
@@ -53,38 +58,57 @@ def compute(ctx: UnitContext, params: DecisionMapParams) -> Output:
         fields["fhat"].append(f_hat(data.x, data.y, z, gamma).cpu())
         fields["ghat"].append(g_hat(x_adv, w, z, gamma).cpu())
     maps = {name: torch.cat(parts).reshape(res, res) for name, parts in fields.items()}
+    scales = lookup(MARGIN_SCALES, margins.margins, "margins")(data.x, data.y, x_adv, w, gamma)
+    cond_a, cond_b, cond_c = conditions(maps["fhat"], maps["ghat"], margins.margin_f, margins.margin_g, scales)
+    agree = labels_of(maps["f"]) == labels_of(maps["g"])
     arrays: dict[str, Any] = {
-        **maps, "s": s_axis, "t": t_axis, "limits": torch.tensor(limits),
-        "cond_a": maps["fhat"].abs() > margins.margin_f, "cond_b": maps["ghat"].abs() > margins.margin_g,
-        "cond_c": labels_of(maps["fhat"]) == labels_of(maps["ghat"]),
-        "agree": labels_of(maps["f"]) == labels_of(maps["g"]),
+        **maps, "s": s_axis, "t": t_axis, "limits": torch.tensor(limits), "agree": agree,
+        "cond_a": cond_a, "cond_b": cond_b, "cond_c": cond_c,
+        "margins": torch.tensor([margins.margin_f * scales[0], margins.margin_g * scales[1]]),
         "data_st": coords, "data_y": data.y.cpu(), "cos_uv": (basis[0] @ basis[1]).cpu(),
         # Peak resident memory of this process so far (Linux reports KiB).
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     numpy_arrays = {name: value.numpy() if hasattr(value, "numpy") else value for name, value in arrays.items()}
-    every = arrays["cond_a"] & arrays["cond_b"] & arrays["cond_c"]
-    title = (f"decision map: {params.data.kind}, d = {data.x.shape[1]}, N = {len(data.x)}, "
-             f"m = {params.network.width}, scenario {params.scenario}, seed {params.seed}")
+    title = (f"{params.data.kind}, d = {data.x.shape[1]}, N = {len(data.x)}, m = {params.network.width}, "
+             f"scenario {params.scenario}, seed {params.seed}")
     figure = partial(draw_map, numpy_arrays, title=title)
-    return Output({"decision_map.npz": arrays, "decision_map.png": figure}, {
-        "map_agree": arrays["agree"].float().mean().item(),
+    return Output({"decision_map.npz": arrays, "decision_map.png": figure}, map_metrics(maps, cond_a & cond_b & cond_c))
+
+
+def map_metrics(maps: dict[str, torch.Tensor], every: torch.Tensor) -> dict[str, float | None]:
+    """The map's fractions: where f and g agree, where each lazy limit has its network's sign,
+    where all conditions hold (`every`), and the agreement there (None when nowhere)."""
+    from pl_dsl.science.nn import labels_of
+
+    signs = {name: labels_of(values) for name, values in maps.items()}
+    agree = signs["f"] == signs["g"]
+    return {
+        "map_agree": agree.float().mean().item(),
+        "map_fhat_agrees_f": (signs["fhat"] == signs["f"]).float().mean().item(),
+        "map_ghat_agrees_g": (signs["ghat"] == signs["g"]).float().mean().item(),
         "map_cond_all": every.float().mean().item(),
-    })
+        "map_agree_cond_all": agree[every].float().mean().item() if every.any() else None,
+    }
 
 
 def cost(params: DecisionMapParams) -> float:
     n_train = params.sizes()[0]
-    return 6.0 * params.decision_map.resolution ** 2 * (n_train * params.data.dim + params.per_sample())
+    points = params.decision_map.resolution ** 2 + 2 * n_train  # the grid, and D (the direction, g-hat's scale)
+    return 6.0 * points * (n_train * params.data.dim + params.per_sample())
 
 
 STAGE = Stage(
     name="decision_map", params=DecisionMapParams, compute=compute, cost=cost, inputs=TRAINED_INPUTS,
     memory=lambda params: working_bytes(params, 3) + KERNEL_BLOCK_BYTES + 20.0 * params.decision_map.resolution ** 2,
     switch="decision_map.enabled", run_files=("decision_map.npz", "decision_map.png"),
-    writes={"decision_map.npz": "the grid, f, g, f-hat, g-hat, the conditions and the projected data",
+    writes={"decision_map.npz": "the grid, f, g, f-hat, g-hat, the conditions, their margins and the projected data",
             "decision_map.png": "the map drawn"},
     metrics={"map_agree": "fraction of the decision-map grid where sign f = sign g",
-             "map_cond_all": "fraction of the decision-map grid where conditions (a), (b), (c) all hold"},
+             "map_fhat_agrees_f": "fraction of the decision-map grid where sign f-hat = sign f (lazy-regime prediction of f)",
+             "map_ghat_agrees_g": "fraction of the decision-map grid where sign g-hat = sign g (lazy-regime prediction of g)",
+             "map_cond_all": "fraction of the decision-map grid where conditions (a), (b), (c) all hold",
+             "map_agree_cond_all": "fraction of that region where sign f = sign g (the theorem: all of it; empty if "
+                                   "the region is)"},
     batch_size=8,
 )

@@ -18,8 +18,9 @@ class TheoryParams(TrainedParams):
 
 
 def compute(ctx: UnitContext, params: TheoryParams) -> Output:
+    from pl_dsl.errors import lookup
     from pl_dsl.science.nn import labels_of, predict
-    from pl_dsl.science.theory import cosine, direction, f_hat, g_hat, random_abs_cosine
+    from pl_dsl.science.theory import MARGIN_SCALES, conditions, cosine, direction, f_hat, g_hat, random_abs_cosine
 
     data, f, g, attack, x_adv = trained(ctx, params)
     gamma = params.network.leaky_slope
@@ -27,8 +28,8 @@ def compute(ctx: UnitContext, params: TheoryParams) -> Output:
     delta, y_adv = attack["delta"].to(ctx.device), attack["y_adv"].to(ctx.device)
     fh, gh = f_hat(data.x, data.y, data.x_test, gamma), g_hat(x_adv, w, data.x_test, gamma)
     f_sign, g_sign = predict(f, data.x_test), predict(g, data.x_test)
-    cond_a, cond_b = fh.abs() > params.theory.margin_f, gh.abs() > params.theory.margin_g
-    cond_c = labels_of(fh) == labels_of(gh)
+    scales = lookup(MARGIN_SCALES, params.theory.margins, "margins")(data.x, data.y, x_adv, w, gamma)
+    cond_a, cond_b, cond_c = conditions(fh, gh, params.theory.margin_f, params.theory.margin_g, scales)
     every = cond_a & cond_b & cond_c
     return Output({}, {
         "cos_abs_mean": cosine(delta, w).abs().mean().item(),
@@ -44,7 +45,7 @@ def compute(ctx: UnitContext, params: TheoryParams) -> Output:
 
 def cost(params: TheoryParams) -> float:
     n_train, n_test = params.sizes()
-    return 4.0 * (n_train + 2 * n_test) * n_train * params.data.dim
+    return 4.0 * (2 * n_train + 2 * n_test) * n_train * params.data.dim  # direction and g-hat on D, test points
 
 
 STAGE = Stage(
@@ -57,8 +58,8 @@ STAGE = Stage(
         "cos_random": "expected |cos| of a random direction in d dimensions, for scale",
         "fhat_agrees_f": "fraction of test points where sign f-hat = sign f",
         "ghat_agrees_g": "fraction of test points where sign g-hat = sign g",
-        "cond_a": "fraction of test points with |f-hat| > margin_f",
-        "cond_b": "fraction of test points with |g-hat| > margin_g",
+        "cond_a": "fraction of test points with |f-hat| > margin_f (condition (a))",
+        "cond_b": "fraction of test points with |g-hat| > margin_g (condition (b))",
         "cond_c": "fraction of test points with sign f-hat = sign g-hat",
         "cond_all": "fraction of test points where conditions (a), (b) and (c) all hold",
         "agreement_cond_all": "f-g agreement on the test points where all conditions hold (empty if none)",

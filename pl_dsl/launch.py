@@ -1,0 +1,246 @@
+"""`pl-dsl run`: specs (with command-line overrides and multirun axes) checked, run through
+Snakemake with one concise progress display, then their results and claims.
+
+An override `FIELD=VALUE` (dotted path, YAML value) or a multirun axis `-m FIELD=a,b` makes a
+derived experiment named `<name>+<hash of the changes>` (or `--name`): its spec, the base with
+the changes applied, is saved as results/<derived name>/spec.yaml and run from there, so the
+base experiment's results are never touched.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pl_dsl.engine.paths import Layout
+from pl_dsl.hashing import stable_hash
+from pl_dsl.spec.check import NOT_SWEEPABLE, Experiment, SpecError, check_file, check_text, set_path
+from pl_dsl.spec.schema import field_paths, subschema
+from pl_dsl.spec.yamlpos import SpecLoader
+from pl_dsl.suggest import did_you_mean
+
+# Top-level fields an override may set besides the run fields (which panels and sweeps may vary).
+SETTABLE_TOP = ("seeds", "description", "max_runs")
+
+
+def project_root() -> Path:
+    """The pl-dsl checkout whose workflow (Snakefile, rules/, experiments/) runs: the working
+    directory when it is one, else the checkout this package is installed from."""
+    for candidate in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        if (candidate / "Snakefile").is_file() and (candidate / "rules").is_dir():
+            return candidate
+    raise UsageError("pl-dsl run needs the pl-dsl workflow (Snakefile and rules/): run it in a checkout of pl-dsl "
+                     "(the package installed from it), or run snakemake -s <checkout>/Snakefile yourself")
+
+
+class UsageError(Exception):
+    """A command-line argument pl-dsl cannot use; the message names it."""
+
+
+@dataclass
+class Change:
+    """One command-line change: `FIELD=VALUE` (an override) or `-m FIELD=a,b` (a multirun axis)."""
+
+    argument: str
+    path: str
+    value: Any
+    multirun: bool = False
+
+
+@dataclass
+class Derived:
+    """A spec to run: the file, and the changes that made it from its base (if any)."""
+
+    file: Path
+    base: Path | None = None
+    changes: list[Change] = field(default_factory=list)
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value read as YAML 1.2 (`0.1`, `1e-3`, `[0, 1]`, `balanced`, `true`)."""
+    try:
+        return yaml.load(text, Loader=SpecLoader) if text != "" else ""
+    except yaml.YAMLError:
+        return text
+
+
+def parse_change(argument: str, multirun: bool = False) -> Change:
+    """`FIELD=VALUE` into a change; the field must exist (with a hint when it does not)."""
+    path, sep, text = argument.partition("=")
+    if not sep or not path:
+        raise UsageError(f"{argument!r}: expected FIELD=VALUE (a dotted field path, e.g. training.lr=0.1)")
+    top = path.split(".")[0]
+    if multirun:
+        if top in NOT_SWEEPABLE:
+            raise UsageError(f"-m {argument}: '{path}' cannot be swept")
+        values = parse_value(f"[{text}]")
+        if not isinstance(values, list) or not values:
+            raise UsageError(f"-m {argument}: expected FIELD=a,b,... (comma-separated values)")
+        value: Any = values
+    else:
+        value = parse_value(text)
+    known = path in SETTABLE_TOP or (top not in NOT_SWEEPABLE and subschema(path) is not None)
+    if not known:
+        options = [*field_paths(), *SETTABLE_TOP]
+        raise UsageError(f"{'-m ' if multirun else ''}{argument}: '{path}' is not a field of the spec"
+                         f"{did_you_mean(path, options)}")
+    if subschema(path) is not None and subschema(path).get("type") == "object":  # type: ignore[union-attr]
+        raise UsageError(f"{argument}: '{path}' is a section; set one of its fields")
+    return Change(argument, path, value, multirun)
+
+
+def derive(spec: Path, changes: list[Change], layout: Layout, name: str | None = None) -> tuple[Path, list[SpecError]]:
+    """Write the derived spec of `spec` with `changes` to results/<derived name>/spec.yaml and
+    check it. Errors at a changed field name its argument; the file is only written when valid."""
+    experiment, errors = check_file(spec)
+    if experiment is None:
+        return spec, errors
+    raw = yaml.load(spec.read_text(encoding="utf-8"), Loader=SpecLoader)
+    data = copy.deepcopy(raw)
+    for change in changes:
+        if change.multirun:
+            swept_in_panels = any(change.path in panel.get("vary", {}) or change.path in panel.get("vary", {}).get("zip", {})
+                                  for panel in data.get("panels", []))
+            if swept_in_panels:
+                raise UsageError(f"-m {change.argument}: '{change.path}' is a panel's factor in {spec}")
+            data.setdefault("sweep", {}).setdefault("grid", {})[change.path] = change.value
+        elif "." in change.path:
+            set_path(data, change.path, change.value)
+        else:
+            data[change.path] = change.value
+    digest = stable_hash([[c.path, c.value, c.multirun] for c in changes], 8)
+    data["name"] = name or f"{experiment.name}+{digest}"
+    data["description"] = (f"{experiment.spec.get('description') or experiment.name}; derived from {spec} with "
+                           + " ".join(("-m " if c.multirun else "") + c.argument for c in changes))
+    target = layout.experiment(data["name"]) / "spec.yaml"
+    text = (f"# Derived by `pl-dsl run` from {spec.resolve()} with: "
+            + " ".join(("-m " if c.multirun else "") + c.argument for c in changes) + "\n"
+            + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120))
+    derived, errors = check_text(text, str(target))
+    if derived is None:
+        return target, [_name_argument(error, changes) for error in errors]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists() or target.read_text(encoding="utf-8") != text:
+        target.write_text(text, encoding="utf-8")
+    return target, []
+
+
+def _name_argument(error: SpecError, changes: list[Change]) -> SpecError:
+    """An error at a changed field, told as an error of the argument that changed it."""
+    for change in changes:
+        if error.field == change.path or error.field.startswith((change.path + "[", change.path + ".")) \
+                or f'["{change.path}"]' in error.field:
+            return SpecError(f"argument {'-m ' if change.multirun else ''}{change.argument}", 0, 0, "",
+                             error.message)
+    return error
+
+
+def snakemake_command(files: list[Path], cores: int | None, profile: str | None, dry_run: bool, force: bool,
+                      layout: Layout, extra: list[str]) -> list[str]:
+    """The Snakemake command line that runs these specs."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(project_root() / "Snakefile"), "-d", os.getcwd()]
+    if cores is not None:
+        command += ["--cores", str(cores)]
+    elif profile is None:
+        command += ["--cores", "all"]
+    if profile:
+        command += ["--profile", profile]
+    if dry_run:
+        command.append("--dry-run")
+    config = [f"experiments={','.join(str(f) for f in files)}"]
+    if str(layout.root) != "results":
+        config.append(f"results={layout.root}")
+    if force:
+        config.append("force=1")
+    return command + ["--config", *config, *extra]
+
+
+@dataclass
+class Tracker:
+    """Which units of the planned experiments are stored, polled cheaply (a unit counts once its
+    record exists), for the progress display."""
+
+    layout: Layout
+    pending: dict[tuple[str, str], float]  # (stage, key) -> estimated seconds
+    total: dict[str, int]
+    done: dict[str, int]
+    runs: dict[str, list[list[tuple[str, str]]]]  # experiment -> each run's units
+    started: float = field(default_factory=time.monotonic)
+    done_seconds: float = 0.0
+
+    @staticmethod
+    def of(experiments: list[Experiment], layout: Layout) -> Tracker:
+        from pl_dsl.engine.plan import build_plan, estimated_seconds
+        from pl_dsl.stages import REGISTRY
+
+        plan = build_plan(experiments, REGISTRY)
+        pending: dict[tuple[str, str], float] = {}
+        total: dict[str, int] = {}
+        runs: dict[str, list[list[tuple[str, str]]]] = {}
+        for name, experiment in plan.experiments.items():
+            runs[name] = [list(keys.items()) for keys in experiment.unit_keys.values()]
+            for stage, units in experiment.units.items():
+                for unit in units:
+                    if (stage, unit.key) not in pending:
+                        pending[(stage, unit.key)] = estimated_seconds(unit.cost)
+                        total[stage] = total.get(stage, 0) + 1
+        tracker = Tracker(layout, pending, total, dict.fromkeys(total, 0), runs)
+        tracker.poll()
+        tracker.started, tracker.done_seconds = time.monotonic(), 0.0  # what was stored before does not count
+        return tracker
+
+    def poll(self) -> None:
+        for stage, key in [k for k in self.pending if (self.layout.unit(*k) / "record.json").exists()]:
+            self.done[stage] += 1
+            self.done_seconds += self.pending.pop((stage, key))
+
+    def runs_done(self) -> tuple[int, int]:
+        finished = sum(all(unit not in self.pending for unit in run) for runs in self.runs.values() for run in runs)
+        return finished, sum(len(runs) for runs in self.runs.values())
+
+    def line(self) -> str:
+        finished, runs = self.runs_done()
+        stages = ", ".join(f"{stage} {self.done[stage]}/{count}" for stage, count in self.total.items())
+        elapsed = time.monotonic() - self.started
+        left = sum(self.pending.values())
+        eta = ""
+        if self.done_seconds > 0 and left > 0:
+            eta = f"; about {_duration(elapsed * left / self.done_seconds)} left"
+        return f"runs {finished}/{runs} done ({stages}); {_duration(elapsed)} elapsed{eta}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def run_workflow(command: list[str], log: Path, verbose: bool, tracker: Tracker | None, show: Any) -> int:
+    """Run Snakemake; its own output goes to `log` (and to the terminal with verbose), while
+    `show(line)` gets the progress line every second or so. Returns Snakemake's exit code."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as handle:
+        if verbose:
+            echoed = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            assert echoed.stdout is not None
+            for line in echoed.stdout:
+                handle.write(line)
+                sys.stdout.write(line)
+            return echoed.wait()
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+        while process.poll() is None:
+            if tracker is not None:
+                tracker.poll()
+                show(tracker.line())
+            time.sleep(1.0)
+        if tracker is not None:
+            tracker.poll()
+            show(tracker.line())
+        return process.returncode

@@ -1,0 +1,155 @@
+"""The researcher's loop through the real CLI: `pl-dsl run` with overrides and multirun axes
+(derived experiments that never touch the base), provenance in every run, exports read back
+by MLflow's and TensorBoard's own readers, `pl-dsl list` and `pl-dsl compare`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli, write_spec
+
+TINY = (REPO / "tests/specs/valid/tiny.yaml").read_text()
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A base run and a derived one (two overrides and a multirun axis) in one folder."""
+    workdir = tmp_path_factory.mktemp("run")
+    spec = write_spec(workdir, "tiny", TINY)
+    base = run_cli("run", str(spec), "--cores", "2", cwd=workdir)
+    assert base.returncode == 0, base.stderr[-2000:]
+    derived = run_cli("run", str(spec), "training.steps=20", "attack.targets=random", "-m", "network.width=10,30",
+                      "--cores", "2", cwd=workdir)
+    assert derived.returncode == 0, derived.stderr[-2000:]
+    (workdir / "derived.txt").write_text(derived.stdout)
+    return workdir
+
+
+def derived_name(workdir: Path) -> str:
+    return next(p.name for p in (workdir / "results").iterdir() if p.name.startswith("tiny+"))
+
+
+def test_overrides_make_a_derived_experiment_and_leave_the_base_alone(ran: Path) -> None:
+    base = rows(ran / "results/tiny/results.csv")
+    assert len(base) == 6 and {r["attack.targets"] if "attack.targets" in r else "balanced" for r in base} == {"balanced"}
+    name = derived_name(ran)
+    assert len(name) == len("tiny+") + 8
+    derived = rows(ran / f"results/{name}/results.csv")
+    assert len(derived) == 12  # 3 eps x 2 seeds x the 2 widths of -m
+    assert {r["network.width"] for r in derived} == {"10", "30"}
+    saved = (ran / f"results/{name}/spec.yaml").read_text()
+    assert "training.steps=20 attack.targets=random -m network.width=10,30" in saved.splitlines()[0]
+    metrics = json.loads(next((ran / f"results/{name}/runs").glob("*/metrics.json")).read_text())
+    assert metrics["spec"]["train_f"]["steps"] == 20 and metrics["spec"]["attack"]["targets"] == "random"
+    shown = (ran / "derived.txt").read_text()
+    assert f"running {name}" in shown and "runs 12/12 done" in shown and "g_clean_acc" in shown
+    assert "Building DAG" not in shown  # Snakemake's own output went to the log file
+
+
+def test_each_run_records_how_and_where_it_was_computed(ran: Path) -> None:
+    metrics = json.loads(next((ran / "results/tiny/runs").glob("*/metrics.json")).read_text())
+    import torch
+
+    assert metrics["started"] <= metrics["finished"] and set(metrics["units"]) == set(metrics["provenance"])
+    info = metrics["provenance"]["train_f"]
+    assert info["torch"] == torch.__version__ and info["host"] and info["device_name"]
+    assert len(info["git_commit"]) == 40 and isinstance(info["git_dirty"], bool)  # run from the checkout
+
+
+def test_argument_mistakes_name_the_argument(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "tiny", TINY)
+    typo = run_cli("run", str(spec), "training.learning_rate=0.1", cwd=tmp_path)
+    assert typo.returncode == 2 and "Traceback" not in typo.stderr
+    assert "training.learning_rate=0.1: 'training.learning_rate' is not a field of the spec " \
+           "(did you mean 'training.lr'?)" in typo.stderr
+    bad = run_cli("run", str(spec), "training.lr=fast", "network.width=0", cwd=tmp_path)
+    assert bad.returncode == 1
+    assert "argument training.lr=fast: expected number, got str 'fast'" in bad.stderr
+    assert "argument network.width=0: 0 is less than the minimum of 1" in bad.stderr
+    unknown = run_cli("run", "tinny", cwd=tmp_path)
+    assert unknown.returncode == 1 and "no experiment 'tinny'" in unknown.stderr
+    assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_a_dry_run_and_snakemake_arguments_pass_through(ran: Path) -> None:
+    dry = run_cli("run", str(ran / "tiny.yaml"), "-n", "--cores", "1", cwd=ran)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
+    passed = run_cli("run", str(ran / "tiny.yaml"), "--cores", "1", "--", "--dry-run", "--quiet", cwd=ran)
+    assert passed.returncode == 0 and "runs 6/6 done" in passed.stdout
+
+
+def test_list_and_compare(ran: Path) -> None:
+    listed = run_cli("list", cwd=ran)
+    name = derived_name(ran)
+    assert listed.returncode == 0 and "tiny " in listed.stdout and name in listed.stdout
+    assert "6/6" in listed.stdout and "12/12" in listed.stdout and str(ran / "tiny.yaml") in listed.stdout
+    compared = run_cli("compare", "tiny", name, "-m", "g_clean_acc", cwd=ran)
+    assert compared.returncode == 0, compared.stderr
+    assert "on attack.eps_per_coord, seed" in compared.stdout
+    assert "only B varies network.width" in compared.stdout
+    assert "the specs also differ in:" in compared.stdout and "attack.targets: balanced vs random" in compared.stdout
+    assert "points differ (marked *)" in compared.stdout
+    wrong = run_cli("compare", "tiny", "tiyn", cwd=ran)
+    assert wrong.returncode == 1 and "did you mean 'tiny'" in wrong.stderr
+
+
+def test_mlflow_export_reads_back(ran: Path) -> None:
+    import os
+
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    from mlflow.tracking import MlflowClient
+
+    exported = run_cli("export", "tiny", "--to", "mlflow", "--uri", str(ran / "mlruns"), cwd=ran)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert "exported 6 runs of tiny to mlflow" in exported.stdout
+    client = MlflowClient(tracking_uri=(ran / "mlruns").as_uri())
+    experiment = client.get_experiment_by_name("tiny")
+    found = client.search_runs([experiment.experiment_id])
+    assert len(found) == 6
+    table = {r["run"]: r for r in rows(ran / "results/tiny/results.csv")}
+    for mlrun in found:
+        row = table[mlrun.data.tags["pl_dsl.run"]]
+        assert mlrun.data.tags["status"] == "ok" and mlrun.info.status == "FINISHED"
+        assert mlrun.data.params["seed"] == row["seed"]
+        assert mlrun.data.metrics["g_clean_acc"] == pytest.approx(float(row["g_clean_acc"]))
+        history = client.get_metric_history(mlrun.info.run_id, "loss_g")
+        assert [m.step for m in history][:2] == [0, 1] and len(history) == 40  # T_g = 40: every step kept
+        artifact = client.download_artifacts(mlrun.info.run_id, "spec.json", str(ran / "dl"))
+        assert json.loads(Path(artifact).read_text())["train_g"]["steps"] == 40
+    again = run_cli("export", "tiny", "--to", "mlflow", "--uri", str(ran / "mlruns"), cwd=ran)
+    assert again.returncode == 0 and len(client.search_runs([experiment.experiment_id])) == 6  # replaced
+
+
+def test_tensorboard_export_reads_back(ran: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    exported = run_cli("export", "tiny", "--to", "tensorboard", "--uri", str(ran / "tb"), cwd=ran)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    folders = sorted((ran / "tb/tiny").iterdir())
+    assert len(folders) == 6
+    events = EventAccumulator(str(folders[0]), size_guidance={"scalars": 0})
+    events.Reload()
+    assert len(events.Scalars("loss/f")) == 30 and len(events.Scalars("loss/g")) == 40
+    assert "final/g_clean_acc" in events.Tags()["scalars"]
+    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+
+
+def test_a_missing_tracker_library_is_a_clear_message(ran: Path) -> None:
+    code = ("import sys; sys.modules['mlflow'] = None; sys.modules['mlflow.entities'] = None; "
+            "sys.modules['mlflow.tracking'] = None; from pl_dsl.cli import main; main()")
+    result = subprocess.run([sys.executable, "-c", code, "export", "tiny", "--to", "mlflow"], cwd=ran,
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "MLflow is not installed: pip install 'pl-dsl[mlflow]'" in result.stderr
