@@ -11,6 +11,10 @@ include: "rules/stages.smk"
 include: "rules/report.smk"
 
 
+# `snakemake --report`: opens with the claims of each experiment (written while reporting).
+report: WF.report_description(workflow.basedir)
+
+
 rule all:
     input:
         WF.targets(),

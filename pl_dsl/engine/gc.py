@@ -42,7 +42,7 @@ def garbage(plan: Plan, layout: Layout) -> list[tuple[Path, int]]:
             found.append(folder)
     for kind in ("batches", "plans"):
         for path in sorted((layout.root / kind).glob("*/*.json")) if (layout.root / kind).exists() else []:
-            if path.parent.name != "tables" and not _lists_only(path, units):
+            if path.parent.name not in ("tables", "report") and not _lists_only(path, units):
                 found.append(path)
     referenced = {layout.table_plan(stable_hash(e.table_plan(), 16)) for e in plan.experiments.values()}
     for path in sorted(layout.table_plan("any").parent.glob("*.json")):

@@ -6,7 +6,6 @@ Each prints a one-line error (no traceback) and exits 1 when the work cannot be 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -122,14 +121,14 @@ def _collect(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
 def _plot(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
     from pl_dsl.report.figures import draw_plot
 
-    draw_plot(json.loads(args.spec), Path(args.table), Path(args.png), Path(args.svg), args.experiment)
+    draw_plot(read_json(args.spec), Path(args.table), Path(args.png), Path(args.svg), args.experiment)
     _log(log, f"drew {args.png} and {args.svg}")
 
 
 def _figure(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
     from pl_dsl.report.figures import draw_figure
 
-    draw_figure(json.loads(args.spec), Path(args.table), Path(args.png), Path(args.svg),
+    draw_figure(read_json(args.spec), Path(args.table), Path(args.png), Path(args.svg),
                 layout.runs_dir(args.experiment))
     _log(log, f"drew {args.png} and {args.svg}")
 
@@ -137,7 +136,7 @@ def _figure(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
 def _claims(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
     from pl_dsl.report.claims import check_claims
 
-    spec = json.loads(args.spec)
+    spec = read_json(args.spec)
     verdicts = check_claims(spec["claims"], Path(args.table), spec["panels"], spec["axes"], Path(args.out))
     _log(log, f"{sum(v.passed for v in verdicts)} of {len(verdicts)} claims pass; {args.out}")
 
@@ -163,13 +162,13 @@ def _parser() -> argparse.ArgumentParser:
     collect.add_argument("--runs", required=True)
     for name in ("plot", "figure"):
         drawing = sub.add_parser(name)
-        drawing.add_argument("--spec", required=True, help=f"the {name}'s spec as JSON")
+        drawing.add_argument("--spec", required=True, help=f"the {name}'s spec (a JSON file)")
         drawing.add_argument("--experiment", required=True)
         drawing.add_argument("--table", required=True)
         drawing.add_argument("--png", required=True)
         drawing.add_argument("--svg", required=True)
     claims = sub.add_parser("claims")
-    claims.add_argument("--spec", required=True, help="the claims, panels and axes as JSON")
+    claims.add_argument("--spec", required=True, help="the claims, panels and axes (a JSON file)")
     claims.add_argument("--table", required=True)
     claims.add_argument("--out", required=True)
     return parser

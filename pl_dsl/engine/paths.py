@@ -21,6 +21,10 @@ class Layout:
         """The runs of an experiment as the results table needs them, named by content."""
         return self.root / "plans" / "tables" / f"{digest}.json"
 
+    def report_spec(self, digest: str) -> Path:
+        """A plot's, figure's or claims' spec as its job reads it, named by content."""
+        return self.root / "plans" / "report" / f"{digest}.json"
+
     def batch_plan(self, stage: str, batch: str) -> Path:
         """The unit list of a batch, written when the workflow starts."""
         return self.root / "plans" / stage / f"{batch}.json"

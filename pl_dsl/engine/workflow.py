@@ -8,7 +8,8 @@ writes nothing).
 
 from __future__ import annotations
 
-import json
+import base64
+import csv
 import os
 import sys
 from collections.abc import Callable
@@ -160,6 +161,7 @@ class Workflow:
         # Each experiment's table plan and the path it is stored under (named by its content).
         self.tables = {name: (self.layout.table_plan(stable_hash(content, 16)), content)
                        for name, content in ((n, e.table_plan()) for n, e in self.plan.experiments.items())}
+        self.report_specs: dict[Path, Any] = {}  # the specs of plot, figure and claims jobs, by path
         self.repairs: dict[tuple[str, str], list[str]] = {}  # batch -> keys of its units to recompute
         self.repair_tag = ""
         # Batches whose units are all stored and intact: they leave the DAG, so that a finished
@@ -249,6 +251,16 @@ class Workflow:
             write_json_if_changed(path, content)
         for name, experiment in self.plan.experiments.items():  # which spec each results folder belongs to
             write_json_if_changed(self.layout.source(name), experiment.experiment.source())
+        for path, content in self.report_specs.items():
+            write_json_if_changed(path, content)
+
+    def _spec_file(self, content: dict[str, Any]) -> str:
+        """Params value of a plot, figure or claims job: the path of its spec (written at start),
+        named by content, so the job reruns exactly when its spec changes and the report shows a
+        path instead of escaped JSON."""
+        path = self.layout.report_spec(stable_hash(content, 16))
+        self.report_specs[path] = content
+        return str(path)
 
     def batch_plan(self, stage: str) -> Callable[[Any], str]:
         """Params function: the path of the batch's unit list.
@@ -314,7 +326,7 @@ class Workflow:
         """The plot's spec and the experiment's axes as JSON: the plot reruns only when they change."""
         experiment = self.plan.experiments[wildcards.experiment].experiment
         plot = next(p for p in experiment.spec["plots"] if p["name"] == wildcards.plot)
-        return json.dumps({**plot, "axes": experiment.axes}, sort_keys=True)
+        return self._spec_file({**plot, "axes": experiment.axes})
 
     def figure_spec(self, wildcards: Any) -> str:
         """A figure's spec with what drawing it needs to know of the panels and axes, as JSON."""
@@ -322,7 +334,7 @@ class Workflow:
         figure = next(f for f in experiment.spec["figures"] if f["name"] == wildcards.figure)
         panels = {p.name: {"x": p.x, "set": p.set} for p in experiment.panels}
         title = figure.get("title") or experiment.spec["description"] or experiment.name
-        return json.dumps({**figure, "title": title, "panels_info": panels, "axes": experiment.axes}, sort_keys=True)
+        return self._spec_file({**figure, "title": title, "panels_info": panels, "axes": experiment.axes})
 
     def figure_caption(self, wildcards: Any) -> str:
         """The figure's caption in the report: the spec's caption, else the experiment's description."""
@@ -337,8 +349,45 @@ class Workflow:
     def claims_spec(self, wildcards: Any) -> str:
         """An experiment's claims, its panels' x fields and its axes, as JSON."""
         experiment = self.plan.experiments[wildcards.experiment].experiment
-        return json.dumps({"claims": experiment.spec["claims"], "axes": experiment.axes,
-                           "panels": {p.name: p.x for p in experiment.panels}}, sort_keys=True)
+        return self._spec_file({"claims": experiment.spec["claims"], "axes": experiment.axes,
+                                "panels": {p.name: p.x for p in experiment.panels}})
+
+    def report_description(self, basedir: str | Path) -> str:
+        """The report's opening text: while reporting, each experiment's claims (m of n pass, the
+        failures named) and its figures, written next to the results; else the static description."""
+        static = Path(basedir) / "report" / "workflow.rst"
+        if not self.reporting:
+            return str(static)
+        lines = [static.read_text(encoding="utf-8").rstrip(), "", "Claims", "------", ""]
+        for name in self.plan.experiments:
+            claims = self.layout.claims(name)
+            if not claims.exists():
+                state = "no claims" if not self.plan.experiments[name].experiment.spec["claims"] else "claims not checked yet"
+                lines += [f"- **{name}**: {state}.", ""]
+                continue
+            with open(claims, newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+            failed = [row for row in rows if row["passed"] != "true"]
+            lines += [f"- **{name}**: {len(rows) - len(failed)} of {len(rows)} claims pass." + (" Failed:" if failed else ""),
+                      ""]
+            for row in failed:
+                expected = " (expected to fail at this scale)" if "expected to fail" in row["detail"] else ""
+                claim = row["claim"].replace("*", "\\*")
+                lines.append(f"  - {claim}: {row['value'] or '-'} against {row['threshold']}{expected}")
+            if failed:
+                lines.append("")
+        for name, experiment in self.plan.experiments.items():
+            for figure in experiment.experiment.spec["figures"]:
+                png = self.layout.figure(name, figure["name"], "png")
+                if png.exists():  # inline, so the opening page shows the results, not only links to them
+                    data = base64.b64encode(png.read_bytes()).decode("ascii")
+                    chunks = [data[i:i + 100] for i in range(0, len(data), 100)]  # rst joins the lines of a URI
+                    lines += [f"**{name}**, figure ``{figure['name']}``:", "", ".. image::",
+                              "   data:image/png;base64,", *(f"   {chunk}" for chunk in chunks), "   :width: 100%", ""]
+        path = self.layout.root / "report" / "summary.rst"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return str(path.resolve())
 
     def targets(self) -> list[str]:
         """Everything `snakemake` builds by default: per experiment the table, runs, plots,

@@ -147,7 +147,7 @@ def draw_curves(figure: dict[str, Any], table: Path, png: Path, svg: Path, runs:
             ax.set_ylim(*figure["ylim"])
         ax.grid(alpha=0.3)
     handles, labels = next((pair for pair in (ax.get_legend_handles_labels() for ax in grid.flat) if pair[0]), ([], []))
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9,
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels) if n_cols > 1 else 1, fontsize=9,
                title=describe_reduction(figure.get("reduce", "max"), figure.get("select", PER_METRIC),
                                         figure.get("statistic", "mean"), single), title_fontsize=8)
     note = diverged_note(rows)
