@@ -32,8 +32,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 quickstart: setup
-	$(BIN)/snakemake --cores $(CORES) --config experiments=quickstart
-	$(BIN)/pl-dsl results quickstart
+	$(BIN)/pl-dsl run quickstart --cores $(CORES)
 
 lint: setup
 	$(BIN)/ruff check pl_dsl tests benchmarks
@@ -45,8 +44,7 @@ test: lint
 # The paper's figures and claims at CPU scale (experiments/paper-small/), MNIST and Fashion-MNIST
 # included: snakemake refuses to start, naming the files and how to get them, when they are missing.
 paper-small: setup
-	$(BIN)/snakemake --cores $(CORES) --config experiments=paper-small
-	$(BIN)/pl-dsl runs experiments/paper-small
+	$(BIN)/pl-dsl run paper-small --cores $(CORES)
 
 benchmark: setup
 	$(BIN)/python benchmarks/performance.py

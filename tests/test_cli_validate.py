@@ -71,8 +71,9 @@ def test_results_without_a_run_says_what_to_do(tmp_path: Path) -> None:
 def test_the_readme_examples_are_valid_specs(tmp_path: Path) -> None:
     import re
 
-    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), re.S)
-    assert blocks
+    blocks = [block for page in ("README.md", "docs/spec.md")
+              for block in re.findall(r"```yaml\n(.*?)```", (REPO / page).read_text(), re.S)]
+    assert len(blocks) >= 3
     for index, block in enumerate(blocks):
         spec = tmp_path / f"readme{index}.yaml"
         spec.write_text(block if block.lstrip().startswith(("#", "name:")) and "\nname:" in "\n" + block
@@ -98,3 +99,13 @@ def test_validate_reports_specs_that_share_a_name(tmp_path: Path) -> None:
     result = run_cli("validate", str(one), str(two))
     assert result.returncode == 1
     assert f"experiment name 'same' is used by several specs ({one}, {two}); names must be unique" in result.stderr
+
+
+def test_the_readme_starts_where_users_start_and_stays_short() -> None:
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) <= 250
+    for section in ("## Quick start", "## Writing an experiment", "## Running", "## Results, claims and trackers",
+                    "## The paper", "## Commands"):
+        assert section in text
+    for page in ("docs/spec.md", "docs/internals.md", "docs/performance.md", "docs/cluster.md", "docs/paper.md"):
+        assert page in text and (REPO / page).exists()

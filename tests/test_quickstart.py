@@ -1,16 +1,19 @@
-"""The default experiment through Snakemake: balanced targets must learn on every seed."""
+"""The default experiment as the quick start runs it (`pl-dsl run quickstart`): one progress line
+and the table, no job blocks; balanced targets must learn on every seed."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-from conftest import snakemake
+from conftest import run_cli
 
 
 def test_quickstart_balanced_targets_learn_on_every_seed(tmp_path: Path) -> None:
-    result = snakemake(tmp_path, "--config", "experiments=quickstart")
+    result = run_cli("run", "quickstart", "--cores", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "runs 8/8 done" in result.stdout and "g_clean_acc" in result.stdout
+    assert "rule fused" not in result.stdout + result.stderr and "resources:" not in result.stdout
     with open(tmp_path / "results/quickstart/results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted((r["attack.targets"], int(r["seed"])) for r in rows) == sorted(
