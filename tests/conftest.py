@@ -30,9 +30,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_cuda)
 
 
-def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    """Run `pl-dsl ARGS` as a user would, in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "pl_dsl", *args], cwd=cwd, capture_output=True, text=True)
+def run_cli(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `pl-dsl ARGS` as a user would, in a subprocess (env: extra variables)."""
+    return subprocess.run([sys.executable, "-m", "pl_dsl", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
 
 
 def snakemake(workdir: Path, *args: str, cores: int | None = 2, timeout: float = 600,

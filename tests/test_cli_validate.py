@@ -65,7 +65,7 @@ def test_runs_lists_ids_and_varied_values() -> None:
 def test_results_without_a_run_says_what_to_do(tmp_path: Path) -> None:
     result = run_cli("results", "quickstart", "--results", str(tmp_path))
     assert result.returncode == 1
-    assert "snakemake --cores N --config experiments=quickstart" in result.stderr
+    assert "no results for 'quickstart'" in result.stderr and "pl-dsl run quickstart" in result.stderr
 
 
 def test_the_readme_examples_are_valid_specs(tmp_path: Path) -> None:

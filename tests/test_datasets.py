@@ -140,12 +140,15 @@ def test_cifar_loader_refuses_pickles_that_are_not_plain_arrays(tmp_path: Path) 
 
 
 def test_validate_warns_and_snakemake_refuses_when_data_are_missing(tmp_path: Path) -> None:
+    # MNIST lies in ~/.cache/pl-dsl on machines that installed it (CI does): a HOME of our own hides it.
+    hidden = {"HOME": str(tmp_path / "home"), "PL_DSL_DATA": ""}
+    assert not Path("/usr/share/datasets/mnist").exists()
     spec = write_spec(tmp_path, "nodata", f"name: nodata\ndata: {{kind: mnist, root: {tmp_path / 'empty'}}}\n")
-    result = run_cli("validate", str(spec))
+    result = run_cli("validate", str(spec), cwd=tmp_path, env=hidden)
     assert result.returncode == 0
     assert result.stdout == f"{spec}: valid, 1 run\n"
     assert result.stderr.startswith(f"{spec}:2:14: data.kind: warning: MNIST (data.kind: mnist) not found.")
-    run = snakemake(tmp_path, "--config", f"experiments={spec}")
+    run = snakemake(tmp_path, "--config", f"experiments={spec}", env=hidden)
     assert run.returncode == 1 and "MNIST (data.kind: mnist) not found" in run.stderr
     assert "Traceback" not in run.stderr
 

@@ -83,7 +83,8 @@ panels:
   - {name: x, vary: {data.dim: [8]}, x: network.width}
 """)
     assert errors == [
-        "p.yaml:13:26: panels[0].vary[\"network.widht\"]: 'network.widht' is not a field of the spec",
+        "p.yaml:13:26: panels[0].vary[\"network.widht\"]: 'network.widht' is not a field of the spec "
+        "(did you mean 'network.width'?)",
         "p.yaml:15:17: panels[1].vary.zip: zipped lists must have equal lengths (data.dim: 2, attack.eps: 1)",
         "p.yaml:16:12: panels[2].name: panel name 'width' is used twice (also panels[0])",
         "p.yaml:16:53: panels[2].vary[\"network.leaky_slope\"][1]: swept value for 'network.leaky_slope': "

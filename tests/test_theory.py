@@ -149,6 +149,6 @@ def test_theory_metrics_and_maps_through_snakemake(tmp_path: Path) -> None:
     edited.write_text(spec.read_text().replace("margin_g: 0.0", "margin_g: 0.5"))
     assert edited.read_text() != spec.read_text()
     before = time.time()
-    rerun = snakemake(tmp_path, "--config", f"experiments={edited}")
+    rerun = snakemake(tmp_path, "--config", f"experiments={edited}", "force=1")  # another file, the same name
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert set(computed_units(tmp_path, since=before)) == {"theory", "decision_map"}

@@ -236,7 +236,7 @@ def test_an_unknown_config_key_is_an_error_that_names_the_known_ones(tmp_path: P
     spec = write_spec(tmp_path, "tiny", TINY)
     result = snakemake(tmp_path, "--config", f"experiment={spec}", "--dry-run")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "unknown --config key 'experiment'; did you mean 'experiments'?" in result.stderr
+    assert "unknown --config key 'experiment' (did you mean 'experiments'?)" in result.stderr
     assert "known keys: batch_size, experiments," in result.stderr and "pl-dsl run SPEC FIELD=VALUE" in result.stderr
 
 
