@@ -8,13 +8,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from pl_dsl.spec.check import Experiment, SpecError, check_file
+from pl_dsl.spec.check import check_file
+from pl_dsl.spec.expand import Experiment
+from pl_dsl.spec.messages import SpecError
+
+if TYPE_CHECKING:
+    from pl_dsl.engine.registry import Registry
 from pl_dsl.suggest import did_you_mean
 from pl_dsl.suggest import known as known_names
 
@@ -43,15 +48,34 @@ def main() -> None:
     """pl-dsl: declarative perturbation-learning experiments (run them with `snakemake --cores N`)."""
 
 
+STAGE_MODULES = click.option("--stage-modules", default=None,
+                             help="Modules declaring stages of your own (comma-separated), instead of those the "
+                                  "project names in pl-dsl.toml or pyproject.toml [tool.pl-dsl].")
+
+
+def _registry(stage_modules: str | None) -> Registry:
+    """pl-dsl's stages plus the project's own (see pl_dsl.project), or those named here instead."""
+    from pl_dsl.engine.registry import stage_modules as module_list
+    from pl_dsl.project import ProjectError, project_registry
+
+    try:
+        return project_registry(tuple(module_list(stage_modules)) if stage_modules is not None else None)
+    except ProjectError as exc:
+        _console(err=True).print(f"pl-dsl: {exc}", markup=False)
+        sys.exit(2)
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-def validate(files: tuple[str, ...]) -> None:
+@STAGE_MODULES
+def validate(files: tuple[str, ...], stage_modules: str | None) -> None:
     """Check spec FILES: every error as file:line:col: field: message (exit 1), else one line per file."""
+    registry = _registry(stage_modules)
     out, err = _console(), _console(err=True)
     failed = False
     names: dict[str, list[str]] = {}
     for file in files:
-        experiment, errors = check_file(file)
+        experiment, errors = check_file(file, registry)
         if experiment is not None:
             names.setdefault(experiment.name, []).append(file)
         for error in errors:
@@ -86,26 +110,25 @@ def _cuda_warnings(file: str, experiment: Experiment) -> list[SpecError]:
                       "their jobs fail on this machine (run them on a GPU node, or use device: auto)", level="warning")]
 
 
-def _summary(files: list[Path]) -> None:
+def _summary(files: list[Path], registry: Registry) -> None:
     """Per spec: runs, distinct units per stage and the estimated compute from the cost model."""
     from pl_dsl.engine.plan import batch_seconds, build_plan
-    from pl_dsl.stages import REGISTRY
 
     table = Table(title="what the specs launch (compute estimated from the stage cost model, one CPU core)")
-    for column in ["spec", "runs", *REGISTRY.names, "est. CPU core-hours"]:
+    for column in ["spec", "runs", *registry.names, "est. CPU core-hours"]:
         table.add_column(column, justify="left" if column == "spec" else "right")
     failed = False
     for file in files:
-        experiment, errors = check_file(file)
+        experiment, errors = check_file(file, registry)
         if experiment is None:
             failed = True
             for error in errors:
                 _console(err=True).print(str(error), markup=False)
             continue
-        plan = build_plan([experiment], REGISTRY)
+        plan = build_plan([experiment], registry)
         units = plan.experiments[experiment.name].units
         seconds = sum(batch_seconds(members) for members in units.values())  # step prefixes count once
-        table.add_row(str(file), str(len(experiment.runs)), *[str(len(units[s])) for s in REGISTRY.names],
+        table.add_row(str(file), str(len(experiment.runs)), *[str(len(units[s])) for s in registry.names],
                       f"{seconds / 3600:.2f}")
     _console().print(table)
     if failed:
@@ -149,9 +172,11 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
 
     err = _console(err=True)
     layout = Layout(Path(results_root))
+    registry = _registry(None)
     specs = [item for item in items if "=" not in item]
     try:
-        changes = [parse_change(item) for item in items if "=" in item] + [parse_change(a, True) for a in multirun]
+        changes = ([parse_change(item, registry.schema) for item in items if "=" in item]
+                   + [parse_change(argument, registry.schema, True) for argument in multirun])
     except UsageError as exc:
         err.print(f"pl-dsl run: {exc}", markup=False)
         sys.exit(2)
@@ -172,7 +197,7 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
         derived = []
         for file in files:
             try:
-                target, errors = derive(file, changes, layout, name)
+                target, errors = derive(file, changes, layout, registry, name)
             except UsageError as exc:
                 err.print(f"pl-dsl run: {exc}", markup=False)
                 sys.exit(2)
@@ -184,7 +209,7 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
         files = derived
     checked = []
     for file in files:  # the same check, and messages, as `pl-dsl validate`
-        experiment, errors = check_file(file)
+        experiment, errors = check_file(file, registry)
         for error in errors:
             err.print(str(error), markup=False)
         failed = failed or experiment is None
@@ -200,7 +225,7 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
         code = subprocess.run(command).returncode
         sys.exit(code)
     out.print(f"running {names} (Snakemake's log: {log})", markup=False)
-    tracker = Tracker.of(checked, layout)
+    tracker = Tracker.of(checked, layout, registry)
     status = out.status("")
     with status:
         code = run_workflow(command, log, verbose, tracker, lambda line: status.update(line))
@@ -208,24 +233,43 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
     for experiment in checked:
         table = layout.table(experiment.name)
         if table.exists():
-            _show_table(out, experiment.name, read_table(table), table, layout, [], False, max_rows=40)
+            _show_table(out, experiment.name, read_table(table), table, layout, [], False, registry, max_rows=40)
     if code != 0:
         err.print(f"pl-dsl run: Snakemake failed (exit {code}); its log: {log}", markup=False)
     sys.exit(code)
 
 
 @main.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write it to this file (default: print it).")
+@STAGE_MODULES
+def schema(output: str | None, stage_modules: str | None) -> None:
+    """The experiment JSON Schema, assembled from the sections the registered stages declare
+    (with the project's own stages). pl-dsl's own is pl_dsl/spec/experiment.schema.json:
+    `pl-dsl schema -o pl_dsl/spec/experiment.schema.json` rewrites it after a stage changed."""
+    from pl_dsl.spec.schema import schema_text
+
+    text = schema_text(_registry(stage_modules).schema)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    Path(output).write_text(text, encoding="utf-8")
+    _console().print(f"wrote {output}", markup=False)
+
+
+@main.command()
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the runs with their full specs as JSON.")
 @click.option("--summary", is_flag=True, help="Only counts: runs, units per stage, estimated compute (implied for a folder).")
-def runs(path: str, as_json: bool, summary: bool) -> None:
+@STAGE_MODULES
+def runs(path: str, as_json: bool, summary: bool, stage_modules: str | None) -> None:
     """List the runs a spec expands to (run ids, the values varied in each); for a folder of specs, or
     with --summary, what each spec launches: runs, distinct units per stage, estimated compute."""
+    registry = _registry(stage_modules)
     if Path(path).is_dir() or summary:
         files = sorted(Path(path).rglob("*.yaml")) if Path(path).is_dir() else [Path(path)]
-        _summary(files)
+        _summary(files, registry)
         return
-    experiment, errors = check_file(path)
+    experiment, errors = check_file(path, registry)
     if experiment is None:
         for error in errors:
             _console(err=True).print(str(error), markup=False)
@@ -249,16 +293,18 @@ def runs(path: str, as_json: bool, summary: bool) -> None:
 @click.option("--csv", "as_csv", is_flag=True, help="Print the whole table as CSV.")
 @click.option("--metric", "-m", "metrics", multiple=True, help="Metric columns to show (default: the main ones).")
 @click.option("--over-seeds", is_flag=True, help="One row per point: mean, min and max of each metric over the seeds.")
-def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str, ...], over_seeds: bool) -> None:
+@STAGE_MODULES
+def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str, ...], over_seeds: bool,
+            stage_modules: str | None) -> None:
     """Print the results table of EXPERIMENT (its name, or its spec file), then its claims."""
     from pl_dsl.engine.paths import Layout
     from pl_dsl.report.results import as_text, read_table
-    from pl_dsl.stages import REGISTRY
 
-    known = REGISTRY.metrics()
+    registry = _registry(stage_modules)
+    known = registry.metrics()
     name = experiment
     if experiment.endswith((".yaml", ".yml")):
-        checked, errors = check_file(experiment)
+        checked, errors = check_file(experiment, registry)
         if checked is None:
             for error in errors:
                 _console(err=True).print(str(error), markup=False)
@@ -291,7 +337,7 @@ def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str
     if absent:
         raise click.BadParameter(f"{', '.join(absent)} not in this table (theory metrics need `theory: "
                                  "{enabled: true}` in the spec)", param_hint="--metric")
-    _show_table(_console(), name, rows, table_path, layout, list(metrics), over_seeds)
+    _show_table(_console(), name, rows, table_path, layout, list(metrics), over_seeds, registry)
 
 
 # What a results table shows by default: the paper's three curves and the attack's success.
@@ -299,13 +345,12 @@ DEFAULT_COLUMNS = ["f_train_acc", "g_clean_acc", "agreement", "attack_success"]
 
 
 def _show_table(console: Console, name: str, rows: list[dict[str, str]], table_path: Path, layout: Any,
-                metrics: list[str], over_seeds: bool, max_rows: int | None = None) -> None:
+                metrics: list[str], over_seeds: bool, registry: Registry, max_rows: int | None = None) -> None:
     """An experiment's results table (or one row per point over the seeds), its diverged runs and
     its claims. With max_rows, a longer table is left to `pl-dsl results`."""
     from pl_dsl.report.results import STATUS_COLUMNS, read_table
-    from pl_dsl.stages import REGISTRY
 
-    known = REGISTRY.metrics()
+    known = registry.metrics()
     shown = metrics or [m for m in DEFAULT_COLUMNS if not rows or m in rows[0]]
     axes = [c for c in rows[0] if c not in known and c not in ("run", "device", "panels", *STATUS_COLUMNS)] if rows else []
     if max_rows is not None and len(rows) > max_rows:
@@ -363,11 +408,11 @@ def _print_claims(console: Console, name: str, claims: list[dict[str, str]]) -> 
 @click.argument("experiments", nargs=-1)
 @click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Results root the workflow writes to.")
-@click.option("--stage-modules", default="", help="Modules declaring extra stages, as given to snakemake.")
+@STAGE_MODULES
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.option("--verify", is_flag=True, help="Also check every stored file against its recorded sha256 (exit 1 if any "
                                              "is damaged; snakemake --config verify=full recomputes it).")
-def status(experiments: tuple[str, ...], results_root: str, stage_modules: str, as_json: bool, verify: bool) -> None:
+def status(experiments: tuple[str, ...], results_root: str, stage_modules: str | None, as_json: bool, verify: bool) -> None:
     """How far EXPERIMENTS are (names, spec files or folders, as for `--config experiments=`; default
     every experiments/*.yaml): units done, running, failed and pending per stage, runs complete,
     the estimated compute left, and the running jobs' progress. Reads only; safe while snakemake runs."""
@@ -375,9 +420,9 @@ def status(experiments: tuple[str, ...], results_root: str, stage_modules: str, 
     from pl_dsl.engine.plan import build_plan
     from pl_dsl.engine.progress import duration
     from pl_dsl.engine.status import collect_status
-    from pl_dsl.engine.workflow import check_or_exit, find_spec_files, load_registry
+    from pl_dsl.engine.workflow import check_or_exit, find_spec_files
 
-    registry = load_registry({"stage_modules": stage_modules})
+    registry = _registry(stage_modules)
     checked = check_or_exit(find_spec_files(list(experiments), Path.cwd()), registry, skip_missing_data=True)
     state = collect_status(build_plan(checked, registry), Layout(Path(results_root)), verify=verify)
     damaged = sorted({line for experiment in state.experiments for line in experiment.damage})
@@ -425,18 +470,18 @@ def status(experiments: tuple[str, ...], results_root: str, stage_modules: str, 
 @click.argument("experiments", nargs=-1)
 @click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Results root the workflow writes to.")
-@click.option("--stage-modules", default="", help="Modules declaring extra stages, as given to snakemake.")
+@STAGE_MODULES
 @click.option("--yes", is_flag=True, help="Delete (without it, only list what would be deleted).")
-def gc(experiments: tuple[str, ...], results_root: str, stage_modules: str, yes: bool) -> None:
+def gc(experiments: tuple[str, ...], results_root: str, stage_modules: str | None, yes: bool) -> None:
     """Remove stored units, manifests and plans that no selected spec references (EXPERIMENTS as for
     `status`; default every spec under experiments/, subfolders included). Lists them and the bytes
     they take; deletes only with --yes. Do not run it while snakemake runs other specs in this folder."""
     from pl_dsl.engine.gc import garbage, remove
     from pl_dsl.engine.paths import Layout
     from pl_dsl.engine.plan import build_plan
-    from pl_dsl.engine.workflow import find_spec_files, load_registry
+    from pl_dsl.engine.workflow import find_spec_files
 
-    registry = load_registry({"stage_modules": stage_modules})
+    registry = _registry(stage_modules)
     files = find_spec_files(list(experiments), Path.cwd()) if experiments else sorted(Path("experiments").rglob("*.yaml"))
     checked = []
     for file in files:  # specs whose data are missing here still keep their results
@@ -517,10 +562,9 @@ def compare(first: str, second: str, metrics: tuple[str, ...], results_root: str
     from pl_dsl.engine.paths import Layout
     from pl_dsl.report.catalog import compare as compare_tables
     from pl_dsl.report.catalog import spec_differences
-    from pl_dsl.stages import REGISTRY
 
     layout, err = Layout(Path(results_root)), _console(err=True)
-    known = REGISTRY.metrics()
+    known = _registry(None).metrics()
     present = [path.parent.name for path in Path(results_root).glob("*/results.csv")]
     for name in (first, second):
         if not layout.table(name).exists():

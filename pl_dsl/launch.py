@@ -16,16 +16,22 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from pl_dsl.engine.paths import Layout
 from pl_dsl.hashing import stable_hash
-from pl_dsl.spec.check import NOT_SWEEPABLE, Experiment, SpecError, check_file, check_text, set_path
+from pl_dsl.spec.check import check_file, check_text
+from pl_dsl.spec.expand import Experiment
+from pl_dsl.spec.messages import SpecError
 from pl_dsl.spec.schema import field_paths, subschema
+from pl_dsl.spec.sweeps import NOT_SWEEPABLE, set_path
 from pl_dsl.spec.yamlpos import SpecLoader
 from pl_dsl.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from pl_dsl.engine.registry import Registry
 
 # Top-level fields an override may set besides the run fields (which panels and sweeps may vary).
 SETTABLE_TOP = ("seeds", "description", "max_runs")
@@ -72,7 +78,7 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def parse_change(argument: str, multirun: bool = False) -> Change:
+def parse_change(argument: str, schema: dict[str, Any], multirun: bool = False) -> Change:
     """`FIELD=VALUE` into a change; the field must exist (with a hint when it does not)."""
     path, sep, text = argument.partition("=")
     if not sep or not path:
@@ -87,20 +93,22 @@ def parse_change(argument: str, multirun: bool = False) -> Change:
         value: Any = values
     else:
         value = parse_value(text)
-    known = path in SETTABLE_TOP or (top not in NOT_SWEEPABLE and subschema(path) is not None)
+    known = path in SETTABLE_TOP or (top not in NOT_SWEEPABLE and subschema(path, schema) is not None)
     if not known:
-        options = [*field_paths(), *SETTABLE_TOP]
+        options = [*field_paths(schema), *SETTABLE_TOP]
         raise UsageError(f"{'-m ' if multirun else ''}{argument}: '{path}' is not a field of the spec"
                          f"{did_you_mean(path, options)}")
-    if subschema(path) is not None and subschema(path).get("type") == "object":  # type: ignore[union-attr]
+    field = subschema(path, schema)
+    if field is not None and field.get("type") == "object":
         raise UsageError(f"{argument}: '{path}' is a section; set one of its fields")
     return Change(argument, path, value, multirun)
 
 
-def derive(spec: Path, changes: list[Change], layout: Layout, name: str | None = None) -> tuple[Path, list[SpecError]]:
+def derive(spec: Path, changes: list[Change], layout: Layout, registry: Registry,
+           name: str | None = None) -> tuple[Path, list[SpecError]]:
     """Write the derived spec of `spec` with `changes` to results/<derived name>/spec.yaml and
     check it. Errors at a changed field name its argument; the file is only written when valid."""
-    experiment, errors = check_file(spec)
+    experiment, errors = check_file(spec, registry)
     if experiment is None:
         return spec, errors
     raw = yaml.load(spec.read_text(encoding="utf-8"), Loader=SpecLoader)
@@ -124,7 +132,7 @@ def derive(spec: Path, changes: list[Change], layout: Layout, name: str | None =
     text = (f"# Derived by `pl-dsl run` from {spec.resolve()} with: "
             + " ".join(("-m " if c.multirun else "") + c.argument for c in changes) + "\n"
             + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120))
-    derived, errors = check_text(text, str(target))
+    derived, errors = check_text(text, str(target), registry)
     if derived is None:
         return target, [_name_argument(error, changes) for error in errors]
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -177,11 +185,10 @@ class Tracker:
     done_seconds: float = 0.0
 
     @staticmethod
-    def of(experiments: list[Experiment], layout: Layout) -> Tracker:
+    def of(experiments: list[Experiment], layout: Layout, registry: Registry) -> Tracker:
         from pl_dsl.engine.plan import build_plan, estimated_seconds
-        from pl_dsl.stages import REGISTRY
 
-        plan = build_plan(experiments, REGISTRY)
+        plan = build_plan(experiments, registry)
         pending: dict[tuple[str, str], float] = {}
         total: dict[str, int] = {}
         runs: dict[str, list[list[tuple[str, str]]]] = {}

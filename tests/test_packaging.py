@@ -97,3 +97,46 @@ def test_no_package_index_host_names_in_the_repository() -> None:
     found = subprocess.run(["git", "grep", "-nIE", "|".join(h.replace(".", r"\.") for h in hosts)], cwd=REPO,
                            capture_output=True, text=True)
     assert found.returncode == 1 and not found.stdout, found.stdout  # git grep: 1 = no match
+
+
+def test_the_shipped_schema_is_the_one_the_stages_declare() -> None:
+    # pl_dsl/spec/experiment.schema.json is written by `pl-dsl schema` from the sections the
+    # registered stages declare: a stage's edit must be followed by regenerating it.
+    from pl_dsl.spec.schema import SCHEMA_PATH, schema_text
+    from pl_dsl.stages import REGISTRY
+
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text(REGISTRY.schema), \
+        "run `pl-dsl schema -o pl_dsl/spec/experiment.schema.json`"
+
+
+def test_every_enum_of_the_schema_is_the_table_that_implements_it() -> None:
+    from pl_dsl.report.claims import CLAIM_KINDS
+    from pl_dsl.report.figures import FIGURE_KINDS
+    from pl_dsl.report.reduce import OPERATIONS, STATISTICS
+    from pl_dsl.science.attack import NORMS, TARGETS
+    from pl_dsl.science.datasets import DATA_KINDS
+    from pl_dsl.science.nn import LOSSES, OPTIMIZERS, PRECISIONS, READOUTS, SCHEDULES
+    from pl_dsl.science.theory import MARGIN_SCALES
+    from pl_dsl.spec.config import CAUSAL_SCHEDULES
+    from pl_dsl.spec.schema import subschema
+    from pl_dsl.stages.common import SCENARIOS
+
+    def enum(path: str) -> list[str]:
+        found = subschema(path)
+        assert found is not None and "enum" in found, path
+        return list(found["enum"])
+
+    tables = {"data.kind": DATA_KINDS, "training.loss": LOSSES, "training.optimizer": OPTIMIZERS,
+              "training.schedule": SCHEDULES, "training.precision": PRECISIONS, "network.readout": READOUTS,
+              "attack.norm": NORMS, "attack.targets": TARGETS, "scenario": SCENARIOS, "theory.margins": MARGIN_SCALES}
+    for path, table in tables.items():
+        assert sorted(enum(path)) == sorted(table), path
+    assert set(CAUSAL_SCHEDULES) == set(SCHEDULES)
+    schema = load_schema()
+    claims = schema["properties"]["claims"]["items"]["properties"]
+    assert sorted(claims["kind"]["enum"]) == sorted(CLAIM_KINDS)
+    assert sorted(claims["statistic"]["enum"]) == sorted(STATISTICS)
+    figures = schema["properties"]["figures"]["items"]["properties"]
+    assert sorted(figures["kind"]["enum"]) == sorted(FIGURE_KINDS)
+    words = next(option for option in schema["$defs"]["reduce"]["oneOf"] if "enum" in option)["enum"]
+    assert sorted(words) == sorted(OPERATIONS)

@@ -25,7 +25,7 @@ from pl_dsl.spec.check import check_text
 from pl_dsl.stages import REGISTRY
 from pl_dsl.stages.common import Common
 
-from conftest import REPO, computed_units, snakemake, write_spec
+from conftest import REPO, computed_units, run_cli, snakemake, write_spec
 
 TINY = (REPO / "tests/specs/valid/tiny.yaml").read_text()
 
@@ -200,3 +200,77 @@ def test_fingerprints_follow_imports_and_ignore_the_engine(tmp_path: Path) -> No
     assert changed_after("science/nn.py", "chunk: int = 65536", "chunk: int = 65537") == set(modules)
     assert changed_after("stages/train_g.py", '"init_g"', '"init_G"') == {"train_g"}
     assert changed_after("engine/plan.py", "DEFAULT_MIN_BATCHES = 2", "DEFAULT_MIN_BATCHES = 3") == set()
+
+
+# A user's stage with a section of its own (`agreement: {points: train | test}`), named in the
+# project's pl-dsl.toml: the one place that validate, runs, results, schema and Snakemake all read.
+SECTION_STAGE = '''
+"""agreement: how often f and g agree on the training or the test points."""
+from dataclasses import dataclass
+
+from pl_dsl.engine.registry import Output, Stage
+from pl_dsl.spec.sections import Section, schema_beside
+from pl_dsl.stages.common import Common
+
+
+@dataclass(frozen=True)
+class AgreementConfig:
+    enabled: bool
+    points: str
+
+
+@dataclass(frozen=True)
+class AgreementParams(Common):
+    agreement: AgreementConfig
+
+
+def compute(ctx, params):
+    from pl_dsl.science.nn import predict
+
+    data = ctx.dataset(params.data, params.seed)
+    f = ctx.network("f", params.network, data.x.shape[1])
+    g = ctx.network("g", params.network, data.x.shape[1])
+    x = data.x if params.agreement.points == "train" else data.x_test
+    return Output({}, {"agreement_on": (predict(f, x) == predict(g, x)).float().mean().item()})
+
+
+STAGE = Stage(
+    name="agreement_on", params=AgreementParams, compute=compute, cost=lambda params: 1.0,
+    inputs={"f": "train_f", "g": "train_g"}, writes={},
+    metrics={"agreement_on": "fraction of the chosen points where sign f = sign g"},
+    sections=(Section("agreement", AgreementConfig, schema_beside(__file__)),), gpu=False,
+    switch="agreement.enabled",
+)
+'''
+SECTION_SCHEMA = {"properties": {"agreement": {
+    "type": "object", "additionalProperties": False, "default": {}, "description": "Where agreement_on counts.",
+    "properties": {"enabled": {"type": "boolean", "default": False, "description": "compute it"},
+                   "points": {"enum": ["train", "test"], "default": "train", "description": "the points"}}}}}
+
+
+def test_a_user_stage_named_in_the_project_file_is_known_to_every_command(tmp_path: Path) -> None:
+    (tmp_path / "agreement_on.py").write_text(SECTION_STAGE)
+    (tmp_path / "agreement_on.schema.json").write_text(json.dumps(SECTION_SCHEMA))
+    spec = write_spec(tmp_path, "tiny", TINY.replace("y: g_clean_acc", "y: agreement_on") + "agreement: {points: test}\n")
+    before = run_cli("validate", str(spec), cwd=tmp_path)
+    assert before.returncode == 1 and "agreement: unknown field" in before.stderr  # not named anywhere yet
+    plain = write_spec(tmp_path, "plain", TINY)
+    ids_before = [run["id"] for run in json.loads(run_cli("runs", "--json", str(plain), cwd=tmp_path).stdout)]
+    (tmp_path / "pl-dsl.toml").write_text('stage_modules = ["agreement_on"]\n')
+    assert run_cli("validate", str(spec), cwd=tmp_path).returncode == 0
+    # The stage is off unless asked for: a spec that does not ask keeps every run id it had.
+    assert [run["id"] for run in json.loads(run_cli("runs", "--json", str(plain), cwd=tmp_path).stdout)] == ids_before
+    schema = json.loads(run_cli("schema", cwd=tmp_path).stdout)
+    assert schema["properties"]["agreement"]["properties"]["points"]["enum"] == ["train", "test"]
+    ran = snakemake(tmp_path, "--config", f"experiments={spec}")  # no stage_modules: the project file says it
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    rows = rows_of(tmp_path / "results/tiny/results.csv")
+    assert len(rows) == 6 and all(0.0 <= float(row["agreement_on"]) <= 1.0 for row in rows)
+    assert (tmp_path / "results/tiny/plots/by_eps.png").exists()
+    shown = run_cli("results", "tiny", "-m", "agreement_on", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    header = next(line for line in shown.stdout.splitlines() if "run" in line and "seed" in line)
+    assert header.count("agreement_on") == 1  # a metric column, not also a swept axis
+    # --config stage_modules still overrides the file (here: with nothing, so the section is unknown).
+    overridden = snakemake(tmp_path, "--config", f"experiments={spec}", "stage_modules=", "-n")
+    assert overridden.returncode == 1 and "agreement: unknown field" in overridden.stderr

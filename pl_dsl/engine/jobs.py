@@ -99,9 +99,9 @@ def slurm_allocation() -> dict[str, str]:
 
 
 def _batch(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
-    from pl_dsl.stages import REGISTRY
+    from pl_dsl.project import project_registry
 
-    registry = REGISTRY.extended(stage_modules(args.stage_modules))
+    registry = project_registry(tuple(stage_modules(args.stage_modules)))
     requested = dict(item.split("=", 1) for item in args.requested.split() if "=" in item)
     run_batch(Path(args.plan), Path(args.manifest), args.threads, layout, registry, log, requested)
 

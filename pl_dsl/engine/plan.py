@@ -19,7 +19,7 @@ from pl_dsl.hashing import stable_hash
 from pl_dsl.spec.config import to_json
 
 if TYPE_CHECKING:  # the batch jobs import this module; keep jsonschema out of their start-up
-    from pl_dsl.spec.check import Experiment, Run
+    from pl_dsl.spec.expand import Experiment, Run
 
 # At least this many batches per stage (when there are enough units), so jobs run side by side.
 DEFAULT_MIN_BATCHES = 2

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pl_dsl.engine.fingerprint import code_fingerprint
 from pl_dsl.errors import lookup
-from pl_dsl.spec.config import RunConfig
+from pl_dsl.spec.config import RunConfig, to_json
+from pl_dsl.spec.sections import CORE_SECTIONS, Section, build_schema
 
 if TYPE_CHECKING:
     import torch
@@ -85,6 +86,12 @@ class Stage(Generic[P]):
     # which reports each member through ctx.emit (step-prefix snapshots, stacked nets on CUDA).
     trains: str | None = None
     compute_together: Callable[[UnitContext, Sequence[P]], None] | None = None
+    # The spec sections this stage brings (its own parameters: schema, type, resolution); the
+    # run config and the experiment schema are assembled from every registered stage's.
+    sections: tuple[Section, ...] = ()
+    # Metrics scored against the test set's true labels: chance by construction on data whose
+    # labels are random (validate warns when a figure or claim reads them there).
+    test_label_metrics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.compute is None) == (self.compute_together is None):
@@ -136,9 +143,11 @@ class Stage(Generic[P]):
 class Registry:
     """The stages in dependency order, looked up by name; unknown names are errors."""
 
-    def __init__(self, stages: Iterable[Stage[Any]]) -> None:
+    def __init__(self, stages: Iterable[Stage[Any]], extra_modules: tuple[str, ...] = ()) -> None:
+        self.extra_modules = extra_modules  # the modules of a project's own stages (see `extended`)
         self._stages: dict[str, Stage[Any]] = {}
         metrics: dict[str, str] = {}
+        sections: dict[str, str] = {section.name: "the core" for section in CORE_SECTIONS}
         for stage in stages:
             if stage.name in self._stages:
                 raise ValueError(f"stage {stage.name!r} is registered twice")
@@ -150,6 +159,11 @@ class Registry:
                 if metric in metrics:
                     raise ValueError(f"metric {metric!r} is declared by stages {metrics[metric]!r} and {stage.name!r}")
                 metrics[metric] = stage.name
+            for section in stage.sections:
+                if section.name in sections:
+                    raise ValueError(f"section {section.name!r} is declared by {sections[section.name]} and by stage "
+                                     f"{stage.name!r}")
+                sections[section.name] = f"stage {stage.name!r}"
             self._stages[stage.name] = stage
 
     def __iter__(self) -> Iterator[Stage[Any]]:
@@ -161,6 +175,27 @@ class Registry:
     @property
     def names(self) -> list[str]:
         return list(self._stages)
+
+    @property
+    def sections(self) -> tuple[Section, ...]:
+        """The core sections, then each stage's, in stage order: the parts of a run's spec."""
+        return (*CORE_SECTIONS, *(section for stage in self for section in stage.sections))
+
+    @cached_property
+    def schema(self) -> dict[str, Any]:
+        """The experiment schema of these stages (see spec.sections.build_schema)."""
+        return build_schema(self.sections)
+
+    def run_identity(self, run: RunConfig) -> dict[str, Any]:
+        """What names a run (its id is a hash of this): the core sections and every section an
+        enabled stage reads. A section only switched-off stages read (a stage a project adds, off
+        by default) leaves every run's id as it was."""
+        read = {section.name for section in CORE_SECTIONS}
+        for stage in self:
+            if stage.enabled(run):
+                read.update(stage.rename.get(f.name, f.name) for f in dataclasses.fields(stage.params))
+        everything: dict[str, Any] = to_json(run)
+        return {name: value for name, value in everything.items() if name in read}
 
     def metrics(self) -> dict[str, str]:
         """Every metric any stage reports, with its description, in stage order."""
@@ -185,7 +220,7 @@ class Registry:
             if not isinstance(declared, Stage):
                 raise ValueError(f"module {module!r} declares no STAGE")
             extra.append(declared)
-        return Registry([*self, *extra]) if extra else self
+        return Registry([*self, *extra], (*self.extra_modules, *modules)) if extra else self
 
 
 def stage_modules(value: str | Iterable[str] | None) -> list[str]:

@@ -22,7 +22,8 @@ from pl_dsl.engine.plan import DEFAULT_FUSE_SECONDS, DEFAULT_MIN_BATCHES, FUSED,
 from pl_dsl.engine.registry import Registry, stage_modules
 from pl_dsl.engine.store import damage, read_json, write_json_if_changed
 from pl_dsl.hashing import stable_hash
-from pl_dsl.spec.check import Experiment, check_file
+from pl_dsl.spec.check import check_file
+from pl_dsl.spec.expand import Experiment
 from pl_dsl.suggest import did_you_mean
 
 # The --config keys the workflow reads (see the README); any other key is a mistake.
@@ -127,13 +128,15 @@ def refuse_name_clashes(experiments: list[Experiment], layout: Layout) -> None:
 
 
 def load_registry(config: dict[str, Any]) -> Registry:
-    """pl-dsl's stages plus the user's own (`--config stage_modules=pkg.module,...`)."""
-    from pl_dsl.stages import REGISTRY
+    """pl-dsl's stages plus the project's own: those named in its pl-dsl.toml or pyproject.toml
+    (see pl_dsl.project), or in `--config stage_modules=pkg.module,...` instead."""
+    from pl_dsl.project import ProjectError, project_registry
 
+    override = tuple(stage_modules(config["stage_modules"])) if "stage_modules" in config else None
     try:
-        return REGISTRY.extended(stage_modules(config.get("stage_modules")))
-    except (ImportError, ValueError) as exc:
-        sys.exit(f"pl-dsl: stage_modules: {exc}")
+        return project_registry(override)
+    except ProjectError as exc:
+        sys.exit(f"pl-dsl: {exc}")
 
 
 class Workflow:
@@ -144,7 +147,7 @@ class Workflow:
         check_config(config)
         self.layout = Layout(Path(config.get("results", "results")), Path(config.get("logs", "logs")))
         self.registry = load_registry(config)
-        self.modules = stage_modules(config.get("stage_modules"))
+        self.modules = list(self.registry.extra_modules)
         self.experiments = check_or_exit(find_spec_files(config.get("experiments"), Path(basedir)), self.registry,
                                          skip_missing_data=config.get("missing_data") == "skip")
         if check_store and not config.get("force"):

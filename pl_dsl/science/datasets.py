@@ -32,10 +32,12 @@ REAL_FIELDS = ("kind", "dim", "classes", "n_train", "n_test")
 
 @dataclass(frozen=True)
 class SyntheticKind:
-    """A data set drawn from a distribution (the sampler lives in science.data)."""
+    """A data set drawn from a distribution (the sampler lives in science.data); random_labels:
+    its labels are drawn apart from x, so test accuracy is chance by construction."""
 
     kind: str
     fields: tuple[str, ...] = SYNTHETIC_FIELDS
+    random_labels: bool = False
 
     def problems(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         """(field, sentence) for fields given that do not fit this kind."""
@@ -60,6 +62,7 @@ class RealDataset:
     how_to_get: str
     reader: str = "idx"  # a key of READERS: how the files are read
     fields: tuple[str, ...] = REAL_FIELDS
+    random_labels: bool = False
     # sha256 of each file's content (decompressed), as published for the canonical files
     # and verified here on the files we could get; empty where none was verified.
     checksums: tuple[tuple[str, str], ...] = ()
@@ -113,7 +116,8 @@ REAL_DATASETS: dict[str, RealDataset] = {
         "unpack cifar-10-python.tar.gz (the 'python version') so that a folder cifar-10-batches-py "
         "lies in one of these folders, or point data.root or $PL_DSL_DATA at it", reader="cifar"),
 }
-SYNTHETIC_KINDS: dict[str, SyntheticKind] = {kind: SyntheticKind(kind) for kind in ("gauss", "shifted_gauss")}
+SYNTHETIC_KINDS: dict[str, SyntheticKind] = {"gauss": SyntheticKind("gauss", random_labels=True),
+                                              "shifted_gauss": SyntheticKind("shifted_gauss")}
 DATA_KINDS: dict[str, SyntheticKind | RealDataset] = {**SYNTHETIC_KINDS, **REAL_DATASETS}
 
 
@@ -237,6 +241,20 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise DataNotFound(f"{path} has data of shape {data.shape} and {len(labels)} labels; expected N x 3072")
     return data, labels
+
+
+def class_sizes(kind: str, root: str | None) -> dict[str, dict[int, int]] | None:
+    """Samples per class in each split ('train', 'test'), read from the label files only; None
+    for formats whose labels cannot be read apart from the images (CIFAR-10)."""
+    import numpy as np
+
+    info = lookup(REAL_DATASETS, kind, "real data set")
+    if info.reader != "idx":
+        return None
+    files = locate(kind, root)
+    return {split: {int(label): int(count) for label, count in
+                    enumerate(np.bincount(read_idx(files[IDX_FILES[f"{split}_labels"]])))}
+            for split in ("train", "test")}
 
 
 @lru_cache(maxsize=4)

@@ -1,5 +1,6 @@
-"""What a schema cannot say about figures and claims: the panels, metrics and axes they name
-exist, and every axis that varies within a panel is reduced (never silently averaged)."""
+"""What a schema cannot say about plots, figures and claims: the panels, metrics and axes they
+name exist, every axis that varies within a panel is reduced (never silently averaged), a log
+axis has positive values only, and a metric that is chance by construction is pointed out."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pl_dsl.suggest import known as known_names
 
 if TYPE_CHECKING:
     from pl_dsl.engine.registry import Registry
-    from pl_dsl.spec.check import Panel
+    from pl_dsl.spec.expand import Experiment
+    from pl_dsl.spec.sweeps import Panel
 
 Problem = tuple[tuple[Any, ...], str]
 
@@ -48,12 +50,63 @@ def _reduce_problems(where: tuple[Any, ...], reduce: str | dict[str, str], selec
                                         f"{'it' if len(missing) == 1 else 'them'} (max, min, mean or band)")
 
 
-def check_analysis(spec: dict[str, Any], panels: list[Panel], axes: list[str], registry: Registry) -> list[Problem]:
-    """Every problem of the spec's figures and claims, each with its path."""
+def _plot_problems(spec: dict[str, Any], axes: list[str], known: dict[str, str]) -> list[Problem]:
+    """Names used twice, unknown metrics, and x or series fields the spec does not sweep."""
+    problems: list[Problem] = []
+    names: set[str] = set()
+    for index, plot in enumerate(spec.get("plots", [])):
+        where = ("plots", index)
+        if plot["name"] in names:
+            problems.append((where + ("name",), f"plot name '{plot['name']}' is used twice"))
+        names.add(plot["name"])
+        metrics = [plot["y"]] if isinstance(plot["y"], str) else plot["y"]
+        for i, metric in enumerate(metrics):
+            problems += metric_problems(where + ("y",) + (() if isinstance(plot["y"], str) else (i,)), metric, known)
+        for role in ("x", "series"):
+            if role in plot and plot[role] not in axes:
+                swept = ", ".join(axes) if axes else "none (the spec sweeps nothing)"
+                problems.append((where + (role,), f"'{plot[role]}' is not a swept field; swept: {swept}"))
+        if plot.get("series") and plot.get("series") == plot["x"]:
+            problems.append((where + ("series",), "series and x must be different fields"))
+    return problems
+
+
+def _log_axis_problem(where: tuple[Any, ...], scale: str, values: list[Any], what: str) -> list[Problem]:
+    """A log axis cannot show 0 or negative values: say which, and that symlog can."""
+    bad = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0]
+    if scale != "log" or not bad:
+        return []
+    return [(where, f"a log axis cannot show {', '.join(map(str, bad))} ({what}); use x_scale: symlog "
+                    "(linear near 0) or leave those values out")]
+
+
+def _sweep_values(spec: dict[str, Any], path: str) -> list[Any]:
+    """The values a (panel-less) spec sweeps for a field path."""
+    sweep = spec.get("sweep", {})
+    values = list(sweep.get("grid", {}).get(path, []))
+    for group in sweep.get("zip", []):
+        values += group.get(path, [])
+    if path == "seed":
+        values += spec.get("seeds", [])
+    return values
+
+
+def check_analysis(spec: dict[str, Any], panels: list[Panel], axes: list[str], registry: Registry,
+                   broken: set[str] | None = None) -> list[Problem]:
+    """Every problem of the spec's plots, figures and claims, each with its path (sections in
+    `broken` already failed the schema and are not checked further)."""
+    broken = broken or set()
     known = registry.metrics()
     by_name = {panel.name: panel for panel in panels}
     x_of = {panel.name: panel.x for panel in panels}
     problems: list[Problem] = []
+    if "plots" not in broken:
+        problems += _plot_problems(spec, axes, known)
+        for index, plot in enumerate(spec.get("plots", [])):
+            problems += _log_axis_problem(("plots", index, "x_scale"), plot.get("x_scale", "linear"),
+                                          _sweep_values(spec, plot["x"]), f"values of {plot['x']}")
+    if broken & {"figures", "claims"}:
+        return problems
     names: set[str] = set()
     for index, figure in enumerate(spec.get("figures", [])):
         where = ("figures", index)
@@ -79,6 +132,11 @@ def check_analysis(spec: dict[str, Any], panels: list[Panel], axes: list[str], r
                                                         f"panels: {known_names(by_name)}"))
                 continue
             used.append(by_name[name])
+            if isinstance(entry, dict):
+                panel = by_name[name]
+                values = [v for axis in panel.axes for path, vs in axis if path == panel.x for v in vs]
+                problems += _log_axis_problem(where + ("panels", i, "x_scale"), entry.get("x_scale", "linear"), values,
+                                              f"values of {panel.x} in panel '{name}'")
             runs = math.prod(len(axis[0][1]) for axis in by_name[name].axes)
             if figure_kind.one_run_per_panel and runs != 1:
                 problems.append((where + ("panels", i), f"panel '{name}' has {runs} runs; a {figure['kind']} figure "
@@ -115,3 +173,24 @@ def check_analysis(spec: dict[str, Any], panels: list[Panel], axes: list[str], r
         problems += _reduce_problems(where, claim.get("reduce", "max"), claim.get("select", "per_metric"), axes,
                                      chosen, x_of, known)
     return problems
+
+
+def chance_warnings(spec: dict[str, Any], experiment: Experiment, registry: Registry) -> list[Problem]:
+    """Warnings for plots, figures and claims that read a metric chance by construction for some
+    of their runs' data (a test accuracy on data whose labels are random, such as gauss)."""
+    from pl_dsl.science.datasets import data_kind
+
+    test_metrics = {m for stage in registry for m in stage.test_label_metrics}
+    random = sorted({run.config.data.kind for run in experiment.runs if data_kind(run.config.data.kind).random_labels})
+    if not random or not test_metrics:
+        return []
+    found: list[Problem] = []
+    for section in ("plots", "figures", "claims"):
+        for index, item in enumerate(spec.get(section, [])):
+            named = item.get("metric") if section == "claims" else item.get("y", [])
+            for metric in [named] if isinstance(named, str) else named or []:
+                if metric in test_metrics:
+                    found.append(((section, index), f"{metric} is chance by construction on {', '.join(random)} data "
+                                                    "(its test labels are drawn at random, apart from anything f or g "
+                                                    "can learn); f_train_acc or agreement say more"))
+    return found

@@ -1,14 +1,13 @@
 """The resolved run: frozen dataclasses built once from a checked spec, read by every stage.
 
-Defaults are not written here: resolution fills them from the schema (`schema.defaults`), so
-the schema stays the only place a default lives. What depends on the data kind (dimension and
+Defaults are not written here: resolution fills them from the schema, so the schema stays the
+only place a default lives. What depends on the data kind (dimension and
 sample counts of real data sets) comes from the data-kind table in `science.datasets`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -108,18 +107,15 @@ class DecisionMapConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one run computes from, with every default filled in."""
+    """The core of a resolved run, which the engine itself reads. A run's full config is a
+    subclass with a field per section its stages declare (train_f, attack, theory, ...), built
+    by `spec.sections.run_config_class`; every default is filled in."""
 
     data: DataConfig
     network: NetworkConfig
-    train_f: TrainingConfig
-    train_g: TrainingConfig
-    attack: AttackConfig
     scenario: str
     seed: int
     device: str
-    theory: TheoryConfig
-    decision_map: DecisionMapConfig
 
 
 # PGD's default step, relative to eps, is this budget spread over the steps (2.5 / steps).
@@ -127,32 +123,14 @@ PGD_STEP_BUDGET = 2.5
 
 
 def resolve_data(raw_data: dict[str, Any]) -> DataConfig:
-    """The data section as the user wrote it, resolved: which fields apply, and their
-    defaults, depend on the data kind."""
+    """A data section as the user wrote it, resolved: which fields apply, and their defaults,
+    depend on the data kind."""
     from pl_dsl.science.datasets import data_kind
-    from pl_dsl.spec.schema import defaults
+    from pl_dsl.spec.sections import core_defaults
 
-    schema_defaults = defaults("data")
+    schema_defaults = core_defaults("data")
     return from_json(DataConfig, data_kind(raw_data.get("kind", schema_defaults["kind"])).resolve(
         raw_data, schema_defaults))
-
-
-def resolve(spec: dict[str, Any], raw_data: dict[str, Any]) -> RunConfig:
-    """The run of a spec whose defaults are filled and whose sweep values are set; raw_data is
-    its data section as written (see resolve_data)."""
-    data = resolve_data(raw_data)
-    attack = dict(spec["attack"])
-    eps = attack.pop("eps", None)
-    per_coord = attack.pop("eps_per_coord")
-    attack["eps"] = eps if eps is not None else per_coord * math.sqrt(data.dim)
-    attack.setdefault("step_size", PGD_STEP_BUDGET / attack["steps"])
-    shared = spec["training"]
-    return from_json(RunConfig, {
-        "data": to_json(data), "network": spec["network"],
-        "train_f": {**shared, **spec["train_f"]}, "train_g": {**shared, **spec["train_g"]},
-        "attack": attack, "scenario": spec["scenario"], "seed": spec["seed"], "device": spec["device"],
-        "theory": spec["theory"], "decision_map": spec["decision_map"],
-    })
 
 
 def to_json(value: Any, *, identity: bool = False) -> Any:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 from pl_dsl.engine.registry import Output, Stage, UnitContext
-from pl_dsl.spec.config import AttackConfig, TrainingConfig
+from pl_dsl.spec.config import PGD_STEP_BUDGET, AttackConfig, TrainingConfig
+from pl_dsl.spec.sections import Resolution, Section, schema_beside
 from pl_dsl.stages.common import Common, accuracy, passes_cost, working_bytes
 
 
@@ -36,6 +39,26 @@ def compute(ctx: UnitContext, params: AttackParams) -> Output:
     })
 
 
+def resolve_attack(context: Resolution) -> dict[str, Any]:
+    """eps made absolute (eps_per_coord * sqrt(d) for the run's own d), PGD's step defaulted."""
+    attack = dict(context.spec["attack"])
+    eps = attack.pop("eps", None)
+    per_coord = attack.pop("eps_per_coord")
+    attack["eps"] = eps if eps is not None else per_coord * math.sqrt(context.done["data"]["dim"])
+    attack.setdefault("step_size", PGD_STEP_BUDGET / attack["steps"])
+    return attack
+
+
+def eps_given_twice(attack: Any) -> list[tuple[str, str]]:
+    """eps and eps_per_coord both given (written or swept) would contradict each other."""
+    if isinstance(attack, dict) and "eps" in attack and "eps_per_coord" in attack:
+        return [("", "give either eps or eps_per_coord, not both (directly or through a sweep)")]
+    return []
+
+
+SECTION = Section("attack", AttackConfig, schema_beside(__file__), resolve=resolve_attack,
+                  columns=lambda attack: {"eps": attack.eps}, problems=eps_given_twice)
+
 STAGE = Stage(
     name="attack", params=AttackParams, rename={"train": "train_f"}, compute=compute,
     cost=lambda params: passes_cost(params, params.attack.steps),
@@ -48,5 +71,5 @@ STAGE = Stage(
         "pert_norm_max": "largest norm of r_n in the attack's norm",
         "target_mean": "mean target label y_adv (0 for balanced targets)",
     },
-    batch_size=64,
+    batch_size=64, sections=(SECTION,),
 )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pl_dsl.engine.registry import Output, UnitContext
 from pl_dsl.errors import lookup
 from pl_dsl.spec.config import DataConfig, NetworkConfig, TrainingConfig, to_json
+from pl_dsl.spec.sections import Resolution, Section
 
 if TYPE_CHECKING:
     import torch
@@ -119,6 +120,13 @@ def loss_curve(losses: list[float]) -> list[tuple[int, float]]:
     if losses and steps[-1] != len(losses) - 1:
         steps.append(len(losses) - 1)
     return [(step, losses[step]) for step in steps]
+
+
+def training_of(network: str, schema_file: str) -> Section:
+    """The section of one network's training: the shared `training` with its own overrides."""
+    def resolve(context: Resolution) -> dict[str, Any]:
+        return {**context.spec["training"], **context.spec[network]}
+    return Section(network, TrainingConfig, schema_file, resolve=resolve)
 
 
 def passes_cost(params: Common, passes: int) -> float:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pl_dsl.engine.registry import Output, Stage, UnitContext
 from pl_dsl.science import KERNEL_BLOCK_BYTES
 from pl_dsl.spec.config import DecisionMapConfig, TheoryConfig
+from pl_dsl.spec.sections import Section, schema_beside
 from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, trained, working_bytes
 
 if TYPE_CHECKING:
@@ -98,6 +99,16 @@ def cost(params: DecisionMapParams) -> float:
     return 6.0 * points * (n_train * params.data.dim + params.per_sample())
 
 
+def empty_limits(grid: Any) -> list[tuple[str, str]]:
+    """Limits [s_min, s_max, t_min, t_max] must span a plane of positive area."""
+    limits = grid.get("limits") if isinstance(grid, dict) else None
+    if isinstance(limits, list) and len(limits) == 4 and all(isinstance(x, (int, float)) for x in limits) \
+            and (limits[1] <= limits[0] or limits[3] <= limits[2]):
+        return [("limits", f"{limits} spans no area: give [s_min, s_max, t_min, t_max] with s_min < s_max and "
+                           "t_min < t_max")]
+    return []
+
+
 STAGE = Stage(
     name="decision_map", params=DecisionMapParams, compute=compute, cost=cost, inputs=TRAINED_INPUTS,
     memory=lambda params: working_bytes(params, 3) + KERNEL_BLOCK_BYTES + 20.0 * params.decision_map.resolution ** 2,
@@ -110,5 +121,5 @@ STAGE = Stage(
              "map_cond_all": "fraction of the decision-map grid where conditions (a), (b), (c) all hold",
              "map_agree_cond_all": "fraction of that region where sign f = sign g (the theorem: all of it; empty if "
                                    "the region is)"},
-    batch_size=8,
+    batch_size=8, sections=(Section("decision_map", DecisionMapConfig, schema_beside(__file__), problems=empty_limits),),
 )

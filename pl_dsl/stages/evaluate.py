@@ -37,5 +37,5 @@ STAGE = Stage(
         "g_test_acc": "accuracy of g on the clean test set",
         "agreement": "fraction of test points where sign f = sign g",
     },
-    batch_size=64,
+    batch_size=64, test_label_metrics=("f_test_acc", "g_test_acc"),
 )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pl_dsl.engine.registry import Output, Stage, UnitContext
 from pl_dsl.science import KERNEL_BLOCK_BYTES
 from pl_dsl.spec.config import TheoryConfig
+from pl_dsl.spec.sections import Section, schema_beside
 from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, accuracy, trained, working_bytes
 
 
@@ -64,5 +65,5 @@ STAGE = Stage(
         "cond_all": "fraction of test points where conditions (a), (b) and (c) all hold",
         "agreement_cond_all": "f-g agreement on the test points where all conditions hold (empty if none)",
     },
-    batch_size=16,
+    batch_size=16, sections=(Section("theory", TheoryConfig, schema_beside(__file__)),),
 )

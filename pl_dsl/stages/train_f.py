@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from pl_dsl.engine.registry import Stage, UnitContext
 from pl_dsl.spec.config import TrainingConfig
-from pl_dsl.stages.common import Common, fit_together, passes_cost, working_bytes
+from pl_dsl.spec.sections import Section, schema_beside
+from pl_dsl.stages.common import Common, fit_together, passes_cost, training_of, working_bytes
 
 
 @dataclass(frozen=True)
@@ -21,10 +22,13 @@ def compute_together(ctx: UnitContext, members: Sequence[TrainFParams]) -> None:
     fit_together(ctx, members, "init_f", data.x, data.y, [m.train for m in members])
 
 
+SECTIONS = (Section("training", TrainingConfig, schema_beside(__file__), in_run=False),
+            training_of("train_f", schema_beside(__file__)))
+
 STAGE = Stage(
     name="train_f", params=TrainFParams, rename={"train": "train_f"}, compute_together=compute_together,
     trains="train", cost=lambda params: passes_cost(params, params.train.steps),
     memory=lambda params: working_bytes(params, 1),
     writes={"model.pt": "the trained weights of f and its final training loss"},
-    metrics={}, batch_size=16,
+    metrics={}, batch_size=16, sections=SECTIONS,
 )

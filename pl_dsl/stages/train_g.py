@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from pl_dsl.engine.registry import Stage, UnitContext
 from pl_dsl.spec.config import TrainingConfig
-from pl_dsl.stages.common import Common, adversarial_inputs, fit_together, passes_cost, working_bytes
+from pl_dsl.spec.sections import schema_beside
+from pl_dsl.stages.common import Common, adversarial_inputs, fit_together, passes_cost, training_of, working_bytes
 
 
 @dataclass(frozen=True)
@@ -32,5 +33,5 @@ STAGE = Stage(
     memory=lambda params: working_bytes(params, 3),  # x, r_n and g's inputs
     inputs={"attack": "attack"},
     writes={"model.pt": "the trained weights of g and its final training loss"},
-    metrics={}, batch_size=16,
+    metrics={}, batch_size=16, sections=(training_of("train_g", schema_beside(__file__)),),
 )
