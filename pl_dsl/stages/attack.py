@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
 
 from pl_dsl.engine.registry import Output, Stage, UnitContext
-from pl_dsl.spec.config import PGD_STEP_BUDGET, AttackConfig, TrainingConfig
-from pl_dsl.spec.sections import Resolution, Section, schema_beside
-from pl_dsl.stages.common import Common, accuracy, passes_cost, working_bytes
+from pl_dsl.spec.config import AttackConfig, TrainingConfig
+from pl_dsl.spec.sections import Section, schema_beside
+from pl_dsl.stages.common import Common, absolute_eps, accuracy, eps_given_twice, passes_cost, working_bytes
 
 
 @dataclass(frozen=True)
@@ -39,24 +37,7 @@ def compute(ctx: UnitContext, params: AttackParams) -> Output:
     })
 
 
-def resolve_attack(context: Resolution) -> dict[str, Any]:
-    """eps made absolute (eps_per_coord * sqrt(d) for the run's own d), PGD's step defaulted."""
-    attack = dict(context.spec["attack"])
-    eps = attack.pop("eps", None)
-    per_coord = attack.pop("eps_per_coord")
-    attack["eps"] = eps if eps is not None else per_coord * math.sqrt(context.done["data"]["dim"])
-    attack.setdefault("step_size", PGD_STEP_BUDGET / attack["steps"])
-    return attack
-
-
-def eps_given_twice(attack: Any) -> list[tuple[str, str]]:
-    """eps and eps_per_coord both given (written or swept) would contradict each other."""
-    if isinstance(attack, dict) and "eps" in attack and "eps_per_coord" in attack:
-        return [("", "give either eps or eps_per_coord, not both (directly or through a sweep)")]
-    return []
-
-
-SECTION = Section("attack", AttackConfig, schema_beside(__file__), resolve=resolve_attack,
+SECTION = Section("attack", AttackConfig, schema_beside(__file__), resolve=absolute_eps("attack"),
                   columns=lambda attack: {"eps": attack.eps}, problems=eps_given_twice)
 
 STAGE = Stage(

@@ -4,13 +4,13 @@ initialisation, accuracies, and the trained f and g (with g's training inputs) o
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pl_dsl.engine.registry import Output, UnitContext
 from pl_dsl.errors import lookup
-from pl_dsl.spec.config import DataConfig, NetworkConfig, TrainingConfig, to_json
+from pl_dsl.spec.config import PGD_STEP_BUDGET, DataConfig, NetworkConfig, TrainingConfig, to_json
 from pl_dsl.spec.sections import Resolution, Section
 
 if TYPE_CHECKING:
@@ -127,6 +127,26 @@ def training_of(network: str, schema_file: str) -> Section:
     def resolve(context: Resolution) -> dict[str, Any]:
         return {**context.spec["training"], **context.spec[network]}
     return Section(network, TrainingConfig, schema_file, resolve=resolve)
+
+
+def absolute_eps(section: str) -> Callable[[Resolution], dict[str, Any]]:
+    """The resolution of an attack-like section: eps made absolute (eps_per_coord * sqrt(d) for
+    the run's own d, so a sweep over data.dim keeps the paper's scaling), PGD's step defaulted."""
+    def resolve(context: Resolution) -> dict[str, Any]:
+        attack = dict(context.spec[section])
+        eps = attack.pop("eps", None)
+        per_coord = attack.pop("eps_per_coord")
+        attack["eps"] = eps if eps is not None else per_coord * math.sqrt(context.done["data"]["dim"])
+        attack.setdefault("step_size", PGD_STEP_BUDGET / attack["steps"])
+        return attack
+    return resolve
+
+
+def eps_given_twice(attack: Any) -> list[tuple[str, str]]:
+    """eps and eps_per_coord both given (written or swept) would contradict each other."""
+    if isinstance(attack, dict) and "eps" in attack and "eps_per_coord" in attack:
+        return [("", "give either eps or eps_per_coord, not both (directly or through a sweep)")]
+    return []
 
 
 def passes_cost(params: Common, passes: int) -> float:
