@@ -3,7 +3,7 @@ and only here, one line each, in dependency order. Torch-free at import: the pla
 declarations."""
 
 from pl_dsl.engine.registry import Registry
-from pl_dsl.stages import attack, decision_map, evaluate, theory, train_f, train_g
+from pl_dsl.stages import attack, decision_map, evaluate, robustness, theory, train_f, train_g
 
 REGISTRY = Registry([
     train_f.STAGE,
@@ -12,4 +12,5 @@ REGISTRY = Registry([
     evaluate.STAGE,
     theory.STAGE,
     decision_map.STAGE,
+    robustness.STAGE,
 ])
