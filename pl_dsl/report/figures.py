@@ -35,6 +35,23 @@ METRIC_STYLES: dict[str, tuple[str, str]] = {
 }
 
 
+# Marker and line style of other metrics, in the order a figure lists them, so that curves that
+# coincide stay visible beneath one another.
+OTHER_STYLES: tuple[tuple[str, str], ...] = (("o", "-"), ("s", "--"), ("D", ":"), ("v", "-."))
+
+
+def curve_styles(metrics: list[str]) -> dict[str, tuple[str, str]]:
+    """Each metric's (marker, line style): the paper's where it has one, else the next of OTHER_STYLES."""
+    others = [metric for metric in metrics if metric not in METRIC_STYLES]
+    return {metric: METRIC_STYLES.get(metric) or OTHER_STYLES[others.index(metric) % len(OTHER_STYLES)]
+            for metric in metrics}
+
+
+def metrics_label(metrics: list[str]) -> str:
+    """The default y label: the metric's name, or the metrics' names without their parentheses."""
+    return metric_label(metrics[0]) if len(metrics) == 1 else " / ".join(metric_label(m).split(" (")[0] for m in metrics)
+
+
 def symbol(path: str) -> str:
     return SYMBOLS.get(path, path)
 
@@ -120,6 +137,7 @@ def draw_curves(figure: dict[str, Any], table: Path, png: Path, svg: Path, runs:
     fig, grid = plt.subplots(n_rows, n_cols, figsize=(4.3 * n_cols, 3.1 * n_rows + 0.9), squeeze=False,
                              layout="constrained")
     colors = {metric: f"C{i}" for i, metric in enumerate(metrics)}
+    styles = curve_styles(metrics)
     single = True  # every point has one value of the band axis
     for index, ax in enumerate(grid.flat):
         if index >= len(entries):
@@ -135,14 +153,15 @@ def draw_curves(figure: dict[str, Any], table: Path, png: Path, svg: Path, runs:
         position = _x_axis(ax, xs, entry.get("x_scale", "linear"))
         for metric in metrics:
             if (metric, None) in found:
-                marker, style = METRIC_STYLES.get(metric, ("o", "-"))
+                marker, style = styles[metric]
                 _draw_curve(ax, found[(metric, None)], position, metric_label(metric), colors[metric], style, marker,
                             figure.get("statistic", "mean"))
         extras = ", ".join(f"{symbol(k)} = {v}" for k, v in info["set"].items())
-        title = entry.get("title") or (f"varying {symbol(info['x'])}" + (f" ({extras})" if extras else ""))
+        xlabel = entry.get("xlabel") or symbol(info["x"])
+        title = entry.get("title") or (f"varying {xlabel}" + (f" ({extras})" if extras else ""))
         ax.set_title(textwrap.fill(title, 50), fontsize=10)
-        ax.set_xlabel(symbol(info["x"]))
-        ax.set_ylabel(" / ".join(metric_label(m).split(" (")[0] for m in metrics), fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(figure.get("ylabel") or metrics_label(metrics), fontsize=9)
         if figure.get("ylim"):
             ax.set_ylim(*figure["ylim"])
         ax.grid(alpha=0.3)
@@ -233,9 +252,8 @@ def draw_plot(plot: dict[str, Any], table: Path, png: Path, svg: Path, experimen
                 label, color = (named if len(metrics) == 1 else f"{metric_label(metric)}, {named}"), \
                     f"C{series_values.index(series) % 10}"
             _draw_curve(ax, found[(metric, series)], position, label, color, styles[metrics.index(metric) % len(styles)])
-    ax.set_xlabel(symbol(plot["x"]))
-    ax.set_ylabel(metric_label(metrics[0]) if len(metrics) == 1 else " / ".join(metric_label(m) for m in metrics),
-                  fontsize=9)
+    ax.set_xlabel(plot.get("xlabel") or symbol(plot["x"]))
+    ax.set_ylabel(plot.get("ylabel") or metrics_label(metrics), fontsize=9)
     reduced = ", ".join(f"{op} over {symbol(axis)}" for axis, op in plan.items())
     note = diverged_note(rows)
     ax.set_title(plot.get("title", experiment) + (f"\n({reduced})" if reduced else "") + (f"\n{note}" if note else ""),
