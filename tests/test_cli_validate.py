@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,30 @@ def test_invalid_spec_reports_every_error_with_its_place(spec: Path) -> None:
     assert result.stderr == spec.with_suffix(".expected").read_text()
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("spec", sorted((REPO / "tests/specs/warnings").glob("*.yaml")), ids=lambda p: p.stem)
+def test_spec_with_a_warning_is_valid_and_says_where(spec: Path) -> None:
+    relative = spec.relative_to(REPO)
+    result = run_cli("validate", str(relative))
+    assert result.returncode == 0
+    assert result.stderr == spec.with_suffix(".expected").read_text()
+    assert result.stdout.startswith(f"{relative}: valid, ")
+
+
+@pytest.mark.parametrize("spec", sorted((REPO / "tests/specs/real").glob("*.yaml")), ids=lambda p: p.stem)
+def test_sizes_beyond_what_the_data_files_hold_are_errors(spec: Path) -> None:
+    from pl_dsl.science.datasets import DataNotFound, locate
+
+    try:
+        locate("mnist", None)
+    except DataNotFound:
+        if os.environ.get("PL_DSL_REQUIRE_REAL_DATA") != "1":
+            pytest.skip("MNIST files absent: sizes are checked against them when they are present")
+    relative = spec.relative_to(REPO)
+    result = run_cli("validate", str(relative))
+    assert result.returncode == 1
+    assert result.stderr == spec.with_suffix(".expected").read_text()
 
 
 @pytest.mark.parametrize("spec", VALID + SHIPPED, ids=lambda p: p.stem)

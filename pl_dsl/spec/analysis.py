@@ -80,15 +80,15 @@ def _log_axis_problem(where: tuple[Any, ...], scale: str, values: list[Any], wha
                     "(linear near 0) or leave those values out")]
 
 
-def _sweep_values(spec: dict[str, Any], path: str) -> list[Any]:
-    """The values a (panel-less) spec sweeps for a field path."""
+def _swept_values(spec: dict[str, Any], panels: list[Panel], path: str) -> list[Any]:
+    """Every value a field path takes: in the sweep, in `seeds`, and in each panel."""
     sweep = spec.get("sweep", {})
     values = list(sweep.get("grid", {}).get(path, []))
     for group in sweep.get("zip", []):
         values += group.get(path, [])
     if path == "seed":
         values += spec.get("seeds", [])
-    return values
+    return values + [v for panel in panels for axis in panel.axes for field, vs in axis if field == path for v in vs]
 
 
 def check_analysis(spec: dict[str, Any], panels: list[Panel], axes: list[str], registry: Registry,
@@ -104,7 +104,7 @@ def check_analysis(spec: dict[str, Any], panels: list[Panel], axes: list[str], r
         problems += _plot_problems(spec, axes, known)
         for index, plot in enumerate(spec.get("plots", [])):
             problems += _log_axis_problem(("plots", index, "x_scale"), plot.get("x_scale", "linear"),
-                                          _sweep_values(spec, plot["x"]), f"values of {plot['x']}")
+                                          _swept_values(spec, panels, plot["x"]), f"values of {plot['x']}")
     if broken & {"figures", "claims"}:
         return problems
     names: set[str] = set()
