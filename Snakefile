@@ -12,10 +12,10 @@ include: "rules/report.smk"
 
 
 # `snakemake --report`: opens with the claims of each experiment (written while reporting).
-report: WF.report_description(workflow.basedir)
+report: BRIDGE.report_description(workflow.basedir)
 
 
 rule all:
     input:
-        WF.targets(),
+        BRIDGE.targets(),
     default_target: True

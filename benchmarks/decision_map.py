@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import run_units
-from pl_dsl.engine.workspace import Workspace
+from pl_dsl.engine.runner import UnitRunner
 from pl_dsl.spec.check import check_text
 from pl_dsl.stages import REGISTRY
 
@@ -40,7 +40,7 @@ def main() -> None:
     assert not errors, errors
     units = run_units(experiment.runs[0], REGISTRY)
     with tempfile.TemporaryDirectory() as tmp:
-        workspace = Workspace(Layout(Path(tmp)), REGISTRY)
+        workspace = UnitRunner(Layout(Path(tmp)), REGISTRY)
         for stage in ("train_f", "attack", "train_g"):
             workspace.compute(units[stage])
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

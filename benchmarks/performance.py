@@ -69,7 +69,7 @@ import sys
 from pathlib import Path
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import run_units
-from pl_dsl.engine.workspace import run_in_process
+from pl_dsl.engine.runner import run_in_process
 from pl_dsl.spec.check import load_experiment
 from pl_dsl.stages import REGISTRY
 experiment = load_experiment(sys.argv[1])

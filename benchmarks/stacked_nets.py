@@ -57,7 +57,7 @@ def whole_spec(spec: Path) -> None:
     """Wall time of every unit of a spec in one process, stacked where chosen vs never stacked."""
     from pl_dsl.engine.paths import Layout
     from pl_dsl.engine.plan import run_units
-    from pl_dsl.engine.workspace import run_in_process
+    from pl_dsl.engine.runner import run_in_process
     from pl_dsl.science import nn
     from pl_dsl.spec.check import load_experiment
     from pl_dsl.stages import REGISTRY

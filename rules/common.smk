@@ -9,7 +9,7 @@ sys.path.insert(0, workflow.basedir)
 from snakemake.exceptions import WorkflowError
 
 from pl_dsl.engine.progress import SNAKEMAKE_PID_VARIABLE
-from pl_dsl.engine.workflow import Workflow
+from pl_dsl.engine.workflow import SnakemakeBridge
 
 
 # Jobs run here, as children of this process (not on a cluster, and this is not a cluster job).
@@ -28,9 +28,9 @@ def local_cores():
 
 
 # `snakemake --report` after running any subset of experiments: the report shows what exists.
-WF = Workflow(config, workflow.basedir, reporting=any(arg.startswith("--report") for arg in sys.argv),
+BRIDGE = SnakemakeBridge(config, workflow.basedir, reporting=any(arg.startswith("--report") for arg in sys.argv),
               check_store=workflow.is_main_process, cores=local_cores())
-LAYOUT = WF.layout
+LAYOUT = BRIDGE.layout
 # Local jobs stop when the Snakemake that started them is gone (pl_dsl.engine.progress). Cluster
 # jobs need no watch: cancelling a cluster job ends every process in it.
 if LOCAL:
@@ -40,7 +40,7 @@ else:
 
 
 onstart:
-    WF.write_plans()
+    BRIDGE.write_plans()
 
 
 def cancel_rate_timers():
@@ -61,7 +61,7 @@ onerror:
 
 
 wildcard_constraints:
-    batch="[0-9a-f]{12}(-r[0-9a-f]{8})?",
+    batch=LAYOUT.MANIFEST_NAME,
     experiment="[A-Za-z0-9][A-Za-z0-9_.+-]*",
     plot="[A-Za-z0-9][A-Za-z0-9_.-]*",
     figure="[A-Za-z0-9][A-Za-z0-9_.-]*",

@@ -1,7 +1,7 @@
 # The outputs of an experiment: its results table (and per-run folders) and its plots.
 rule collect_results:
     input:
-        finished=WF.collect_inputs,
+        finished=BRIDGE.collect_inputs,
     output:
         table=report(
             str(LAYOUT.table("{experiment}")),
@@ -17,12 +17,12 @@ rule collect_results:
     log:
         str(LAYOUT.experiment_log("{experiment}", "collect_results")),
     params:
-        plan=WF.table_plan,
-        repair=WF.collect_repair,
-        description=WF.description,
+        plan=BRIDGE.table_plan,
+        repair=BRIDGE.collect_repair,
+        description=BRIDGE.description,
     threads: 1
     shell:
-        WF.job_command("collect") + " --plan {params.plan} --table {output.table} --runs {output.runs}"
+        BRIDGE.job_command("collect") + " --plan {params.plan} --table {output.table} --runs {output.runs}"
 
 
 rule plot:
@@ -38,11 +38,10 @@ rule plot:
     log:
         str(LAYOUT.experiment_log("{experiment}", "plot_{plot}")),
     params:
-        spec=WF.plot_spec,
+        input=BRIDGE.report_input("plot"),
     threads: 1
     shell:
-        WF.job_command("plot") + " --spec {params.spec:q} --experiment {wildcards.experiment}"
-        " --table {input.table} --png {output.png} --svg {output.svg}"
+        BRIDGE.report_command("plot", ("png", "svg"))
 
 
 rule draw_figure:
@@ -59,12 +58,11 @@ rule draw_figure:
     log:
         str(LAYOUT.experiment_log("{experiment}", "figure_{figure}")),
     params:
-        spec=WF.figure_spec,
-        caption=WF.figure_caption,
+        input=BRIDGE.report_input("figure"),
+        caption=BRIDGE.report_caption("figure"),
     threads: 1
     shell:
-        WF.job_command("figure") + " --spec {params.spec:q} --experiment {wildcards.experiment}"
-        " --table {input.table} --png {output.png} --svg {output.svg}"
+        BRIDGE.report_command("figure", ("png", "svg"))
 
 
 rule check_claims:
@@ -79,8 +77,8 @@ rule check_claims:
     log:
         str(LAYOUT.experiment_log("{experiment}", "check_claims")),
     params:
-        spec=WF.claims_spec,
-        description=WF.description,
+        input=BRIDGE.report_input("claims"),
+        description=BRIDGE.report_caption("claims"),
     threads: 1
     shell:
-        WF.job_command("claims") + " --spec {params.spec:q} --table {input.table} --out {output.claims}"
+        BRIDGE.report_command("claims", ("claims",))

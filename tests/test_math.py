@@ -11,8 +11,8 @@ import torch
 
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import Unit, run_units
+from pl_dsl.engine.runner import UnitRunner, run_in_process
 from pl_dsl.engine.store import read_json, read_record
-from pl_dsl.engine.workspace import Workspace, run_in_process
 from pl_dsl.errors import StageFailure
 from pl_dsl.science.attack import draw_targets, perturb, perturbation_norm
 from pl_dsl.science.data import make_dataset
@@ -177,7 +177,7 @@ training: {steps: 500, lr: 100000.0, loss: exponential, momentum: 0.0, schedule:
 """, "boom.yaml")
     assert not errors
     units = run_units(experiment.runs[0], REGISTRY)
-    workspace = Workspace(Layout(tmp_path), REGISTRY)
+    workspace = UnitRunner(Layout(tmp_path), REGISTRY)
     assert workspace.compute(units["train_f"]) and workspace.compute(units["attack"])
     assert not list(tmp_path.rglob("*.pt"))  # nothing is computed from a diverged f
     f_record = read_record(Layout(tmp_path).unit("train_f", units["train_f"].key))
@@ -249,4 +249,4 @@ def test_forcing_cuda_without_cuda_names_the_run(tmp_path: Path) -> None:
     assert not errors
     units = run_units(experiment.runs[0], REGISTRY)
     with pytest.raises(StageFailure, match=rf"run {experiment.runs[0].id}: device 'cuda' was requested"):
-        Workspace(Layout(tmp_path), REGISTRY).compute(units["train_f"])
+        UnitRunner(Layout(tmp_path), REGISTRY).compute(units["train_f"])

@@ -128,7 +128,8 @@ def test_every_enum_of_the_schema_is_the_table_that_implements_it() -> None:
 
     tables = {"data.kind": DATA_KINDS, "training.loss": LOSSES, "training.optimizer": OPTIMIZERS,
               "training.schedule": SCHEDULES, "training.precision": PRECISIONS, "network.readout": READOUTS,
-              "attack.norm": NORMS, "attack.targets": TARGETS, "scenario": SCENARIOS, "theory.margins": MARGIN_SCALES}
+              "attack.norm": NORMS, "robustness.norm": NORMS, "attack.targets": TARGETS, "scenario": SCENARIOS,
+              "theory.margins": MARGIN_SCALES}
     for path, table in tables.items():
         assert sorted(enum(path)) == sorted(table), path
     assert set(CAUSAL_SCHEDULES) == set(SCHEDULES)

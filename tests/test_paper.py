@@ -116,4 +116,6 @@ def test_every_full_scale_spec_plans_in_a_dry_run(tmp_path: Path) -> None:
             for name, cell in zip(header, line.split("│")):
                 if name.strip() in STAGES:
                     planned[name.strip()] = planned.get(name.strip(), 0) + int(cell)
-    assert set(planned) == set(STAGES) and all(planned.values()), planned
+    assert set(planned) == set(STAGES), planned
+    # Every stage the paper uses has work; robustness is ours, beyond the paper.
+    assert {stage for stage, units in planned.items() if units} == set(STAGES) - {"robustness"}, planned

@@ -14,8 +14,8 @@ import torch
 
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import run_units
+from pl_dsl.engine.runner import UnitRunner
 from pl_dsl.engine.store import load_file
-from pl_dsl.engine.workspace import Workspace
 from pl_dsl.science.nn import Divergence, TwoLayerNet, build_network, stacks, train, train_stacked
 from pl_dsl.spec.check import check_text
 from pl_dsl.spec.config import NetworkConfig, TrainingConfig
@@ -42,9 +42,9 @@ def test_a_snapshot_equals_a_fresh_training_of_that_length(tmp_path: Path, sched
     experiment, errors = check_text(SWEEP.format(schedule=schedule), "prefix.yaml")
     assert not errors and experiment is not None
     units = [unit for run in experiment.runs for unit in run_units(run, REGISTRY).values()]
-    together = Workspace(Layout(tmp_path / "together"), REGISTRY)
+    together = UnitRunner(Layout(tmp_path / "together"), REGISTRY)
     assert together.compute_all(units) == len({u.key for u in units})
-    alone = Workspace(Layout(tmp_path / "alone"), REGISTRY)
+    alone = UnitRunner(Layout(tmp_path / "alone"), REGISTRY)
     for unit in units:  # each unit on its own: a group of one, trained to its own steps
         alone._compute(REGISTRY[unit.stage], [unit]) if not alone.has(unit) else None
     trained = {u.key: u for u in units if u.stage in ("train_f", "train_g")}
@@ -69,7 +69,7 @@ def test_the_plateau_schedule_acts_in_the_prefix_test() -> None:
     experiment, errors = check_text(SWEEP.format(schedule="plateau"), "p.yaml")
     assert not errors and experiment is not None
     config = next(r.config for r in experiment.runs if r.config.train_f.lr < 1e-3)
-    data = Workspace(Layout(Path("unused")), REGISTRY).dataset(config.data, 0, torch.device("cpu"))
+    data = UnitRunner(Layout(Path("unused")), REGISTRY).dataset(config.data, 0, torch.device("cpu"))
     finals = []
     for schedule in ("constant", "plateau"):
         model = build_network(config.network, config.data.dim, torch.Generator().manual_seed(1))
@@ -144,7 +144,7 @@ def test_an_lr_grid_on_cuda_trains_stacked_and_matches_the_cpu(tmp_path: Path) -
         experiment, errors = check_text(text, "grid.yaml")
         assert not errors and experiment is not None
         units = [u for run in experiment.runs for u in run_units(run, REGISTRY).values()]
-        workspace = Workspace(Layout(tmp_path / device), REGISTRY)
+        workspace = UnitRunner(Layout(tmp_path / device), REGISTRY)
         workspace.compute_all(units)
         weights[device] = {(u.params["train"]["lr"], u.params["train"]["steps"]):
                            load_file(workspace.layout.unit(u.stage, u.key), "model.pt")["state"]["weight"]

@@ -23,7 +23,7 @@ from pl_dsl.science.data import make_dataset
 from pl_dsl.science.nn import build_network, predict
 from pl_dsl.spec.check import check_text
 from pl_dsl.stages import REGISTRY
-from pl_dsl.stages.common import Common
+from pl_dsl.stages.common import BaseParams
 
 from conftest import REPO, computed_units, run_cli, snakemake, write_spec
 
@@ -35,7 +35,7 @@ EXTRA_STAGE = '''
 from dataclasses import dataclass
 
 from pl_dsl.engine.registry import Output, Stage
-from pl_dsl.stages.common import Common
+from pl_dsl.stages.common import BaseParams
 
 
 def compute(ctx, params):
@@ -49,7 +49,7 @@ def compute(ctx, params):
 
 
 STAGE = Stage(
-    name="train_agreement", params=Common, compute=compute, cost=lambda params: 1.0,
+    name="train_agreement", params=BaseParams, compute=compute, cost=lambda params: 1.0,
     inputs={"f": "train_f", "g": "train_g"},
     writes={"agreement.json": "the agreement, as a file"},
     metrics={"train_agreement": "fraction of training points where sign f = sign g"},
@@ -112,14 +112,14 @@ def test_an_extra_stage_with_two_named_inputs_runs_through_the_real_workflow(tmp
 
 
 def test_a_registry_rejects_unknown_inputs_and_duplicate_metrics() -> None:
-    def compute(ctx: object, params: Common) -> Output:
+    def compute(ctx: object, params: BaseParams) -> Output:
         return Output({})
 
-    lonely = Stage(name="lonely", params=Common, compute=compute, cost=lambda p: 1.0, writes={}, metrics={},
+    lonely = Stage(name="lonely", params=BaseParams, compute=compute, cost=lambda p: 1.0, writes={}, metrics={},
                    inputs={"x": "no_such_stage"})
     with pytest.raises(ValueError, match="needs stage 'no_such_stage'"):
         Registry([*REGISTRY, lonely])
-    clash = Stage(name="clash", params=Common, compute=compute, cost=lambda p: 1.0, writes={},
+    clash = Stage(name="clash", params=BaseParams, compute=compute, cost=lambda p: 1.0, writes={},
                   metrics={"agreement": "again"})
     with pytest.raises(ValueError, match="metric 'agreement' is declared by stages 'evaluate' and 'clash'"):
         Registry([*REGISTRY, clash])
@@ -196,7 +196,7 @@ def test_fingerprints_follow_imports_and_ignore_the_engine(tmp_path: Path) -> No
 
     assert changed_after("science/theory.py", "clamp_(-1.0, 1.0)", "clamp_(-1.0, 1.00)") == set()  # same tree
     assert changed_after("science/theory.py", "clamp_(-1.0, 1.0)", "clamp_(-0.5, 1.0)") == {"theory", "decision_map"}
-    assert changed_after("science/attack.py", "clamp_min(1e-30)", "clamp_min(1e-32)") == {"attack"}
+    assert changed_after("science/attack.py", "clamp_min(1e-30)", "clamp_min(1e-32)") == {"attack", "robustness"}
     assert changed_after("science/nn.py", "chunk: int = 65536", "chunk: int = 65537") == set(modules)
     assert changed_after("stages/train_g.py", '"init_g"', '"init_G"') == {"train_g"}
     assert changed_after("engine/plan.py", "DEFAULT_MIN_BATCHES = 2", "DEFAULT_MIN_BATCHES = 3") == set()
@@ -210,7 +210,7 @@ from dataclasses import dataclass
 
 from pl_dsl.engine.registry import Output, Stage
 from pl_dsl.spec.sections import Section, schema_beside
-from pl_dsl.stages.common import Common
+from pl_dsl.stages.common import BaseParams
 
 
 @dataclass(frozen=True)
@@ -220,7 +220,7 @@ class AgreementConfig:
 
 
 @dataclass(frozen=True)
-class AgreementParams(Common):
+class AgreementParams(BaseParams):
     agreement: AgreementConfig
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from pl_dsl.engine.plan import RUNTIME_FLOOR_MINUTES, estimated_seconds
-from pl_dsl.engine.workflow import Workflow
+from pl_dsl.engine.workflow import SnakemakeBridge
 from pl_dsl.stages import REGISTRY
 
 from conftest import REPO, write_spec
@@ -25,8 +25,8 @@ sweep:
 
 def test_batch_resources_follow_the_cost_model(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "sizes", SMALL_AND_LARGE)
-    workflow = Workflow({"experiments": str(spec), "min_batches": 2, "batch_size": {"train_f": 1}, "fuse_seconds": 0}, REPO)
-    batches = [b for (stage, _), b in workflow.plan.batches.items() if stage == "train_f"]
+    bridge = SnakemakeBridge({"experiments": str(spec), "min_batches": 2, "batch_size": {"train_f": 1}, "fuse_seconds": 0}, REPO)
+    batches = [b for (stage, _), b in bridge.plan.batches.items() if stage == "train_f"]
     small, large = sorted(batches, key=lambda b: b.units[0].cost)
     assert small.resources() == {"runtime": RUNTIME_FLOOR_MINUTES, "mem_mb": 1100}
     # 50000 x 1000 inputs, 50000 x 1000 activations: hundreds of MB, and minutes of compute.
@@ -36,8 +36,8 @@ def test_batch_resources_follow_the_cost_model(tmp_path: Path) -> None:
     assert large.resources(max_runtime=12)["runtime"] == 12
     # The rules' resource functions give the same numbers.
     wildcards = type("W", (), {"batch": large.id})
-    assert workflow.resource("train_f", "mem_mb")(wildcards) == large.resources()["mem_mb"]
-    assert Workflow({"experiments": str(spec), "batch_size": {"train_f": 1}, "max_runtime": 12, "fuse_seconds": 0},
+    assert bridge.resource("train_f", "mem_mb")(wildcards) == large.resources()["mem_mb"]
+    assert SnakemakeBridge({"experiments": str(spec), "batch_size": {"train_f": 1}, "max_runtime": 12, "fuse_seconds": 0},
                     REPO).resource("train_f", "runtime")(wildcards) == 12
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pl_dsl.engine.workflow import Workflow
+from pl_dsl.engine.workflow import SnakemakeBridge
 
 from conftest import REPO, snakemake
 from slurm_cluster import local_slurm, unavailable_reason
@@ -59,7 +59,7 @@ def test_slurm_profile_gives_the_local_results_cost_derived_resources_and_gpus(t
         rows_without_times(local / "results/sizes/results.csv")
     manifests = list((on_cluster / "results/batches").rglob("*.json"))
     assert manifests
-    plan = Workflow({"experiments": str(spec), "fuse_seconds": 0.5}, REPO).plan
+    plan = SnakemakeBridge({"experiments": str(spec), "fuse_seconds": 0.5}, REPO).plan
     assert {manifest.parent.name for manifest in manifests} >= {"fused", "train_f", "train_g"}
     memory = set()
     for manifest in manifests:

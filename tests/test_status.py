@@ -78,14 +78,14 @@ def test_status_follows_a_running_workflow_and_jobs_report_progress(tmp_path: Pa
 # A user's stage that always fails (a bug in their code, say).
 FAILING_STAGE = """
 from pl_dsl.engine.registry import Stage
-from pl_dsl.stages.common import Common
+from pl_dsl.stages.common import BaseParams
 
 
 def compute(ctx, params):
     raise RuntimeError("the user's stage broke")
 
 
-STAGE = Stage(name="broken", params=Common, compute=compute, cost=lambda params: 1.0, writes={},
+STAGE = Stage(name="broken", params=BaseParams, compute=compute, cost=lambda params: 1.0, writes={},
               metrics={"broken_metric": "never computed"})
 """
 

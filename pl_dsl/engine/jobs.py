@@ -1,4 +1,4 @@
-"""Entry points of the Snakemake rules: `python -m pl_dsl.engine.jobs batch|collect|plot ...`.
+"""Entry points of the Snakemake rules: `python -m pl_dsl.engine.jobs batch|collect|report ...`.
 
 Each prints a one-line error (no traceback) and exits 1 when the work cannot be done.
 """
@@ -41,7 +41,7 @@ def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, reg
     from pl_dsl.engine.gpus import claim_device, visible_devices
     from pl_dsl.engine.plan import Unit
     from pl_dsl.engine.progress import Progress
-    from pl_dsl.engine.workspace import Workspace, describe_runs
+    from pl_dsl.engine.runner import UnitRunner, describe_runs
 
     torch.set_num_threads(max(1, threads))
     plan = read_json(plan_path)
@@ -60,7 +60,7 @@ def run_batch(plan_path: Path, manifest: Path, threads: int, layout: Layout, reg
             if cuda_index is not None:
                 gpu["claimed"] = devices[cuda_index]
                 _log(log, f"using GPU {gpu['claimed']} (cuda:{cuda_index})")
-            workspace = Workspace(layout, registry, cuda_index=cuda_index, progress=progress)
+            workspace = UnitRunner(layout, registry, cuda_index=cuda_index, progress=progress)
             records = []
 
             def done(unit: Unit, computed: bool, seconds: float) -> None:
@@ -118,31 +118,16 @@ def _collect(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
               + "\n  ".join(diverged), file=sys.stderr)
 
 
-def _plot(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
-    from pl_dsl.report.figures import draw_plot
+def _report(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
+    from pl_dsl.report.jobs import report_job
 
-    draw_plot(read_json(args.spec), Path(args.table), Path(args.png), Path(args.svg), args.experiment)
-    _log(log, f"drew {args.png} and {args.svg}")
-
-
-def _figure(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
-    from pl_dsl.report.figures import draw_figure
-
-    draw_figure(read_json(args.spec), Path(args.table), Path(args.png), Path(args.svg),
-                layout.runs_dir(args.experiment))
-    _log(log, f"drew {args.png} and {args.svg}")
-
-
-def _claims(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
-    from pl_dsl.report.claims import check_claims
-
-    spec = read_json(args.spec)
-    verdicts = check_claims(spec["claims"], Path(args.table), spec["panels"], spec["axes"], Path(args.out))
-    _log(log, f"{sum(v.passed for v in verdicts)} of {len(verdicts)} claims pass; {args.out}")
+    outputs = {name: Path(path) for name, path in (item.split("=", 1) for item in args.out)}
+    _log(log, report_job(args.kind).run(read_json(args.input), Path(args.table), layout.runs_dir(args.experiment),
+                                        outputs))
 
 
 JOBS: dict[str, Callable[[argparse.Namespace, Layout, TextIO], None]] = {
-    "batch": _batch, "collect": _collect, "plot": _plot, "figure": _figure, "claims": _claims}
+    "batch": _batch, "collect": _collect, "report": _report}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -160,17 +145,12 @@ def _parser() -> argparse.ArgumentParser:
     collect.add_argument("--plan", required=True)
     collect.add_argument("--table", required=True)
     collect.add_argument("--runs", required=True)
-    for name in ("plot", "figure"):
-        drawing = sub.add_parser(name)
-        drawing.add_argument("--spec", required=True, help=f"the {name}'s spec (a JSON file)")
-        drawing.add_argument("--experiment", required=True)
-        drawing.add_argument("--table", required=True)
-        drawing.add_argument("--png", required=True)
-        drawing.add_argument("--svg", required=True)
-    claims = sub.add_parser("claims")
-    claims.add_argument("--spec", required=True, help="the claims, panels and axes (a JSON file)")
-    claims.add_argument("--table", required=True)
-    claims.add_argument("--out", required=True)
+    report = sub.add_parser("report", help="a plot, a figure or the claims (see pl_dsl.report.jobs)")
+    report.add_argument("--kind", required=True)
+    report.add_argument("--input", required=True, help="what the job needs to know (a JSON file)")
+    report.add_argument("--experiment", required=True)
+    report.add_argument("--table", required=True)
+    report.add_argument("--out", action="append", default=[], help="NAME=PATH of an output")
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,23 @@ class Layout:
         """The unit list of a batch, written when the workflow starts."""
         return self.root / "plans" / stage / f"{batch}.json"
 
+    # A batch's manifest is named by the batch's id (12 hex digits), plus "-r" and the repair tag
+    # (8 hex digits) while some of its units are recomputed: a new name, so that Snakemake sees
+    # the work. The pattern is the `batch` wildcard's constraint.
+    MANIFEST_NAME: ClassVar[str] = "[0-9a-f]{12}(-r[0-9a-f]{8})?"
+
+    @staticmethod
+    def manifest_name(batch_id: str, repair_tag: str = "") -> str:
+        """The name of a batch's manifest: its id, with the repair tag while it is repaired."""
+        return f"{batch_id}-r{repair_tag}" if repair_tag else batch_id
+
+    @staticmethod
+    def batch_id(manifest_name: str) -> str:
+        """The batch a manifest name stands for (with or without a repair tag)."""
+        return manifest_name.split("-r")[0]
+
     def manifest(self, stage: str, batch: str) -> Path:
-        """Marks a finished batch of units; what Snakemake tracks."""
+        """Marks a finished batch of units (`batch`: its manifest name); what Snakemake tracks."""
         return self.root / "batches" / stage / f"{batch}.json"
 
     def progress(self, stage: str, batch: str) -> Path:

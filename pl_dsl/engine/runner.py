@@ -41,7 +41,7 @@ def resolve_device(unit: Unit, cuda_index: int | None = None) -> torch.device:
     return torch.device("cuda", cuda_index) if cuda_index is not None else torch.device("cuda")
 
 
-class Workspace:
+class UnitRunner:
     """Computes units into a store, reusing what exists and caching data and files in memory."""
 
     def __init__(self, layout: Layout, registry: Registry, cuda_index: int | None = None,
@@ -193,7 +193,7 @@ class Workspace:
 class _Context:
     """The engine as one unit's computation sees it (implements registry.UnitContext)."""
 
-    def __init__(self, workspace: Workspace, unit: Unit, device: torch.device,
+    def __init__(self, workspace: UnitRunner, unit: Unit, device: torch.device,
                  emit: Callable[[int, Output | Exception], None]) -> None:
         self._workspace = workspace
         self._unit = unit
@@ -222,5 +222,5 @@ def run_in_process(runs_units: list[dict[str, Unit]], layout: Layout, registry: 
 
     Returns how many units were computed (units already stored are reused).
     """
-    workspace = Workspace(layout, registry)
+    workspace = UnitRunner(layout, registry)
     return workspace.compute_all([unit for units in runs_units for unit in units.values()])

@@ -8,8 +8,6 @@ writes nothing).
 
 from __future__ import annotations
 
-import base64
-import csv
 import os
 import sys
 from collections.abc import Callable
@@ -22,6 +20,7 @@ from pl_dsl.engine.plan import DEFAULT_FUSE_SECONDS, DEFAULT_MIN_BATCHES, FUSED,
 from pl_dsl.engine.registry import Registry, stage_modules
 from pl_dsl.engine.store import damage, read_json, write_json_if_changed
 from pl_dsl.hashing import stable_hash
+from pl_dsl.report.jobs import description, report_job, summary
 from pl_dsl.spec.check import check_file
 from pl_dsl.spec.expand import Experiment
 from pl_dsl.suggest import did_you_mean
@@ -139,8 +138,9 @@ def load_registry(config: dict[str, Any]) -> Registry:
         sys.exit(f"pl-dsl: {exc}")
 
 
-class Workflow:
-    """The plan of one Snakemake invocation plus the input functions the rules call."""
+class SnakemakeBridge:
+    """Between pl-dsl and Snakemake (whose own object is `workflow`): the checked plan of one
+    invocation, and the input, params, resource and shell functions the rules call (`BRIDGE`)."""
 
     def __init__(self, config: dict[str, Any], basedir: str | Path, reporting: bool = False,
                  check_store: bool = True, cores: int | None = None) -> None:
@@ -230,11 +230,11 @@ class Workflow:
     def manifest_name(self, stage: str, batch_id: str) -> str:
         """The name of a batch's manifest in this invocation: its id, or its id and the repair tag
         while some of its units must be recomputed."""
-        return f"{batch_id}-r{self.repair_tag}" if (stage, batch_id) in self.repairs else batch_id
+        return self.layout.manifest_name(batch_id, self.repair_tag if (stage, batch_id) in self.repairs else "")
 
     def batch(self, stage: str, name: str) -> Batch:
         """The batch a manifest name (with or without a repair tag) stands for."""
-        return self.plan.batches[(stage, name.split("-r")[0])]
+        return self.plan.batches[(stage, self.layout.batch_id(name))]
 
     @property
     def rules(self) -> list[str]:
@@ -325,71 +325,36 @@ class Workflow:
         changed table (runs added, a stage switched on) reruns the collection."""
         return str(self.tables[wildcards.experiment][0])
 
-    def plot_spec(self, wildcards: Any) -> str:
-        """The plot's spec and the experiment's axes as JSON: the plot reruns only when they change."""
-        experiment = self.plan.experiments[wildcards.experiment].experiment
-        plot = next(p for p in experiment.spec["plots"] if p["name"] == wildcards.plot)
-        return self._spec_file({**plot, "axes": experiment.axes})
+    def _experiment(self, wildcards: Any) -> Experiment:
+        return self.plan.experiments[wildcards.experiment].experiment
 
-    def figure_spec(self, wildcards: Any) -> str:
-        """A figure's spec with what drawing it needs to know of the panels and axes, as JSON."""
-        experiment = self.plan.experiments[wildcards.experiment].experiment
-        figure = next(f for f in experiment.spec["figures"] if f["name"] == wildcards.figure)
-        panels = {p.name: {"x": p.x, "set": p.set} for p in experiment.panels}
-        title = figure.get("title") or experiment.spec["description"] or experiment.name
-        return self._spec_file({**figure, "title": title, "panels_info": panels, "axes": experiment.axes})
+    def report_input(self, kind: str) -> Callable[[Any], str]:
+        """Params function of a report job (`kind` in report.jobs.REPORT_JOBS, its item named by
+        the wildcard of that name): the path of the job's input, written at start."""
+        def path(wildcards: Any) -> str:
+            return self._spec_file(report_job(kind).inputs(self._experiment(wildcards), getattr(wildcards, kind, "")))
+        return path
 
-    def figure_caption(self, wildcards: Any) -> str:
-        """The figure's caption in the report: the spec's caption, else the experiment's description."""
-        experiment = self.plan.experiments[wildcards.experiment].experiment
-        figure = next(f for f in experiment.spec["figures"] if f["name"] == wildcards.figure)
-        return str(figure.get("caption") or experiment.spec["description"] or "")
+    def report_caption(self, kind: str) -> Callable[[Any], str]:
+        """Params function: a report job's caption in Snakemake's report."""
+        def caption(wildcards: Any) -> str:
+            return report_job(kind).caption(self._experiment(wildcards), getattr(wildcards, kind, ""))
+        return caption
 
     def description(self, wildcards: Any) -> str:
-        """The experiment's description, for report captions."""
-        return str(self.plan.experiments[wildcards.experiment].experiment.spec["description"])
-
-    def claims_spec(self, wildcards: Any) -> str:
-        """An experiment's claims, its panels' x fields and its axes, as JSON."""
-        experiment = self.plan.experiments[wildcards.experiment].experiment
-        return self._spec_file({"claims": experiment.spec["claims"], "axes": experiment.axes,
-                                "panels": {p.name: p.x for p in experiment.panels}})
+        """The experiment's description, the caption of its table."""
+        return description(self._experiment(wildcards))
 
     def report_description(self, basedir: str | Path) -> str:
-        """The report's opening text: while reporting, each experiment's claims (m of n pass, the
-        failures named) and its figures, written next to the results; else the static description."""
+        """The report's opening text: while reporting, the summary of every experiment's claims
+        and figures (see report.jobs.summary), written next to the results; else the static text."""
         static = Path(basedir) / "report" / "workflow.rst"
         if not self.reporting:
             return str(static)
-        lines = [static.read_text(encoding="utf-8").rstrip(), "", "Claims", "------", ""]
-        for name in self.plan.experiments:
-            claims = self.layout.claims(name)
-            if not claims.exists():
-                state = "no claims" if not self.plan.experiments[name].experiment.spec["claims"] else "claims not checked yet"
-                lines += [f"- **{name}**: {state}.", ""]
-                continue
-            with open(claims, newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
-            failed = [row for row in rows if row["passed"] != "true"]
-            lines += [f"- **{name}**: {len(rows) - len(failed)} of {len(rows)} claims pass." + (" Failed:" if failed else ""),
-                      ""]
-            for row in failed:
-                expected = " (expected to fail at this scale)" if "expected to fail" in row["detail"] else ""
-                claim = row["claim"].replace("*", "\\*")
-                lines.append(f"  - {claim}: {row['value'] or '-'} against {row['threshold']}{expected}")
-            if failed:
-                lines.append("")
-        for name, experiment in self.plan.experiments.items():
-            for figure in experiment.experiment.spec["figures"]:
-                png = self.layout.figure(name, figure["name"], "png")
-                if png.exists():  # inline, so the opening page shows the results, not only links to them
-                    data = base64.b64encode(png.read_bytes()).decode("ascii")
-                    chunks = [data[i:i + 100] for i in range(0, len(data), 100)]  # rst joins the lines of a URI
-                    lines += [f"**{name}**, figure ``{figure['name']}``:", "", ".. image::",
-                              "   data:image/png;base64,", *(f"   {chunk}" for chunk in chunks), "   :width: 100%", ""]
+        experiments = {name: planned.experiment for name, planned in self.plan.experiments.items()}
         path = self.layout.root / "report" / "summary.rst"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        path.write_text(summary(static.read_text(encoding="utf-8"), experiments, self.layout), encoding="utf-8")
         return str(path.resolve())
 
     def targets(self) -> list[str]:
@@ -408,6 +373,13 @@ class Workflow:
         if self.reporting:  # a report covers what has been computed, not what could be
             paths = [p for p in paths if p.exists()]
         return [str(p) for p in paths]
+
+    def report_command(self, kind: str, outputs: tuple[str, ...]) -> str:
+        """Shell command of a report rule: its job by kind, the input, the experiment, its table
+        and each named output (`{output.<name>}`)."""
+        outs = "".join(f" --out {name}={{output.{name}}}" for name in outputs)
+        return self.job_command("report") + (f" --kind {kind} --input {{params.input:q}} --experiment {{wildcards.experiment}}"
+                                              f" --table {{input.table}}{outs}")
 
     def job_command(self, job: str) -> str:
         """The start of every job's shell command (`python -m pl_dsl.engine.jobs ... JOB`)."""

@@ -229,7 +229,7 @@ def draw_figure(figure: dict[str, Any], table: Path, png: Path, svg: Path, runs:
     lookup(FIGURE_KINDS, figure.get("kind", "curves"), "figure kind").draw(figure, table, png, svg, runs)
 
 
-def draw_plot(plot: dict[str, Any], table: Path, png: Path, svg: Path, experiment: str) -> None:
+def draw_plot(plot: dict[str, Any], table: Path, png: Path, svg: Path) -> None:
     """A single plot: metric(s) against one swept field, one line per metric and series value."""
     plt = _pyplot()
     metrics = [plot["y"]] if isinstance(plot["y"], str) else list(plot["y"])
@@ -256,7 +256,7 @@ def draw_plot(plot: dict[str, Any], table: Path, png: Path, svg: Path, experimen
     ax.set_ylabel(plot.get("ylabel") or metrics_label(metrics), fontsize=9)
     reduced = ", ".join(f"{op} over {symbol(axis)}" for axis, op in plan.items())
     note = diverged_note(rows)
-    ax.set_title(plot.get("title", experiment) + (f"\n({reduced})" if reduced else "") + (f"\n{note}" if note else ""),
+    ax.set_title(plot.get("title", "") + (f"\n({reduced})" if reduced else "") + (f"\n{note}" if note else ""),
                  fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pl_dsl.engine.registry import Output, Stage, UnitContext
 from pl_dsl.spec.config import AttackConfig, TrainingConfig
 from pl_dsl.spec.sections import Section, schema_beside
-from pl_dsl.stages.common import Common, absolute_eps, accuracy, eps_given_twice, passes_cost, working_bytes
+from pl_dsl.stages.common import BaseParams, absolute_eps, accuracy, eps_given_twice, passes_cost, working_bytes
 
 
 @dataclass(frozen=True)
-class AttackParams(Common):
+class AttackParams(BaseParams):
     attack: AttackConfig
     train: TrainingConfig  # f's: the attack descends f's own training loss
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pl_dsl.engine.registry import Output, UnitContext
 from pl_dsl.errors import lookup
@@ -24,7 +24,7 @@ TYPICAL_REAL_SIZES = (12000, 2000)
 
 
 @dataclass(frozen=True)
-class Common:
+class BaseParams:
     """Fields every stage reads: the seed, the data set and the network shape."""
 
     seed: int
@@ -41,13 +41,13 @@ class Common:
 
 
 @dataclass(frozen=True)
-class TrainedParams(Common):
+class TrainedParams(BaseParams):
     """Stages that read the trained f and g of a run also need g's scenario."""
 
     scenario: str
 
 
-def init_generator(params: Common, role: str) -> torch.Generator:
+def init_generator(params: BaseParams, role: str) -> torch.Generator:
     """Initialisation depends on seed, data and network only, so networks trained with different
     learning rates start from the same weights (a fair learning-rate grid)."""
     import torch
@@ -58,7 +58,7 @@ def init_generator(params: Common, role: str) -> torch.Generator:
     return torch.Generator().manual_seed(identity)
 
 
-def fit_together(ctx: UnitContext, members: Sequence[Common], role: str, x: torch.Tensor, y: torch.Tensor,
+def fit_together(ctx: UnitContext, members: Sequence[BaseParams], role: str, x: torch.Tensor, y: torch.Tensor,
                  trainings: Sequence[TrainingConfig]) -> None:
     """Fresh networks (initialised from the stream `role`) trained on (x, y), one per member,
     each reported through ctx.emit as `model.pt` (weights and final loss, what `ctx.network`
@@ -149,18 +149,18 @@ def eps_given_twice(attack: Any) -> list[tuple[str, str]]:
     return []
 
 
-def passes_cost(params: Common, passes: int) -> float:
+def passes_cost(params: BaseParams, passes: int) -> float:
     """Multiply-adds of `passes` forward-and-backward passes over D (about 3 forward passes each)."""
     return 3.0 * passes * params.sizes()[0] * params.per_sample()
 
 
-def data_bytes(params: Common) -> float:
+def data_bytes(params: BaseParams) -> float:
     """Bytes of the training and test inputs in float32."""
     n_train, n_test = params.sizes()
     return 4.0 * (n_train + n_test) * params.data.dim
 
 
-def working_bytes(params: Common, data_copies: int) -> float:
+def working_bytes(params: BaseParams, data_copies: int) -> float:
     """Bytes a unit holds while training or attacking one network: `data_copies` arrays the size
     of the data (x; for g also the perturbations and its inputs), the hidden layer's activations
     with their gradients (about four N x m arrays) and the weights with gradients and momentum."""
@@ -184,15 +184,24 @@ def adversarial_inputs(scenario: str, data: Dataset, delta: torch.Tensor) -> tor
     return lookup(SCENARIOS, scenario, "scenario")(data.x, delta.to(data.x.device))  # type: ignore[no-any-return]
 
 
-def trained(ctx: UnitContext, params: TrainedParams) -> tuple[Dataset, TwoLayerNet, TwoLayerNet,
-                                                             dict[str, Any], torch.Tensor]:
-    """Data, f, g, the perturbations file and g's training inputs, from inputs f, attack and g."""
+class Trained(NamedTuple):
+    """What a run's trained pair is made of, read from the inputs f, attack and g."""
+
+    data: Dataset
+    f: TwoLayerNet
+    g: TwoLayerNet
+    attack: dict[str, Any]  # the perturbations file: delta (r_n) and y_adv
+    x_adv: torch.Tensor  # g's training inputs under the run's scenario
+
+
+def load_trained(ctx: UnitContext, params: TrainedParams) -> Trained:
+    """The data, f, g, the perturbations and g's training inputs of a unit's run."""
     data = ctx.dataset(params.data, params.seed)
     dim = data.x.shape[1]
     f = ctx.network("f", params.network, dim)
     g = ctx.network("g", params.network, dim)
     attack = ctx.load("attack", "perturbations.pt")
-    return data, f, g, attack, adversarial_inputs(params.scenario, data, attack["delta"])
+    return Trained(data, f, g, attack, adversarial_inputs(params.scenario, data, attack["delta"]))
 
 
 TRAINED_INPUTS = {"f": "train_f", "attack": "attack", "g": "train_g"}

@@ -12,7 +12,7 @@ from pl_dsl.engine.registry import Output, Stage, UnitContext
 from pl_dsl.science import KERNEL_BLOCK_BYTES
 from pl_dsl.spec.config import DecisionMapConfig, TheoryConfig
 from pl_dsl.spec.sections import Section, schema_beside
-from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, trained, working_bytes
+from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, load_trained, working_bytes
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +32,7 @@ def compute(ctx: UnitContext, params: DecisionMapParams) -> Output:
     from pl_dsl.science.nn import labels_of, outputs
     from pl_dsl.science.theory import MARGIN_SCALES, conditions, direction, f_hat, g_hat
 
-    data, f, g, _, x_adv = trained(ctx, params)
+    data, f, g, _, x_adv = load_trained(ctx, params)
     gamma, grid, margins = params.network.leaky_slope, params.decision_map, params.theory
     u, v = data.x[data.y > 0].mean(0), data.x[data.y < 0].mean(0)
     basis = torch.stack([u / u.norm(), v / v.norm()])

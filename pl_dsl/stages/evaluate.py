@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pl_dsl.engine.registry import Output, Stage, UnitContext
-from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, accuracy, trained, working_bytes
+from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, accuracy, load_trained, working_bytes
 
 
 def compute(ctx: UnitContext, params: TrainedParams) -> Output:
     from pl_dsl.science.nn import predict
 
-    data, f, g, attack, x_adv = trained(ctx, params)
+    data, f, g, attack, x_adv = load_trained(ctx, params)
     f_test, g_test = predict(f, data.x_test), predict(g, data.x_test)
     return Output({}, {
         "f_train_acc": accuracy(predict(f, data.x), data.y),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pl_dsl.engine.registry import Output, Stage, UnitContext
 from pl_dsl.spec.config import AttackConfig
 from pl_dsl.spec.sections import Section, schema_beside
-from pl_dsl.stages.common import Common, absolute_eps, accuracy, eps_given_twice, working_bytes
+from pl_dsl.stages.common import BaseParams, absolute_eps, accuracy, eps_given_twice, working_bytes
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class RobustnessConfig:
 
 
 @dataclass(frozen=True)
-class RobustnessParams(Common):
+class RobustnessParams(BaseParams):
     robustness: RobustnessConfig
 
 

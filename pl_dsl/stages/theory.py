@@ -10,7 +10,7 @@ from pl_dsl.engine.registry import Output, Stage, UnitContext
 from pl_dsl.science import KERNEL_BLOCK_BYTES
 from pl_dsl.spec.config import TheoryConfig
 from pl_dsl.spec.sections import Section, schema_beside
-from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, accuracy, trained, working_bytes
+from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, accuracy, load_trained, working_bytes
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ def compute(ctx: UnitContext, params: TheoryParams) -> Output:
     from pl_dsl.science.nn import labels_of, predict
     from pl_dsl.science.theory import MARGIN_SCALES, conditions, cosine, direction, f_hat, g_hat, random_abs_cosine
 
-    data, f, g, attack, x_adv = trained(ctx, params)
+    data, f, g, attack, x_adv = load_trained(ctx, params)
     gamma = params.network.leaky_slope
     w = direction(data.x, data.y, gamma)
     delta, y_adv = attack["delta"].to(ctx.device), attack["y_adv"].to(ctx.device)

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pl_dsl.engine.registry import Stage, UnitContext
 from pl_dsl.spec.config import TrainingConfig
 from pl_dsl.spec.sections import Section, schema_beside
-from pl_dsl.stages.common import Common, fit_together, passes_cost, training_of, working_bytes
+from pl_dsl.stages.common import BaseParams, fit_together, passes_cost, training_of, working_bytes
 
 
 @dataclass(frozen=True)
-class TrainFParams(Common):
+class TrainFParams(BaseParams):
     train: TrainingConfig
 
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pl_dsl.engine.registry import Stage, UnitContext
 from pl_dsl.spec.config import TrainingConfig
 from pl_dsl.spec.sections import schema_beside
-from pl_dsl.stages.common import Common, adversarial_inputs, fit_together, passes_cost, training_of, working_bytes
+from pl_dsl.stages.common import BaseParams, adversarial_inputs, fit_together, passes_cost, training_of, working_bytes
 
 
 @dataclass(frozen=True)
-class TrainGParams(Common):
+class TrainGParams(BaseParams):
     train: TrainingConfig
     scenario: str
 
