@@ -274,3 +274,73 @@ def test_a_user_stage_named_in_the_project_file_is_known_to_every_command(tmp_pa
     # --config stage_modules still overrides the file (here: with nothing, so the section is unknown).
     overridden = snakemake(tmp_path, "--config", f"experiments={spec}", "stage_modules=", "-n")
     assert overridden.returncode == 1 and "agreement: unknown field" in overridden.stderr
+
+
+# A user's stage that evaluates f on a second data set of its own section (`eval_data`): the
+# section declares the field a data set, and gets the data kind's resolution, its field checks
+# and the missing-file check like the core `data`, with no edit to pl-dsl.
+SECOND_DATA_STAGE = '''
+"""eval_second: f's accuracy on the test points of a second data set."""
+from dataclasses import dataclass
+
+from pl_dsl.engine.registry import Output, Stage
+from pl_dsl.spec.config import DataConfig
+from pl_dsl.spec.sections import Section, schema_beside
+from pl_dsl.stages.common import BaseParams, accuracy
+
+
+@dataclass(frozen=True)
+class SecondParams(BaseParams):
+    eval_data: DataConfig
+
+
+def compute(ctx, params):
+    from pl_dsl.science.nn import predict
+
+    data = ctx.dataset(params.eval_data, params.seed)
+    f = ctx.network("f", params.network, data.x.shape[1])
+    return Output({}, {"f_second_acc": accuracy(predict(f, data.x_test), data.y_test),
+                       "second_n_test": float(len(data.y_test))})
+
+
+STAGE = Stage(
+    name="eval_second", params=SecondParams, compute=compute, cost=lambda params: 1.0,
+    inputs={"f": "train_f"}, writes={},
+    metrics={"f_second_acc": "f on the second data set's test points", "second_n_test": "its test points"},
+    sections=(Section("eval_data", DataConfig, schema_beside(__file__), data_fields=("",)),), gpu=False,
+)
+'''
+SECOND_DATA_SCHEMA = {"properties": {"eval_data": {"type": "object", "default": {},
+                                                   "description": "The second data set (any data kind)."}}}
+
+
+def test_a_data_set_in_a_user_section_is_resolved_and_checked_like_the_core_one(tmp_path: Path) -> None:
+    (tmp_path / "eval_second.py").write_text(SECOND_DATA_STAGE)
+    (tmp_path / "eval_second.schema.json").write_text(json.dumps(SECOND_DATA_SCHEMA))
+    (tmp_path / "pl-dsl.toml").write_text('stage_modules = ["eval_second"]\n')
+    base = TINY.replace("y: g_clean_acc", "y: f_second_acc")
+    # The kind's defaults fill what is not written (n_test of shifted_gauss: 1000 in the schema).
+    shifted = write_spec(tmp_path, "tiny", base + "eval_data: {kind: shifted_gauss, dim: 10, mean_shift: 1.0}\n")
+    runs = json.loads(run_cli("runs", "--json", str(shifted), cwd=tmp_path).stdout)
+    assert runs[0]["spec"]["eval_data"] == {**runs[0]["spec"]["eval_data"], "kind": "shifted_gauss", "dim": 10,
+                                            "mean_shift": 1.0, "classes": None, "root": None}
+    n_test = runs[0]["spec"]["eval_data"]["n_test"]
+    assert isinstance(n_test, int) and n_test > 0
+    ran = snakemake(tmp_path, "--config", f"experiments={shifted}")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    rows = rows_of(tmp_path / "results/tiny/results.csv")
+    assert all(float(row["second_n_test"]) == n_test and 0.5 < float(row["f_second_acc"]) <= 1.0 for row in rows)
+    # A field the kind does not take is located inside the section.
+    wrong = write_spec(tmp_path, "wrong", base.replace("name: tiny", "name: wrong")
+                       + "eval_data: {kind: shifted_gauss, dim: 10, classes: [1, 2]}\n")
+    result = run_cli("validate", str(wrong), cwd=tmp_path)
+    assert result.returncode == 1 and "eval_data.classes: classes applies to real data sets only" in result.stderr
+    # Missing files of a real data set there are named, as for `data`, and Snakemake refuses to start.
+    absent = write_spec(tmp_path, "absent", base.replace("name: tiny", "name: absent")
+                        + f"eval_data: {{kind: mnist, root: {tmp_path / 'nowhere'}}}\n")
+    hidden = {"HOME": str(tmp_path / "home"), "PL_DSL_DATA": ""}
+    result = run_cli("validate", str(absent), cwd=tmp_path, env=hidden)
+    assert result.returncode == 0 and "eval_data.kind: warning:" in result.stderr
+    assert str(tmp_path / "nowhere") in result.stderr
+    refused = snakemake(tmp_path, "--config", f"experiments={absent}", "-n", env=hidden)
+    assert refused.returncode == 1 and "eval_data.kind" in refused.stderr
