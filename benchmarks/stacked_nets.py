@@ -43,7 +43,7 @@ def nets_per_second(device: torch.device, dim: int, samples: int, width: int, st
         torch.cuda.synchronize()
     start = time.perf_counter()
     if stacked:
-        train_stacked(nets, x, y, configs, [{steps}] * count, on_snapshot=lambda *a: None,
+        train_stacked(nets, [x] * count, [y] * count, configs, [{steps}] * count, on_snapshot=lambda *a: None,
                       on_diverged=lambda *a: None)
     else:
         for net, config in zip(nets, configs):
@@ -65,7 +65,7 @@ def whole_spec(spec: Path) -> None:
     experiment = load_experiment(spec)
     units = [run_units(run, REGISTRY) for run in experiment.runs]
     chooses = nn.stacks
-    for label, rule in (("stacked where chosen", chooses), ("every net alone", lambda device, configs: False)):
+    for label, rule in (("stacked where chosen", chooses), ("every net alone", lambda device, configs, force=False: False)):
         nn.stacks = rule  # type: ignore[assignment]
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()

@@ -110,12 +110,20 @@ def _cuda_warnings(file: str, experiment: Experiment) -> list[SpecError]:
                       "their jobs fail on this machine (run them on a GPU node, or use device: auto)", level="warning")]
 
 
-def _summary(files: list[Path], registry: Registry) -> None:
-    """Per spec: runs, distinct units per stage and the estimated compute from the cost model."""
-    from pl_dsl.engine.plan import batch_seconds, build_plan
+def _summary(files: list[Path], registry: Registry, device: str = "cpu") -> None:
+    """Per spec: runs, distinct units per stage and the estimated compute from the cost model, on
+    one CPU core or, with device cuda, on the calibrated GPU with nets stacked by shape."""
+    from pl_dsl.engine.calibration import load
+    from pl_dsl.engine.plan import batch_seconds, build_plan, calibrated_seconds
 
-    table = Table(title="what the specs launch (compute estimated from the stage cost model, one CPU core)")
-    for column in ["spec", "runs", *registry.names, "est. CPU core-hours"]:
+    calibration = load().get(device)
+    if calibration:
+        where = f"calibrated on {calibration.get('device_name', 'this CPU, one core')} ({calibration['measured']})"
+    else:
+        where = "the cost model's CPU core rate" + (": no CUDA calibration here (pl-dsl doctor --calibrate on a GPU "
+                                                    "node)" if device == "cuda" else "")
+    table = Table(title=f"what the specs launch (compute estimated from the stage cost model; {where})")
+    for column in ["spec", "runs", *registry.names, f"est. {'GPU' if device == 'cuda' else 'CPU core'}-hours"]:
         table.add_column(column, justify="left" if column == "spec" else "right")
     failed = False
     for file in files:
@@ -125,9 +133,12 @@ def _summary(files: list[Path], registry: Registry) -> None:
             for error in errors:
                 _console(err=True).print(str(error), markup=False)
             continue
-        plan = build_plan([experiment], registry)
+        plan = build_plan([experiment], registry, stack="on" if device == "cuda" else "auto")
         units = plan.experiments[experiment.name].units
-        seconds = sum(batch_seconds(members) for members in units.values())  # step prefixes count once
+        # step prefixes count once; on the GPU, stacks at the stacked rate
+        estimates = [calibrated_seconds(members, device) if calibration else None for members in units.values()]
+        seconds = sum(batch_seconds(members) if estimate is None else estimate
+                      for members, estimate in zip(units.values(), estimates))
         table.add_row(str(file), str(len(experiment.runs)), *[str(len(units[s])) for s in registry.names],
                       f"{seconds / 3600:.2f}")
     _console().print(table)
@@ -167,7 +178,16 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
     and claims. Anything after `--` is passed to Snakemake."""
     from pl_dsl.engine.paths import Layout
     from pl_dsl.engine.workflow import find_spec_files
-    from pl_dsl.launch import Tracker, UsageError, derive, parse_change, project_root, run_workflow, snakemake_command
+    from pl_dsl.launch import (
+        Tracker,
+        UsageError,
+        derive,
+        failure_lines,
+        parse_change,
+        project_root,
+        run_workflow,
+        snakemake_command,
+    )
     from pl_dsl.report.results import read_table
 
     err = _console(err=True)
@@ -235,6 +255,9 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
         if table.exists():
             _show_table(out, experiment.name, read_table(table), table, layout, [], False, registry, max_rows=40)
     if code != 0:
+        if not verbose:
+            for line in failure_lines(log):
+                err.print(line, markup=False)
         err.print(f"pl-dsl run: Snakemake failed (exit {code}); its log: {log}", markup=False)
     sys.exit(code)
 
@@ -260,14 +283,17 @@ def schema(output: str | None, stage_modules: str | None) -> None:
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the runs with their full specs as JSON.")
 @click.option("--summary", is_flag=True, help="Only counts: runs, units per stage, estimated compute (implied for a folder).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Estimate the compute on this device kind, at the rate `pl-dsl doctor --calibrate` measured "
+                   "(cuda: nets stacked by shape).")
 @STAGE_MODULES
-def runs(path: str, as_json: bool, summary: bool, stage_modules: str | None) -> None:
+def runs(path: str, as_json: bool, summary: bool, device: str, stage_modules: str | None) -> None:
     """List the runs a spec expands to (run ids, the values varied in each); for a folder of specs, or
     with --summary, what each spec launches: runs, distinct units per stage, estimated compute."""
     registry = _registry(stage_modules)
     if Path(path).is_dir() or summary:
         files = sorted(Path(path).rglob("*.yaml")) if Path(path).is_dir() else [Path(path)]
-        _summary(files, registry)
+        _summary(files, registry, device)
         return
     experiment, errors = check_file(path, registry)
     if experiment is None:
@@ -608,7 +634,10 @@ def compare(first: str, second: str, metrics: tuple[str, ...], results_root: str
 
 @main.command()
 @click.option("--require-cuda", is_flag=True, help="Exit 1 unless PyTorch sees a CUDA device (for GPU nodes).")
-def doctor(require_cuda: bool) -> None:
+@click.option("--calibrate", is_flag=True,
+              help="Measure the training throughput of this machine's CPU (one core) and GPU (one net, and nets "
+                   "stacked) and store it for runtime requests and `pl-dsl runs --device` (about half a minute).")
+def doctor(require_cuda: bool, calibrate: bool) -> None:
     """What this machine offers pl-dsl: Python, the torch build and the devices it sees (with the CUDA
     version), threads, Snakemake and the SLURM plugin, and the real data files found."""
     from pl_dsl.doctor import diagnose
@@ -621,6 +650,15 @@ def doctor(require_cuda: bool) -> None:
     for what, found in report.rows:
         table.add_row(what, found)
     console.print(table)
+    if calibrate:
+        from pl_dsl.engine import calibration
+
+        for kind, entry in calibration.calibrate().items():
+            stacked = (f", {entry['stacked_multiply_adds_per_second'] / 1e9:.1f} G stacked ({entry['stack']} nets)"
+                       if "stacked_multiply_adds_per_second" in entry else "")
+            console.print(f"calibrated {kind} ({entry.get('device_name', 'one core')}): "
+                          f"{entry['multiply_adds_per_second'] / 1e9:.1f} G multiply-adds/s alone{stacked}", markup=False)
+        console.print(f"stored in {calibration.calibration_file()}", markup=False)
     if require_cuda and not report.cuda_devices:
         _console(err=True).print(f"no CUDA device: {report.cuda_problem}", markup=False)
         sys.exit(1)

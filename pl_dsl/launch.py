@@ -168,7 +168,18 @@ def snakemake_command(files: list[Path], cores: int | None, profile: str | None,
         config.append(f"results={layout.root}")
     if force:
         config.append("force=1")
-    return command + ["--config", *config, *extra]
+    # Snakemake keeps only the last --config: the user's KEY=VALUE items join pl-dsl's instead.
+    rest: list[str] = []
+    taking = False
+    for arg in extra:
+        if arg in ("--config", "-C"):
+            taking = True
+        elif taking and not arg.startswith("-"):
+            config.append(arg)
+        else:
+            taking = False
+            rest.append(arg)
+    return command + ["--config", *config, *rest]
 
 
 @dataclass
@@ -227,6 +238,14 @@ class Tracker:
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def failure_lines(log: Path, tail: int = 12) -> list[str]:
+    """What to show of Snakemake's log after a failure: pl-dsl's own messages (lines that start
+    with "pl-dsl"), else the log's last lines."""
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else []
+    ours = [line for line in lines if line.startswith("pl-dsl")]
+    return ours or lines[-tail:]
 
 
 def run_workflow(command: list[str], log: Path, verbose: bool, tracker: Tracker | None, show: Any) -> int:

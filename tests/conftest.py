@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# A calibration of this machine (pl-dsl doctor --calibrate) would change the runtimes the tests
+# read: every test, and every process they start, sees none unless it sets its own.
+os.environ["PL_DSL_CALIBRATION"] = str(REPO / "tests" / "no-calibration.json")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

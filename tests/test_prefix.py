@@ -95,7 +95,7 @@ def test_stacked_nets_equal_nets_trained_one_by_one(schedule: str) -> None:
     configs = [replace(base, lr=4.0, steps=80), replace(base, lr=0.5, steps=35), replace(base, lr=0.05, steps=80)]
     snapshots = [{10, 80}, {35}, {1, 80}]
     stacked: dict[tuple[int, int], tuple[TwoLayerNet, float]] = {}
-    train_stacked(_nets(3, 20), x, y, configs, snapshots,
+    train_stacked(_nets(3, 20), [x] * 3, [y] * 3, configs, snapshots,
                   on_snapshot=lambda i, t, net, losses: stacked.__setitem__((i, t), (net, losses[-1])),
                   on_diverged=lambda i, error: pytest.fail(f"net {i} diverged: {error}"))
     assert set(stacked) == {(0, 10), (0, 80), (1, 35), (2, 1), (2, 80)}
@@ -118,7 +118,7 @@ def test_a_diverging_stacked_net_leaves_the_others_alone() -> None:
         train(_nets(1, 20)[0], x, y, base)
     diverged: dict[int, Divergence] = {}
     finished: dict[int, TwoLayerNet] = {}
-    train_stacked(_nets(2, 20), x, y, configs, [{30}, {30}],
+    train_stacked(_nets(2, 20), [x] * 2, [y] * 2, configs, [{30}, {30}],
                   on_snapshot=lambda i, t, net, losses: finished.__setitem__(i, net),
                   on_diverged=lambda i, error: diverged.__setitem__(i, error))
     assert set(diverged) == {0} and diverged[0].step == alone.value.step

@@ -88,6 +88,12 @@ def test_a_dry_run_and_snakemake_arguments_pass_through(ran: Path) -> None:
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
     passed = run_cli("run", str(ran / "tiny.yaml"), "--cores", "1", "--", "--dry-run", "--quiet", cwd=ran)
     assert passed.returncode == 0 and "runs 6/6 done" in passed.stdout
+    # Snakemake keeps only its last --config: the user's items join pl-dsl's (the spec stays chosen).
+    stacked = run_cli("run", str(ran / "tiny.yaml"), "--cores", "1", "--", "--config", "stack=on", "--dry-run",
+                      cwd=ran)
+    assert stacked.returncode == 0 and "runs 6/6 done" in stacked.stdout, stacked.stderr[-2000:]
+    wrong = run_cli("run", str(ran / "tiny.yaml"), "--cores", "1", "--", "--config", "stack=sometimes", cwd=ran)
+    assert wrong.returncode != 0 and "stack=sometimes" in wrong.stdout + wrong.stderr
 
 
 def test_list_and_compare(ran: Path) -> None:

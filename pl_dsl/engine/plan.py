@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pl_dsl.engine.registry import Registry
@@ -32,8 +33,9 @@ FUSED = "fused"
 # (about 95 GFLOP/s measured here, i.e. ~47 G multiply-adds) and the fixed cost of one unit.
 CORE_MULTIPLY_ADDS_PER_SECOND = 4.7e10
 SECONDS_PER_UNIT = 0.05
-# What a cluster job asks for (see `Batch.resources`). Runtime: the estimate on one CPU core
-# (an upper bound for a GPU) times a safety factor, plus start-up, never below a floor. Memory:
+# What a cluster job asks for (see `Batch.resources`). Runtime: the estimate on the calibrated
+# device (engine.calibration), else on one CPU core (an upper bound for a GPU), times a safety
+# factor, plus start-up, never below a floor. Memory:
 # the process itself (Python, torch, a CUDA context) plus the largest unit's estimate, doubled
 # (a job also caches the data and the input files it read), rounded up to 100 MB.
 RUNTIME_SAFETY = 3.0
@@ -43,8 +45,31 @@ MEMORY_SAFETY = 2.0
 
 
 def estimated_seconds(cost: float) -> float:
-    """Estimated seconds on one CPU core for a unit of the given cost (multiply-adds)."""
+    """Estimated seconds on one CPU core for a unit of the given cost (multiply-adds), at the
+    cost model's fixed rate: what planning uses, whatever machine plans."""
     return cost / CORE_MULTIPLY_ADDS_PER_SECOND + SECONDS_PER_UNIT
+
+
+@lru_cache(maxsize=1)
+def _calibration() -> dict[str, Any]:
+    from pl_dsl.engine import calibration
+
+    return calibration.load()
+
+
+def calibrated_seconds(units: list[Unit], device: str | None = None) -> float | None:
+    """Estimated seconds of units computed as a job computes them, at the rate calibrated for
+    their device (or `device`), stacked groups at the stacked rate (`pl-dsl doctor
+    --calibrate`); None when that device kind is not calibrated."""
+    from pl_dsl.engine.calibration import rate
+
+    total = 0.0
+    for group in _groups(units):
+        throughput = rate(device or group[0].device, stacked=group[0].stack, calibration=_calibration())
+        if throughput is None:
+            return None
+        total += group_cost(group) / throughput + SECONDS_PER_UNIT
+    return total
 
 
 @dataclass
@@ -61,18 +86,33 @@ class Unit:
     group: str  # units with equal groups are computed by one call (see Stage.group_key)
     trajectory: str  # ... and within it, equal trajectories by one training (step prefixes)
     runs: list[str] = field(default_factory=list)
+    stack: bool = False  # its group is nets of one shape, trained as one stacked model
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "key": self.key, "params": self.params, "inputs": self.inputs,
                 "device": self.device, "cost": self.cost, "memory": self.memory, "runs": self.runs,
-                "group": self.group, "trajectory": self.trajectory}
+                "group": self.group, "trajectory": self.trajectory, "stack": self.stack}
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Unit:
         return Unit(**data)
 
 
-def run_units(run: Run, registry: Registry) -> dict[str, Unit]:
+# `--config stack=`: train nets of one shape (across seeds, lrs and inputs) as one stacked
+# model where the run's device is cuda (auto, the default), everywhere (on: the CPU too, for
+# checking), or never (off: only an lr grid on CUDA, as before).
+STACK_MODES = ("auto", "on", "off")
+# A stacked group is split so that the estimated memory of its trajectories stays under this
+# (`--config stack_memory_gb=`), leaving room on a 16 GB device for the CUDA context and data.
+DEFAULT_STACK_MEMORY_GB = 8.0
+
+
+def stacked(stack: str, device: str) -> bool:
+    """Whether a run's training units are grouped by shape under `--config stack=`."""
+    return stack == "on" or (stack == "auto" and device == "cuda")
+
+
+def run_units(run: Run, registry: Registry, stack: str = "auto") -> dict[str, Unit]:
     """The units of one run, in stage order, each keyed by its code, parameters and inputs."""
     units: dict[str, Unit] = {}
     for stage in registry:
@@ -86,11 +126,16 @@ def run_units(run: Run, registry: Registry) -> dict[str, Unit]:
         key = stable_hash({"stage": stage.name, "code": stage.fingerprint, "inputs": inputs,
                            "params": to_json(params, identity=True)}, 16)
         shared = {"stage": stage.name, "inputs": inputs, "device": run.config.device}
-        # Nets that differ in lr train stacked only on CUDA: a CPU-only run keeps them apart.
-        group = stable_hash({**shared, "params": to_json(stage.group_key(params, keep_lr=run.config.device == "cpu"))}, 16)
+        by_shape = stage.trains is not None and stacked(stack, run.config.device)
+        if by_shape:  # nets of one shape, whatever their seed, lr and inputs
+            group = stable_hash({"stage": stage.name, "device": run.config.device,
+                                 "params": to_json(stage.group_key(params, stack=True))}, 16)
+        else:  # nets that differ in lr train stacked only on CUDA: a CPU-only run keeps them apart
+            group = stable_hash({**shared, "params": to_json(stage.group_key(params, keep_lr=run.config.device == "cpu"))},
+                                16)
         trajectory = stable_hash({**shared, "params": to_json(stage.group_key(params, keep_lr=True))}, 16)
         units[stage.name] = Unit(stage.name, key, to_json(params), inputs, run.config.device, float(stage.cost(params)),
-                                 float(stage.memory(params)), group, trajectory, [run.id])
+                                 float(stage.memory(params)), group, trajectory, [run.id], by_shape)
     return units
 
 
@@ -109,8 +154,10 @@ class Batch:
 
     def resources(self, max_runtime: int | None = None) -> dict[str, int]:
         """What a cluster job computing this batch asks for: `runtime` (minutes, at most
-        max_runtime) and `mem_mb`, from the stage's cost and memory estimates of its units."""
-        seconds = batch_seconds(self.units)
+        max_runtime) and `mem_mb`, from the stage's cost and memory estimates of its units (the
+        runtime at the calibrated rate of their device where there is one)."""
+        calibrated = calibrated_seconds(self.units)
+        seconds = batch_seconds(self.units) if calibrated is None else calibrated
         runtime = max(RUNTIME_FLOOR_MINUTES, math.ceil(RUNTIME_SAFETY * seconds / 60) + 1)
         largest = max((unit.memory for unit in self.units), default=0.0)
         mem_mb = 100 * math.ceil((PROCESS_MB + MEMORY_SAFETY * largest / 2**20) / 100)
@@ -237,6 +284,44 @@ def _groups(units: list[Unit]) -> list[list[Unit]]:
     return list(groups.values())
 
 
+def _bounded(groups: list[list[Unit]], memory: float) -> list[list[Unit]]:
+    """Stacked groups cut, between trajectories, into pieces whose trajectories' estimated
+    memory (each stacked net holds its own) stays under `memory` bytes, each piece a group of
+    its own (the pieces after the first get new group ids); other groups as they are."""
+    pieces: list[list[Unit]] = []
+    for group in groups:
+        if not group[0].stack:
+            pieces.append(group)
+            continue
+        trajectories: dict[str, list[Unit]] = {}
+        for unit in group:
+            trajectories.setdefault(unit.trajectory, []).append(unit)
+        piece: list[Unit] = []
+        held = 0.0
+        for members in trajectories.values():
+            need = max(unit.memory for unit in members)
+            if piece and held + need > memory:
+                pieces.append(piece)
+                piece, held = [], 0.0
+            piece += members
+            held += need
+        pieces.append(piece)
+    for pieces_of_group in _pieces_by_group(pieces):
+        for number, piece in enumerate(pieces_of_group[1:], start=1):
+            for unit in piece:
+                unit.group = stable_hash([unit.group, number], 16)
+    return pieces
+
+
+def _pieces_by_group(pieces: list[list[Unit]]) -> list[list[list[Unit]]]:
+    """Pieces of stacked groups, gathered by the group they were cut from."""
+    by_group: dict[str, list[list[Unit]]] = {}
+    for piece in pieces:
+        if piece[0].stack:
+            by_group.setdefault(piece[0].group, []).append(piece)
+    return list(by_group.values())
+
+
 def _add_batch(batches: dict[tuple[str, str], Batch], by_rule: dict[str, list[str]],
                batch_of: dict[str, tuple[str, str]], rule: str, members: list[Unit]) -> None:
     """Register a batch of a rule: its id, the batches it reads from, where its units are."""
@@ -250,11 +335,14 @@ def _add_batch(batches: dict[tuple[str, str], Batch], by_rule: dict[str, list[st
 
 
 def build_plan(experiments: list[Experiment], registry: Registry, batch_size: dict[str, int] | None = None,
-               min_batches: int = DEFAULT_MIN_BATCHES, fuse_seconds: float = DEFAULT_FUSE_SECONDS) -> Plan:
+               min_batches: int = DEFAULT_MIN_BATCHES, fuse_seconds: float = DEFAULT_FUSE_SECONDS,
+               stack: str = "auto", stack_memory_gb: float = DEFAULT_STACK_MEMORY_GB) -> Plan:
     """Group each experiment's units into batches. A component (a trained f and everything
     computed from it) whose stages could gain at most `fuse_seconds` from running side by side
     goes whole into a fused batch: one job instead of a chain of stage jobs, each paying
-    process start-up. Other units are batched stage by stage, in run order."""
+    process start-up; a component with stacked units never does (its stacks span components).
+    Other units are batched stage by stage, in run order, each stacked group (nets of one shape,
+    see `stacked`) in one batch, cut to `stack_memory_gb`."""
     sizes = {stage.name: stage.batch_size for stage in registry} | (batch_size or {})
     plans: dict[str, ExperimentPlan] = {}
     batches: dict[tuple[str, str], Batch] = {}
@@ -262,7 +350,7 @@ def build_plan(experiments: list[Experiment], registry: Registry, batch_size: di
         unique: dict[str, Unit] = {}  # in first-use order
         keys: dict[str, dict[str, str]] = {}
         for run in experiment.runs:
-            units = run_units(run, registry)
+            units = run_units(run, registry, stack)
             keys[run.id] = {stage: unit.key for stage, unit in units.items()}
             for unit in units.values():
                 known = unique.setdefault(unit.key, unit)
@@ -271,7 +359,8 @@ def build_plan(experiments: list[Experiment], registry: Registry, batch_size: di
         fused: list[list[Unit]] = []
         staged: set[str] = set()
         for component in _components(list(unique.values())):
-            if fuse_seconds > 0 and len({u.stage for u in component}) > 1 and _parallel_slack(component) <= fuse_seconds:
+            if fuse_seconds > 0 and len({u.stage for u in component}) > 1 and not any(u.stack for u in component) \
+                    and _parallel_slack(component) <= fuse_seconds:
                 fused.append(component)
             else:
                 staged.update(u.key for u in component)
@@ -285,7 +374,7 @@ def build_plan(experiments: list[Experiment], registry: Registry, batch_size: di
         for stage in registry:
             by_rule.setdefault(stage.name, [])
             mine = [u for u in unique.values() if u.stage == stage.name and u.key in staged]
-            for members in _split(_groups(mine), sizes[stage.name], min_batches):
+            for members in _split(_bounded(_groups(mine), stack_memory_gb * 2**30), sizes[stage.name], min_batches):
                 _add_batch(batches, by_rule, batch_of, stage.name, members)
         units_of = {stage.name: [u for u in unique.values() if u.stage == stage.name] for stage in registry}
         plans[experiment.name] = ExperimentPlan(experiment, keys, by_rule, registry, units_of)

@@ -48,6 +48,18 @@ class UnitContext(Protocol):
     def progress(self, step: int, steps: int, loss: float) -> None:
         """Step `step` of `steps` of a long computation is done (shown every few seconds)."""
 
+    @property
+    def trajectory(self) -> str:
+        """For `compute_together`: members with equal trajectories are one training (they differ
+        at most in steps, and each is a step prefix of the longest)."""
+
+    @property
+    def force_stack(self) -> bool:
+        """Train the group's nets as one stacked model even on the CPU (`--config stack=on`)."""
+
+    def member(self, index: int) -> UnitContext:
+        """For `compute_together`: the context of member `index` (its own inputs)."""
+
     def emit(self, index: int, result: Output | Exception) -> None:
         """For `compute_together`: member `index` is finished (an Output) or diverged (the
         nn.Divergence); the engine stores it at once."""
@@ -84,6 +96,8 @@ class Stage(Generic[P]):
     # computes a group of units at once: units that differ only in that training's lr and, for
     # a causal schedule, its steps (see TrainingConfig.causal) share one batch and one call,
     # which reports each member through ctx.emit (step-prefix snapshots, stacked nets on CUDA).
+    # Where nets are stacked by shape (device cuda, or `--config stack=on`), a group also spans
+    # seeds and inputs: the computation reads each member's own through ctx.member(i).
     trains: str | None = None
     compute_together: Callable[[UnitContext, Sequence[P]], None] | None = None
     # The spec sections this stage brings (its own parameters: schema, type, resolution); the
@@ -99,16 +113,18 @@ class Stage(Generic[P]):
         if (self.trains is None) != (self.compute_together is None):
             raise ValueError(f"stage {self.name!r}: compute_together and trains go together")
 
-    def group_key(self, params: P, keep_lr: bool = False) -> Any:
+    def group_key(self, params: P, keep_lr: bool = False, stack: bool = False) -> Any:
         """Units of this stage with equal group keys (and equal inputs) are computed together:
         the parameters with the trained network's lr (unless keep_lr: then equal keys share one
-        training) and, for causal schedules only, its steps blanked."""
+        training) and, for causal schedules only, its steps blanked. With `stack` (nets of one
+        shape trained as one stacked model, see `stack_key`) the seed is blanked too."""
         if self.trains is None:
             return params
         training = getattr(params, self.trains)
         blank = dataclasses.replace(training, lr=training.lr if keep_lr else 0.0,
                                     steps=0 if training.causal else training.steps)
-        return dataclasses.replace(params, **{self.trains: blank})  # type: ignore[type-var]
+        key = dataclasses.replace(params, **{self.trains: blank})  # type: ignore[type-var]
+        return dataclasses.replace(key, seed=0) if stack and hasattr(key, "seed") else key  # type: ignore[type-var]
 
     def select(self, run: RunConfig) -> P:
         """This stage's parameters for one run."""

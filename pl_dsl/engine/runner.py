@@ -114,11 +114,15 @@ class UnitRunner:
         return computed
 
     def _group(self, first: Unit, candidates: list[Unit], handled: set[str]) -> list[Unit]:
-        """The unstored units among candidates that are computed together with `first`."""
+        """The unstored units among candidates that are computed together with `first`: those of
+        its group whose inputs are stored already (a stack across inputs may reach units whose
+        inputs come later in the list; they form a group of their own then)."""
+        stage = self.registry[first.stage]
         members: dict[str, Unit] = {}
         for unit in candidates:
             if unit.group == first.group and unit.key not in handled and unit.key not in members \
-                    and not self.has(unit):
+                    and not self.has(unit) and all(is_stored(self.layout.unit(stage.inputs[name], key))
+                                                   for name, key in unit.inputs.items()):
                 members[unit.key] = unit
         return list(members.values())
 
@@ -127,13 +131,18 @@ class UnitRunner:
         first = members[0]
         record = {"stage": first.stage, "code": stage.fingerprint, "device": first.device, "metrics": {}, "status": OK}
         start, started = time.perf_counter(), time.time()
-        diverged_input = self._diverged_input(first)
-        if diverged_input is not None:  # nothing to compute from: the run's result is its divergence
-            for unit in members:
-                self._save(unit, {**record, "seconds": 0.0, "status": DIVERGED, "note": diverged_input}, {})
-            if self.progress is not None:
-                self.progress.end_unit(len(members))
+        # Nothing to compute from where an input diverged: such a run's result is its divergence.
+        notes = {unit.key: self._diverged_input(unit) for unit in members}
+        for unit in members:
+            note = notes[unit.key]
+            if note is not None:
+                self._save(unit, {**record, "seconds": 0.0, "status": DIVERGED, "note": note}, {})
+                if self.progress is not None:
+                    self.progress.end_unit()
+        members = [unit for unit in members if notes[unit.key] is None]  # the caller's list stays whole
+        if not members:
             return
+        first = members[0]
         stored: set[str] = set()
         if len(members) > 1:
             record["computed_with"] = [unit.key for unit in members]
@@ -158,7 +167,7 @@ class UnitRunner:
                     raise result
                 stored.add(unit.key)
 
-            context = _Context(self, first, resolve_device(first, self.cuda_index), emit)
+            context = _Context(self, members, 0, resolve_device(first, self.cuda_index), emit)
             record["device"] = str(context.device)
             if stage.compute_together is not None:
                 stage.compute_together(context, [from_json(stage.params, unit.params) for unit in members])
@@ -191,21 +200,34 @@ class UnitRunner:
 
 
 class _Context:
-    """The engine as one unit's computation sees it (implements registry.UnitContext)."""
+    """The engine as one unit's computation sees it (implements registry.UnitContext): member
+    `index` of the units computed together."""
 
-    def __init__(self, workspace: UnitRunner, unit: Unit, device: torch.device,
+    def __init__(self, runner: UnitRunner, members: list[Unit], index: int, device: torch.device,
                  emit: Callable[[int, Output | Exception], None]) -> None:
-        self._workspace = workspace
-        self._unit = unit
+        self._runner = runner
+        self._members = members
+        self._unit = members[index]
         self.device = device
         self.emit = emit
 
+    @property
+    def trajectory(self) -> str:
+        return self._unit.trajectory
+
+    @property
+    def force_stack(self) -> bool:
+        return self._unit.stack
+
+    def member(self, index: int) -> _Context:
+        return _Context(self._runner, self._members, index, self.device, self.emit)
+
     def dataset(self, data: DataConfig, seed: int) -> Dataset:
-        return self._workspace.dataset(data, seed, self.device)
+        return self._runner.dataset(data, seed, self.device)
 
     def load(self, input_name: str, file: str) -> Any:
-        source = self._workspace.registry[self._unit.stage].inputs[input_name]
-        return self._workspace.file(source, self._unit.inputs[input_name], file)
+        source = self._runner.registry[self._unit.stage].inputs[input_name]
+        return self._runner.file(source, self._unit.inputs[input_name], file)
 
     def network(self, input_name: str, network: NetworkConfig, dim: int) -> TwoLayerNet:
         model = build_network(network, dim, torch.Generator())
@@ -213,8 +235,8 @@ class _Context:
         return model.to(self.device)
 
     def progress(self, step: int, steps: int, loss: float) -> None:
-        if self._workspace.progress is not None:
-            self._workspace.progress.step(step, steps, loss)
+        if self._runner.progress is not None:
+            self._runner.progress.step(step, steps, loss)
 
 
 def run_in_process(runs_units: list[dict[str, Unit]], layout: Layout, registry: Registry) -> int:

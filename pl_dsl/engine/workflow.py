@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from pl_dsl.engine.paths import Layout
-from pl_dsl.engine.plan import DEFAULT_FUSE_SECONDS, DEFAULT_MIN_BATCHES, FUSED, Batch, Plan, build_plan
+from pl_dsl.engine.plan import (
+    DEFAULT_FUSE_SECONDS,
+    DEFAULT_MIN_BATCHES,
+    DEFAULT_STACK_MEMORY_GB,
+    FUSED,
+    STACK_MODES,
+    Batch,
+    Plan,
+    build_plan,
+)
 from pl_dsl.engine.registry import Registry, stage_modules
 from pl_dsl.engine.store import damage, read_json, write_json_if_changed
 from pl_dsl.hashing import stable_hash
@@ -27,11 +36,14 @@ from pl_dsl.suggest import did_you_mean
 
 # The --config keys the workflow reads (see the README); any other key is a mistake.
 CONFIG_KEYS = ("experiments", "results", "logs", "min_batches", "batch_size", "fuse_seconds", "threads", "max_runtime",
-               "verify", "stage_modules", "missing_data", "force")
+               "verify", "stage_modules", "missing_data", "force", "stack", "stack_memory_gb")
 
 
 def check_config(config: dict[str, Any]) -> None:
-    """Refuse --config keys the workflow does not know, naming the close one and every known one."""
+    """Refuse --config keys the workflow does not know, naming the close one and every known one,
+    and a `stack` mode it does not know."""
+    if "stack" in config and config["stack"] not in STACK_MODES:
+        sys.exit(f"pl-dsl: --config stack={config['stack']}: use one of {', '.join(STACK_MODES)}")
     unknown = sorted(key for key in config if key not in CONFIG_KEYS)
     if unknown:
         lines = [f"pl-dsl: unknown --config key '{key}'{did_you_mean(key, CONFIG_KEYS)}" for key in unknown]
@@ -157,7 +169,9 @@ class SnakemakeBridge:
         self.fixed_threads = int(config.get("threads", 0))
         self.plan: Plan = build_plan(self.experiments, self.registry, config.get("batch_size", {}),
                                      int(config.get("min_batches", self.cores or DEFAULT_MIN_BATCHES)),
-                                     float(config.get("fuse_seconds", DEFAULT_FUSE_SECONDS)))
+                                     float(config.get("fuse_seconds", DEFAULT_FUSE_SECONDS)),
+                                     str(config.get("stack", "auto")),
+                                     float(config.get("stack_memory_gb", DEFAULT_STACK_MEMORY_GB)))
         self.python = sys.executable
         self.max_runtime = int(config["max_runtime"]) if config.get("max_runtime") else None
         self.reporting = reporting

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import torch
@@ -178,23 +178,32 @@ class _StackedSGD:
             scheduler.step(loss)
 
 
-def stacks(device: torch.device, configs: list[TrainingConfig]) -> bool:
-    """Whether nets of one shape and data train as one stacked model: on CUDA, where one small
-    net leaves the device idle, for two or more fp32 nets; on the CPU, per-net training was
-    measured faster (benchmarks/stacked_nets.py)."""
-    return device.type == "cuda" and len(configs) > 1 and all(c.precision == "fp32" for c in configs)
+def stacks(device: torch.device, configs: list[TrainingConfig], force: bool = False) -> bool:
+    """Whether nets of one shape train as one stacked model: on CUDA, where one small net leaves
+    the device idle, for two or more fp32 nets; on the CPU, per-net training was measured faster
+    (benchmarks/stacked_nets.py), so only when forced (`--config stack=on`, and the tests)."""
+    return (device.type == "cuda" or force) and len(configs) > 1 and all(c.precision == "fp32" for c in configs)
 
 
-def train_stacked(nets: list[TwoLayerNet], x: torch.Tensor, y: torch.Tensor, configs: list[TrainingConfig],
-                  snapshots: list[Collection[int]], on_snapshot: Callable[[int, int, TwoLayerNet, list[float]], None],
+def _stack_inputs(items: Sequence[torch.Tensor]) -> torch.Tensor:
+    """One tensor for all nets when they share it (the same object), else the nets' stacked."""
+    return items[0] if all(item is items[0] for item in items) else torch.stack(list(items))
+
+
+def train_stacked(nets: list[TwoLayerNet], xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor],
+                  configs: list[TrainingConfig], snapshots: list[Collection[int]],
+                  on_snapshot: Callable[[int, int, TwoLayerNet, list[float]], None],
                   on_diverged: Callable[[int, Divergence], None],
                   on_step: Callable[[int, int, float], None] | None = None) -> None:
-    """Train B nets of one shape on the same (x, y) as one stacked model (one batched matrix
-    product per layer instead of B small ones), net i with configs[i] (they differ only in lr
-    and steps). After step t of net i with t in snapshots[i], on_snapshot(i, t, net i as a
-    TwoLayerNet, its losses). A net whose loss is not finite is dropped: on_diverged(i, error).
-    The same computation as `train` of each net alone, up to float rounding (fp32 only)."""
+    """Train B nets of one shape as one stacked model (one batched matrix product per layer
+    instead of B small ones): net i on (xs[i], ys[i]) with configs[i]. The nets may differ in
+    initialisation, data (of one shape: nets sharing a tensor share it in memory), lr and steps;
+    loss, optimizer, momentum and schedule are the same. After step t of net i with t in
+    snapshots[i], on_snapshot(i, t, net i as a TwoLayerNet, its losses). A net whose loss is not
+    finite is dropped: on_diverged(i, error). The same computation as `train` of each net alone,
+    up to float rounding (fp32 only)."""
     first = nets[0]
+    x, y = _stack_inputs(xs), _stack_inputs(ys)  # (N, d) shared or (B, N, d); (N,) or (B, N)
     weight = torch.stack([n.weight.detach() for n in nets]).clone()
     bias = torch.stack([n.bias.detach() for n in nets if n.bias is not None]).clone() if first.bias is not None else None
     readout = torch.stack([n.readout for n in nets])
@@ -241,6 +250,8 @@ def train_stacked(nets: list[TwoLayerNet], x: torch.Tensor, y: torch.Tensor, con
                 return
             index_rows = torch.tensor(rows, device=weight.device)
             weight, readout = weight[index_rows], readout[index_rows]
+            x = x[index_rows] if x.dim() == 3 else x
+            y = y[index_rows] if y.dim() == 2 else y
             bias = bias[index_rows] if bias is not None else None
             optimizer.buffers = [b[index_rows] for b in optimizer.buffers]
             keep = [keep[r] for r in rows]

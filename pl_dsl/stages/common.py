@@ -58,22 +58,23 @@ def init_generator(params: BaseParams, role: str) -> torch.Generator:
     return torch.Generator().manual_seed(identity)
 
 
-def fit_together(ctx: UnitContext, members: Sequence[BaseParams], role: str, x: torch.Tensor, y: torch.Tensor,
-                 trainings: Sequence[TrainingConfig]) -> None:
-    """Fresh networks (initialised from the stream `role`) trained on (x, y), one per member,
-    each reported through ctx.emit as `model.pt` (weights and final loss, what `ctx.network`
-    reads back) or as its divergence. Members differ only in lr and steps (see
-    Stage.group_key): one training per distinct lr runs to the largest steps and hands out each
-    member's network at its own steps (causal schedules: the same network, bit for bit, as a
-    training of that length alone); on CUDA the distinct lrs train as one stacked model."""
+def fit_together(ctx: UnitContext, members: Sequence[BaseParams], role: str,
+                 data: Sequence[tuple[torch.Tensor, torch.Tensor]], trainings: Sequence[TrainingConfig]) -> None:
+    """Fresh networks, member i initialised from its own stream `role` and trained on data[i]
+    (inputs, labels) with trainings[i], each reported through ctx.emit as `model.pt` (weights and
+    final loss, what `ctx.network` reads back) or as its divergence. Members with equal
+    trajectories (ctx.member(i).trajectory: the same seed, data, inputs and lr) are one training
+    to the largest steps, which hands out each member's network at its own steps (causal
+    schedules: the same network, bit for bit, as a training of that length alone). Distinct
+    trainings run one after another, or, on CUDA (or forced), as one stacked model: an lr grid,
+    and where the plan groups nets by shape, across seeds and inputs too."""
     from pl_dsl.science.nn import Divergence, build_network, stacks, train, train_stacked
 
-    trajectories: dict[TrainingConfig, list[int]] = {}
-    for index, training in enumerate(trainings):
-        trajectories.setdefault(replace(training, steps=0), []).append(index)
-    configs = [replace(blank, steps=max(trainings[i].steps for i in indices))
-               for blank, indices in trajectories.items()]
+    trajectories: dict[str, list[int]] = {}
+    for index in range(len(members)):
+        trajectories.setdefault(ctx.member(index).trajectory, []).append(index)
     groups = list(trajectories.values())
+    configs = [replace(trainings[group[0]], steps=max(trainings[i].steps for i in group)) for group in groups]
     emitted: set[int] = set()
 
     def emit(group: list[int], steps: int, result: Output | Exception) -> None:
@@ -87,19 +88,22 @@ def fit_together(ctx: UnitContext, members: Sequence[BaseParams], role: str, x: 
         return Output({"model.pt": {"state": state, "final_loss": losses[-1] if losses else None,
                                     "loss_curve": loss_curve(losses)}})
 
-    def fresh() -> TwoLayerNet:
-        return build_network(members[0].network, x.shape[1], init_generator(members[0], role)).to(ctx.device)
+    def fresh(group: list[int]) -> TwoLayerNet:
+        member = members[group[0]]
+        return build_network(member.network, data[group[0]][0].shape[-1], init_generator(member, role)).to(ctx.device)
 
     for group in groups:  # zero steps: the initial network
-        emit(group, 0, model_file(fresh(), []))
-    if stacks(ctx.device, configs):
-        train_stacked([fresh() for _ in configs], x, y, configs,
+        emit(group, 0, model_file(fresh(group), []))
+    if stacks(ctx.device, configs, force=ctx.force_stack):
+        train_stacked([fresh(group) for group in groups], [data[group[0]][0] for group in groups],
+                      [data[group[0]][1] for group in groups], configs,
                       [{trainings[i].steps for i in group} for group in groups],
                       on_snapshot=lambda g, steps, net, losses: emit(groups[g], steps, model_file(net, losses)),
                       on_diverged=lambda g, error: emit(groups[g], -1, error), on_step=ctx.progress)
         return
     for config, group in zip(configs, groups):
-        model = fresh()
+        model = fresh(group)
+        x, y = data[group[0]]
         try:
             train(model, x, y, config, on_step=ctx.progress, snapshots={trainings[i].steps for i in group},
                   on_snapshot=lambda steps, losses, group=group, model=model: emit(  # type: ignore[misc]

@@ -17,9 +17,9 @@ class TrainFParams(BaseParams):
 
 
 def compute_together(ctx: UnitContext, members: Sequence[TrainFParams]) -> None:
-    """The f of each member; they share seed, data and network, so they share D."""
-    data = ctx.dataset(members[0].data, members[0].seed)
-    fit_together(ctx, members, "init_f", data.x, data.y, [m.train for m in members])
+    """The f of each member, trained on its own D (members of one seed and data share it)."""
+    sets = [ctx.dataset(m.data, m.seed) for m in members]
+    fit_together(ctx, members, "init_f", [(d.x, d.y) for d in sets], [m.train for m in members])
 
 
 SECTIONS = (Section("training", TrainingConfig, schema_beside(__file__), in_run=False),

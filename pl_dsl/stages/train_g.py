@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pl_dsl.engine.registry import Stage, UnitContext
 from pl_dsl.spec.config import TrainingConfig
 from pl_dsl.spec.sections import schema_beside
 from pl_dsl.stages.common import BaseParams, adversarial_inputs, fit_together, passes_cost, training_of, working_bytes
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -19,12 +23,19 @@ class TrainGParams(BaseParams):
 
 
 def compute_together(ctx: UnitContext, members: Sequence[TrainGParams]) -> None:
-    """The g of each member; they read the same attack, so they share g's training set."""
-    first = members[0]
-    data = ctx.dataset(first.data, first.seed)
-    attack = ctx.load("attack", "perturbations.pt")
-    x_adv = adversarial_inputs(first.scenario, data, attack["delta"])
-    fit_together(ctx, members, "init_g", x_adv, attack["y_adv"].to(ctx.device), [m.train for m in members])
+    """The g of each member, trained on its own attack's inputs and targets (members that read
+    the same attack in the same scenario share them)."""
+    shared: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+    data = []
+    for index, member in enumerate(members):
+        context = ctx.member(index)
+        attack = context.load("attack", "perturbations.pt")  # one object per attack unit (cached)
+        key = (id(attack), member.scenario)
+        if key not in shared:
+            x_adv = adversarial_inputs(member.scenario, context.dataset(member.data, member.seed), attack["delta"])
+            shared[key] = (x_adv, attack["y_adv"].to(ctx.device))
+        data.append(shared[key])
+    fit_together(ctx, members, "init_g", data, [m.train for m in members])
 
 
 STAGE = Stage(
