@@ -87,6 +87,7 @@ def test_the_stage_runs_only_when_asked_and_equals_clean_accuracy_at_eps_zero(tm
     ran = snakemake(tmp_path, "--config", f"experiments={plain}")
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert "robustness" not in computed_units(tmp_path)  # off by default
+    assert "robust_eps" not in (tmp_path / "results/tiny/results.csv").read_text().splitlines()[0]  # nor its column
     robust = write_spec(tmp_path, "robust", SPEC)
     since = time.time()
     ran = snakemake(tmp_path, "--config", f"experiments={robust}")
@@ -96,7 +97,7 @@ def test_the_stage_runs_only_when_asked_and_equals_clean_accuracy_at_eps_zero(tm
     with open(tmp_path / "results/robust/results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     at_zero = [row for row in rows if float(row["robustness.eps"]) == 0.0]
-    assert len(at_zero) == 2
+    assert len(at_zero) == 2 and all(float(row["robust_eps"]) == float(row["robustness.eps"]) for row in rows)
     for row in at_zero:
         assert float(row["f_robust_acc"]) == float(row["f_test_acc"])
         assert float(row["g_robust_acc"]) == float(row["g_on_f_adv_acc"]) == float(row["g_test_acc"])

@@ -202,14 +202,19 @@ class Registry:
         """The experiment schema of these stages (see spec.sections.build_schema)."""
         return build_schema(self.sections)
 
-    def run_identity(self, run: RunConfig) -> dict[str, Any]:
-        """What names a run (its id is a hash of this): the core sections and every section an
-        enabled stage reads. A section only switched-off stages read (a stage a project adds, off
-        by default) leaves every run's id as it was."""
+    def read_sections(self, run: RunConfig) -> set[str]:
+        """The sections a run reads: the core ones and every one an enabled stage reads."""
         read = {section.name for section in CORE_SECTIONS}
         for stage in self:
             if stage.enabled(run):
                 read.update(stage.rename.get(f.name, f.name) for f in dataclasses.fields(stage.params))
+        return read
+
+    def run_identity(self, run: RunConfig) -> dict[str, Any]:
+        """What names a run (its id is a hash of this): the sections it reads. A section only
+        switched-off stages read (a stage a project adds, off by default) leaves every run's id
+        as it was."""
+        read = self.read_sections(run)
         everything: dict[str, Any] = to_json(run)
         return {name: value for name, value in everything.items() if name in read}
 

@@ -118,7 +118,9 @@ def expand(checker: Checker, spec: dict[str, Any], raw: dict[str, Any], axes: li
             return []
         by_spec[run_id] = varied
         row = {column: varied[column] if column in varied else get_path(effective, column) for column in columns}
-        resolved = {k: v for s in sections if s.columns is not None for k, v in s.columns(getattr(config, s.name)).items()}
+        read = registry.read_sections(config)  # a switched-off stage's section adds no column
+        resolved = {k: v for s in sections if s.columns is not None and s.name in read
+                    for k, v in s.columns(getattr(config, s.name)).items()}
         runs.append(Run(run_id, row, config, resolved=resolved))
     return runs
 
