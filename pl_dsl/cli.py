@@ -135,10 +135,9 @@ def _summary(files: list[Path], registry: Registry, device: str = "cpu") -> None
             continue
         plan = build_plan([experiment], registry, stack="on" if device == "cuda" else "auto")
         units = plan.experiments[experiment.name].units
-        # step prefixes count once; on the GPU, stacks at the stacked rate
-        estimates = [calibrated_seconds(members, device) if calibration else None for members in units.values()]
-        seconds = sum(batch_seconds(members) if estimate is None else estimate
-                      for members, estimate in zip(units.values(), estimates))
+        # step prefixes count once; at the calibrated rate where there is one (stacks at the stacked rate)
+        seconds = sum((calibrated_seconds(members, device) if calibration else None) or batch_seconds(members)
+                      for members in units.values())
         table.add_row(str(file), str(len(experiment.runs)), *[str(len(units[s])) for s in registry.names],
                       f"{seconds / 3600:.2f}")
     _console().print(table)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +65,7 @@ def training_seconds(device: Any, count: int, stacked: bool, shape: dict[str, in
     config = TrainingConfig(loss="identity", steps=shape["steps"], lr=0.1, optimizer="sgd", momentum=0.9,
                             schedule="constant", precision="fp32")
     nets = [build_network(network, shape["dim"], torch.Generator().manual_seed(i)).to(device) for i in range(count)]
+
     def synchronize() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -73,7 +73,7 @@ def training_seconds(device: Any, count: int, stacked: bool, shape: dict[str, in
     synchronize()
     start = time.perf_counter()
     if stacked:
-        train_stacked(nets, [x] * count, [y] * count, [replace(config) for _ in nets], [{config.steps}] * count,
+        train_stacked(nets, [x] * count, [y] * count, [config] * count, [{config.steps}] * count,
                       on_snapshot=lambda *args: None, on_diverged=lambda *args: None)
     else:
         for net in nets:

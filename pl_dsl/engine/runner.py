@@ -118,11 +118,17 @@ class UnitRunner:
         its group whose inputs are stored already (a stack across inputs may reach units whose
         inputs come later in the list; they form a group of their own then)."""
         stage = self.registry[first.stage]
+        inputs_stored: dict[tuple[str, str], bool] = {}  # members of a stack share inputs: read each once
+
+        def stored(name: str, key: str) -> bool:
+            if (name, key) not in inputs_stored:
+                inputs_stored[name, key] = is_stored(self.layout.unit(stage.inputs[name], key))
+            return inputs_stored[name, key]
+
         members: dict[str, Unit] = {}
         for unit in candidates:
             if unit.group == first.group and unit.key not in handled and unit.key not in members \
-                    and not self.has(unit) and all(is_stored(self.layout.unit(stage.inputs[name], key))
-                                                   for name, key in unit.inputs.items()):
+                    and not self.has(unit) and all(stored(name, key) for name, key in unit.inputs.items()):
                 members[unit.key] = unit
         return list(members.values())
 
