@@ -264,10 +264,11 @@ def outputs(model: TwoLayerNet, x: torch.Tensor, chunk: int = 65536) -> torch.Te
 
 
 def labels_of(values: torch.Tensor) -> torch.Tensor:
-    """Signs as labels +-1, 0 counting as +1."""
-    return torch.where(values >= 0, 1.0, -1.0)
+    """Signs as the authors score them (train.py `test`, `calc_agreement`): +1, -1, and 0 for an
+    output of exactly 0, which is wrong against any label and agrees only with another 0."""
+    return torch.sign(values)
 
 
 def predict(model: TwoLayerNet, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
-    """Predicted labels +-1 (an output of exactly 0 counts as +1)."""
+    """Predicted labels: the sign of the output (0 for an output of exactly 0, see labels_of)."""
     return labels_of(outputs(model, x, chunk))

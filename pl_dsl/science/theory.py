@@ -106,9 +106,9 @@ MARGIN_SCALES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor, tor
 def conditions(fh: torch.Tensor, gh: torch.Tensor, margin_f: float, margin_g: float,
                scales: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Where the prediction-matching conditions hold: (a) |f-hat| > margin_f, (b) |g-hat| >
-    margin_g (each margin times its scale), (c) sign f-hat = sign g-hat (0 counts as +1)."""
-    positive_f, positive_g = fh >= 0, gh >= 0
-    return fh.abs() > margin_f * scales[0], gh.abs() > margin_g * scales[1], positive_f == positive_g
+    margin_g (each margin times its scale), (c) sign f-hat = sign g-hat (sign 0 is its own, as
+    the authors' `sign()`)."""
+    return fh.abs() > margin_f * scales[0], gh.abs() > margin_g * scales[1], torch.sign(fh) == torch.sign(gh)
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
