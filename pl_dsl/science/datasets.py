@@ -45,7 +45,7 @@ class SyntheticKind:
 
     def resolve(self, data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
         """The data section with the schema's defaults for the fields this kind uses."""
-        return {**{f: defaults[f] for f in self.fields}, **data}
+        return {**{f: defaults[f] for f in self.fields if f in defaults}, **data}
 
 
 @dataclass(frozen=True)

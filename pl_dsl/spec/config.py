@@ -128,9 +128,7 @@ def resolve_data(raw_data: dict[str, Any]) -> DataConfig:
     from pl_dsl.science.datasets import data_kind
     from pl_dsl.spec.sections import core_defaults
 
-    schema_defaults = core_defaults("data")
-    return from_json(DataConfig, data_kind(raw_data.get("kind", schema_defaults["kind"])).resolve(
-        raw_data, schema_defaults))
+    return from_json(DataConfig, data_kind(raw_data["kind"]).resolve(raw_data, core_defaults("data")))
 
 
 def to_json(value: Any, *, identity: bool = False) -> Any:

@@ -75,8 +75,7 @@ def _section_problems(checker: Checker, sections: tuple[Section, ...], written: 
                       varied: dict[str, Any]) -> bool:
     """Report what each section as written (sweep values set) declares wrong, and the fields of
     every data set that do not fit its kind; True if anything was found."""
-    from pl_dsl.science.datasets import data_kind
-    from pl_dsl.spec.sections import core_defaults
+    from pl_dsl.science.datasets import DATA_KINDS, data_kind
 
     problems: list[tuple[str, str]] = []  # (the field's full path, sentence)
     for section in sections:
@@ -85,8 +84,13 @@ def _section_problems(checker: Checker, sections: tuple[Section, ...], written: 
             problems += [(_join(section.name, name), sentence) for name, sentence in section.problems(value)]
         for path in section.data_fields:
             data = (get_path(value, path) if path else value) or {}
-            kind = data.get("kind", core_defaults("data")["kind"])
-            problems += [(_join(section.name, path, name), sentence) for name, sentence in data_kind(kind).problems(data)]
+            if "kind" not in data:  # every data set says what it is (the core schema requires it too)
+                if path or "kind" not in section.schema.get("required", []):
+                    problems.append((_join(section.name, path, "kind"),
+                                     f"missing required field 'kind': one of {', '.join(DATA_KINDS)}"))
+                continue
+            problems += [(_join(section.name, path, name), sentence)
+                         for name, sentence in data_kind(data["kind"]).problems(data)]
     for full, sentence in problems:
         swept = full in varied or f"{full.rsplit('.', 1)[0]}.kind" in varied
         checker.add(("sweep",) if swept else tuple(full.split(".")), sentence, key="." in full)

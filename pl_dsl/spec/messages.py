@@ -97,7 +97,8 @@ def _describe_schema_error(error: jsonschema.ValidationError) -> list[tuple[tupl
         return [(path + (k,), f"unknown field{did_you_mean(str(k), allowed)}{hint}", True) for k in extra]
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return [(path, f"missing required field '{missing}'", False)]
+        return [(path, f"missing required field '{missing}'{_required_hint(schema.get('properties', {}).get(missing))}",
+                 bool(path))]  # at the section's own key
     if error.validator == "enum":
         options = ", ".join(map(str, error.validator_value))
         return [(path, f"{error.instance!r} is not one of: {options}", False)]
@@ -120,6 +121,20 @@ def _describe_schema_error(error: jsonschema.ValidationError) -> list[tuple[tupl
         return [(path, f"{error.instance!r} is more than the largest allowed value, {error.validator_value}: {why}",
                  False)]
     return [(path, error.message, False)]
+
+
+def _required_hint(field: Any) -> str:
+    """What a missing required field takes, where its schema lists the choices: its own enum, or
+    the enum of the first required field of a section (data: its kind)."""
+    if not isinstance(field, dict):
+        return ""
+    if "enum" in field:
+        return f": one of {', '.join(map(str, field['enum']))}"
+    for name in field.get("required", []):
+        inner = field.get("properties", {}).get(name, {})
+        if "enum" in inner:
+            return f" (a section with {name}: one of {', '.join(map(str, inner['enum']))})"
+    return ""
 
 
 def _short(value: Any, limit: int = 60) -> str:
