@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from pl_dsl.engine.names import spec_files
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import build_plan
 from pl_dsl.engine.store import read_json
-from pl_dsl.engine.workflow import find_spec_files
 from pl_dsl.spec.check import load_experiment
 from pl_dsl.stages import REGISTRY
 
@@ -33,7 +33,7 @@ def report(workdir: Path, folder: str, wall: float | None, cores: int) -> None:
     layout = Layout(workdir / "results")
     total = 0.0
     print(f"{'spec':<22}{'runs':>6}{'units':>7}{'compute s':>11}  claims passed")
-    for file in find_spec_files(folder, REPO):
+    for file in spec_files(folder, layout, REPO):
         experiment = load_experiment(file)
         table = layout.table(experiment.name)
         if not table.exists():

@@ -7,8 +7,9 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from pl_dsl.engine.registry import Registry
 from pl_dsl.suggest import did_you_mean
 from pl_dsl.suggest import known as known_names
+
+T = TypeVar("T")
 
 
 def cell(text: str) -> str:
@@ -51,6 +54,17 @@ def main() -> None:
 STAGE_MODULES = click.option("--stage-modules", default=None,
                              help="Modules declaring stages of your own (comma-separated), instead of those the "
                                   "project names in pl-dsl.toml or pyproject.toml [tool.pl-dsl].")
+
+
+def _named(command: str, resolve: Callable[[], T]) -> T:
+    """What a resolver of engine.names returns, or its message (where it looked) and exit 1."""
+    from pl_dsl.engine.names import NotFound
+
+    try:
+        return resolve()
+    except NotFound as exc:
+        _console(err=True).print(f"pl-dsl {command}: {exc}", markup=False)
+        sys.exit(1)
 
 
 def _registry(stage_modules: str | None) -> Registry:
@@ -175,8 +189,8 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
     Overrides and -m axes make a derived experiment with its own name and results folder. Shows
     one progress line (Snakemake's output goes to a log file), then each experiment's results
     and claims. Anything after `--` is passed to Snakemake."""
+    from pl_dsl.engine.names import spec_files
     from pl_dsl.engine.paths import Layout
-    from pl_dsl.engine.workflow import find_spec_files
     from pl_dsl.launch import (
         Tracker,
         UsageError,
@@ -200,16 +214,21 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
         err.print(f"pl-dsl run: {exc}", markup=False)
         sys.exit(2)
     try:
-        root = project_root()
+        project_root()  # the workflow that runs them
     except UsageError as exc:
         err.print(f"pl-dsl run: {exc}", markup=False)
         sys.exit(2)
-    files = [file.resolve() for file in find_spec_files(specs or None, root)]
+    files = [file.resolve() for file in _named("run", lambda: spec_files(specs, layout, Path.cwd()))]
     if not files:
-        err.print("pl-dsl run: no specs: name spec files, folders or experiment names", markup=False)
+        err.print(f"pl-dsl run: no specs: name spec files, folders or experiment names (there is no "
+                  f"{Path.cwd() / 'experiments'}/*.yaml to run by default)", markup=False)
         sys.exit(2)
     if name and len(files) != 1:
         err.print("pl-dsl run: --name names one derived experiment: give exactly one spec", markup=False)
+        sys.exit(2)
+    if name and not changes:
+        err.print("pl-dsl run: --name names a derived experiment, and there is none without FIELD=VALUE or -m "
+                  "(to rename an experiment, change its spec's name:)", markup=False)
         sys.exit(2)
     failed = False
     if changes:
@@ -315,32 +334,30 @@ def runs(path: str, as_json: bool, summary: bool, device: str, stage_modules: st
 @click.argument("experiment")
 @click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Results root the workflow wrote to.")
-@click.option("--csv", "as_csv", is_flag=True, help="Print the whole table as CSV.")
+@click.option("--csv", "as_csv", is_flag=True,
+              help="Print the rows as CSV, full precision (every column; with -m the run, swept columns and those "
+                   "metrics; with --over-seeds one row per point).")
 @click.option("--metric", "-m", "metrics", multiple=True, help="Metric columns to show (default: the main ones).")
-@click.option("--over-seeds", is_flag=True, help="One row per point: mean, min and max of each metric over the seeds.")
+@click.option("--over-seeds", is_flag=True,
+              help="One row per point (the other swept values): mean, min and max of each metric over the seeds.")
 @STAGE_MODULES
 def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str, ...], over_seeds: bool,
             stage_modules: str | None) -> None:
-    """Print the results table of EXPERIMENT (its name, or its spec file), then its claims."""
+    """Print the results table of EXPERIMENT (its name, its spec file, or a spec under
+    experiments/), then its claims. --csv, -m and --over-seeds combine."""
+    from pl_dsl.engine.names import experiment_name
     from pl_dsl.engine.paths import Layout
-    from pl_dsl.report.results import as_text, read_table
+    from pl_dsl.report.results import as_text, over_seeds_rows, read_table, table_columns
 
     registry = _registry(stage_modules)
     known = registry.metrics()
-    name = experiment
-    if experiment.endswith((".yaml", ".yml")):
-        checked, errors = check_file(experiment, registry)
-        if checked is None:
-            for error in errors:
-                _console(err=True).print(str(error), markup=False)
-            sys.exit(1)
-        name = checked.name
     layout = Layout(Path(results_root))
+    name = _named("results", lambda: experiment_name(experiment, layout, Path.cwd()))
     table_path = layout.table(name)
     if not table_path.exists():
         present = [path.parent.name for path in Path(results_root).glob("*/results.csv")]
         _console(err=True).print(f"no results for '{name}' at {table_path}{did_you_mean(name, present)}: run "
-                                 f"`pl-dsl run {name}` first", markup=False)
+                                 f"`pl-dsl run {experiment}` first", markup=False)
         sys.exit(1)
     try:
         rows = read_table(table_path)
@@ -350,9 +367,6 @@ def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str
         _console(err=True).print(f"{table_path} is damaged ({exc}); rewrite it with `snakemake --cores N --forcerun "
                                  f"collect_results --config experiments={name}`", markup=False)
         sys.exit(1)
-    if as_csv:
-        click.echo(as_text(rows), nl=False)
-        return
     unknown = [m for m in metrics if m not in known]
     if unknown:
         hints = "".join(did_you_mean(m, known) for m in unknown)
@@ -362,25 +376,31 @@ def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str
     if absent:
         raise click.BadParameter(f"{', '.join(absent)} not in this table (theory metrics need `theory: "
                                  "{enabled: true}` in the spec)", param_hint="--metric")
+    axes, shown = table_columns(rows, known, list(metrics))
+    if over_seeds and "seed" not in axes:
+        raise click.BadParameter(f"{name} varies no seed (each point has one run): drop --over-seeds",
+                                 param_hint="--over-seeds")
+    if as_csv:
+        if over_seeds:
+            click.echo(as_text(over_seeds_rows(rows, [a for a in axes if a != "seed"], shown)), nl=False)
+        else:
+            click.echo(as_text([{c: row[c] for c in ("run", *axes, *shown)} for row in rows] if metrics else rows),
+                       nl=False)
+        return
     _show_table(_console(), name, rows, table_path, layout, list(metrics), over_seeds, registry)
-
-
-# What a results table shows by default: the paper's three curves and the attack's success.
-DEFAULT_COLUMNS = ["f_train_acc", "g_clean_acc", "agreement", "attack_success"]
 
 
 def _show_table(console: Console, name: str, rows: list[dict[str, str]], table_path: Path, layout: Any,
                 metrics: list[str], over_seeds: bool, registry: Registry, max_rows: int | None = None) -> None:
     """An experiment's results table (or one row per point over the seeds), its diverged runs and
     its claims. With max_rows, a longer table is left to `pl-dsl results`."""
-    from pl_dsl.report.results import STATUS_COLUMNS, read_table
+    from pl_dsl.report.results import read_table, table_columns
 
     known = registry.metrics()
-    shown = metrics or [m for m in DEFAULT_COLUMNS if not rows or m in rows[0]]
-    axes = [c for c in rows[0] if c not in known and c not in ("run", "device", "panels", *STATUS_COLUMNS)] if rows else []
+    axes, shown = table_columns(rows, known, metrics)
     if max_rows is not None and len(rows) > max_rows:
         console.print(f"{name}: {len(rows)} runs in {table_path} (`pl-dsl results {name}` shows them)", markup=False)
-    elif over_seeds and "seed" in axes:
+    elif over_seeds:
         _print_over_seeds(console, name, rows, [a for a in axes if a != "seed"], shown)
     else:
         table = Table(title=f"{name}: {len(rows)} runs ({table_path})")
@@ -400,19 +420,17 @@ def _show_table(console: Console, name: str, rows: list[dict[str, str]], table_p
 
 
 def _print_over_seeds(console: Console, name: str, rows: list[dict[str, str]], keys: list[str], shown: list[str]) -> None:
-    """One row per point (the other swept values): each metric as mean [min, max] over the seeds."""
-    groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
-    table = Table(title=f"{name}: {len(groups)} points, mean (min-max) over seeds")
+    """One row per point (the other swept values): each metric as mean (min-max) over the seeds."""
+    from pl_dsl.report.results import over_seeds_rows
+
+    points = over_seeds_rows(rows, keys, shown)
+    table = Table(title=f"{name}: {len(points)} points, mean (min-max) over seeds")
     for column in [*keys, "seeds", *shown]:
         table.add_column(column, justify="left" if column in keys else "right")
-    for point, members in groups.items():
-        cells = []
-        for metric in shown:
-            values = [float(m[metric]) for m in members if m[metric]]
-            cells.append(f"{sum(values) / len(values):.4g} ({min(values):.4g}-{max(values):.4g})" if values else "-")
-        table.add_row(*[cell(value) for value in point], str(len(members)), *cells)
+    for point in points:
+        cells = [f"{float(point[f'{m}_mean']):.4g} ({float(point[f'{m}_min']):.4g}-{float(point[f'{m}_max']):.4g})"
+                 if point[f"{m}_mean"] != "" else "-" for m in shown]
+        table.add_row(*[cell(str(point[k])) for k in keys], str(point["seeds"]), *cells)
     console.print(table)
 
 
@@ -438,18 +456,33 @@ def _print_claims(console: Console, name: str, claims: list[dict[str, str]]) -> 
 @click.option("--verify", is_flag=True, help="Also check every stored file against its recorded sha256 (exit 1 if any "
                                              "is damaged; snakemake --config verify=full recomputes it).")
 def status(experiments: tuple[str, ...], results_root: str, stage_modules: str | None, as_json: bool, verify: bool) -> None:
-    """How far EXPERIMENTS are (names, spec files or folders, as for `--config experiments=`; default
-    every experiments/*.yaml): units done, running, failed and pending per stage, runs complete,
-    the estimated compute left, and the running jobs' progress. Reads only; safe while snakemake runs."""
+    """How far EXPERIMENTS are (names in the results folder, spec files or folders, or specs under
+    experiments/, as for `pl-dsl run`; default every experiment in the results folder): units done,
+    running, failed and pending per stage, runs complete, the estimated compute left, and the
+    running jobs' progress. Reads only; safe while snakemake runs."""
+    from pl_dsl.engine.names import recorded_spec, results_names, spec_files
     from pl_dsl.engine.paths import Layout
     from pl_dsl.engine.plan import build_plan
     from pl_dsl.engine.progress import duration
     from pl_dsl.engine.status import collect_status
-    from pl_dsl.engine.workflow import check_or_exit, find_spec_files
+    from pl_dsl.engine.workflow import check_or_exit
 
     registry = _registry(stage_modules)
-    checked = check_or_exit(find_spec_files(list(experiments), Path.cwd()), registry, skip_missing_data=True)
-    state = collect_status(build_plan(checked, registry), Layout(Path(results_root)), verify=verify)
+    layout = Layout(Path(results_root))
+    if experiments:
+        files = _named("status", lambda: spec_files(experiments, layout, Path.cwd()))
+    else:
+        names = results_names(layout)
+        if not names:
+            _console().print(f"no experiments in {layout.root}/ yet: `pl-dsl run SPEC` makes one", markup=False)
+            return
+        recorded = {name: recorded_spec(layout, name) for name in names}
+        for name in (n for n, spec in recorded.items() if spec is None):
+            _console(err=True).print(f"pl-dsl status: {name}: the spec that made it is gone; `pl-dsl results {name}` "
+                                     "still shows its table", markup=False)
+        files = list(dict.fromkeys(spec for spec in recorded.values() if spec is not None))
+    checked = check_or_exit(files, registry, skip_missing_data=True)
+    state = collect_status(build_plan(checked, registry), layout, verify=verify)
     damaged = sorted({line for experiment in state.experiments for line in experiment.damage})
     if as_json:
         click.echo(json.dumps(state.to_json(), indent=1))
@@ -502,12 +535,14 @@ def gc(experiments: tuple[str, ...], results_root: str, stage_modules: str | Non
     `status`; default every spec under experiments/, subfolders included). Lists them and the bytes
     they take; deletes only with --yes. Do not run it while snakemake runs other specs in this folder."""
     from pl_dsl.engine.gc import garbage, remove
+    from pl_dsl.engine.names import spec_files
     from pl_dsl.engine.paths import Layout
     from pl_dsl.engine.plan import build_plan
-    from pl_dsl.engine.workflow import find_spec_files
 
     registry = _registry(stage_modules)
-    files = find_spec_files(list(experiments), Path.cwd()) if experiments else sorted(Path("experiments").rglob("*.yaml"))
+    layout = Layout(Path(results_root))
+    files = (_named("gc", lambda: spec_files(experiments, layout, Path.cwd())) if experiments
+             else sorted(Path("experiments").rglob("*.yaml")))
     checked = []
     for file in files:  # specs whose data are missing here still keep their results
         experiment, errors = check_file(file, registry)
@@ -518,7 +553,7 @@ def gc(experiments: tuple[str, ...], results_root: str, stage_modules: str | Non
                                      markup=False)
             sys.exit(1)
         checked.append(experiment)
-    found = garbage(build_plan(checked, registry), Layout(Path(results_root)))
+    found = garbage(build_plan(checked, registry), layout)
     total = sum(size for _, size in found)
     console = _console()
     for path, size in found:
@@ -540,12 +575,15 @@ def export(experiment: str, to: str, uri: str | None, results_root: str) -> None
     final metrics, loss curves as step series, the resolved spec as an artifact, status and run id
     as tags) or TensorBoard (HParams and scalars). Needs pip install 'pl-dsl[mlflow]' or
     'pl-dsl[tensorboard]'."""
+    from pl_dsl.engine.names import experiment_name
     from pl_dsl.engine.paths import Layout
     from pl_dsl.errors import StageFailure
     from pl_dsl.report.export import export as export_runs
 
+    layout = Layout(Path(results_root))
+    experiment = _named("export", lambda: experiment_name(experiment, layout, Path.cwd()))
     try:
-        count, where = export_runs(experiment, Layout(Path(results_root)), to, uri)
+        count, where = export_runs(experiment, layout, to, uri)
     except StageFailure as exc:
         _console(err=True).print(f"pl-dsl export: {exc}", markup=False)
         sys.exit(1)
@@ -584,11 +622,14 @@ def list_experiments(results_root: str) -> None:
 def compare(first: str, second: str, metrics: tuple[str, ...], results_root: str) -> None:
     """Two experiments side by side on the axes they share: each metric in FIRST and SECOND and
     their difference, points that differ marked (* and colour)."""
+    from pl_dsl.engine.names import experiment_name
     from pl_dsl.engine.paths import Layout
     from pl_dsl.report.catalog import compare as compare_tables
     from pl_dsl.report.catalog import spec_differences
 
     layout, err = Layout(Path(results_root)), _console(err=True)
+    first, second = (_named("compare", lambda item=item: experiment_name(item, layout, Path.cwd()))  # type: ignore[misc]
+                     for item in (first, second))
     known = _registry(None).metrics()
     present = [path.parent.name for path in Path(results_root).glob("*/results.csv")]
     for name in (first, second):

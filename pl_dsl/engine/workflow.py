@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pl_dsl.engine.names import NotFound, spec_files
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import (
     DEFAULT_FUSE_SECONDS,
@@ -50,37 +51,6 @@ def check_config(config: dict[str, Any]) -> None:
         lines.append(f"known keys: {', '.join(sorted(CONFIG_KEYS))}. To change a field of a spec for one run, "
                      "use `pl-dsl run SPEC FIELD=VALUE` (e.g. training.lr=0.1).")
         sys.exit("\n".join(lines))
-
-
-def find_spec_files(selection: str | list[str] | None, root: Path) -> list[Path]:
-    """Spec files named by `--config experiments=...` (names, stems, paths, or folders under
-    experiments/ such as paper-small; comma-separated or a list), or every experiments/*.yaml
-    when nothing is selected. Specs in subfolders of experiments/ run only when named."""
-    folder = root / "experiments"
-    if not selection:
-        return sorted(folder.glob("*.yaml"))
-    known = sorted(folder.rglob("*.yaml"))
-    wanted = selection.split(",") if isinstance(selection, str) else list(selection)
-    files: list[Path] = []
-    for item in (w.strip() for w in wanted if w.strip()):
-        path = Path(item)
-        if path.suffix in (".yaml", ".yml") and (path.exists() or (root / path).exists()):
-            files.append(path if path.exists() else root / path)
-            continue
-        folders = [candidate for candidate in (folder / item, path, root / path) if candidate.is_dir()]
-        if folders:
-            files.extend(sorted(folders[0].glob("*.yaml")))
-            continue
-        matches = [f for f in known if f.stem == item]
-        if not matches:
-            names = sorted({f.stem for f in known} | {f.parent.name for f in known if f.parent != folder})
-            sys.exit(f"pl-dsl: no experiment '{item}'{did_you_mean(item, names)} (experiments/: {', '.join(names) or 'none'})")
-        if len(matches) > 1:
-            found = ", ".join(str(f.relative_to(root)) for f in matches)
-            sys.exit(f"pl-dsl: '{item}' names several specs ({found}); give the path of the one you mean, "
-                     "or a folder such as paper-small")
-        files.extend(matches)
-    return files
 
 
 def check_or_exit(files: list[Path], registry: Registry, skip_missing_data: bool = False) -> list[Experiment]:
@@ -160,8 +130,11 @@ class SnakemakeBridge:
         self.layout = Layout(Path(config.get("results", "results")), Path(config.get("logs", "logs")))
         self.registry = load_registry(config)
         self.modules = list(self.registry.extra_modules)
-        self.experiments = check_or_exit(find_spec_files(config.get("experiments"), Path(basedir)), self.registry,
-                                         skip_missing_data=config.get("missing_data") == "skip")
+        try:
+            files = spec_files(config.get("experiments"), self.layout, Path(basedir))
+        except NotFound as exc:
+            sys.exit(f"pl-dsl: {exc}")
+        self.experiments = check_or_exit(files, self.registry, skip_missing_data=config.get("missing_data") == "skip")
         if check_store and not config.get("force"):
             refuse_name_clashes(self.experiments, self.layout)
         # The local cores the plan shares out (never more than the machine has); None on a cluster.

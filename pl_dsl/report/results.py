@@ -81,7 +81,39 @@ def read_table(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def as_text(rows: list[dict[str, str]]) -> str:
+# What a results table shows by default: the paper's three curves and the attack's success.
+DEFAULT_METRICS = ("f_train_acc", "g_clean_acc", "agreement", "attack_success")
+
+
+def table_columns(rows: list[dict[str, str]], known: dict[str, str] | set[str],
+                  metrics: list[str]) -> tuple[list[str], list[str]]:
+    """(swept columns, metric columns shown) of a results table: the metrics asked for, else the
+    default ones the table has."""
+    shown = metrics or [m for m in DEFAULT_METRICS if not rows or m in rows[0]]
+    axes = [c for c in rows[0] if c not in known and c not in ("run", "device", "panels", *STATUS_COLUMNS)] if rows else []
+    return axes, shown
+
+
+def over_seeds_rows(rows: list[dict[str, str]], keys: list[str], metrics: list[str]) -> list[dict[str, Any]]:
+    """One row per point (the values of `keys`, in first-seen order): how many seeds, and each
+    metric's mean, min and max over them (`<metric>_mean`, ...; '' where no run has it)."""
+    from statistics import fmean
+
+    groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
+    points = []
+    for point, members in groups.items():
+        summary: dict[str, Any] = {**dict(zip(keys, point)), "seeds": len(members)}
+        for metric in metrics:
+            values = [float(m[metric]) for m in members if m.get(metric)]
+            summary.update({f"{metric}_mean": fmean(values) if values else "", f"{metric}_min": min(values, default=""),
+                            f"{metric}_max": max(values, default="")})
+        points.append(summary)
+    return points
+
+
+def as_text(rows: list[dict[str, Any]]) -> str:
     """Rows as CSV text (for piping `pl-dsl results --csv`)."""
     if not rows:
         return ""

@@ -1,0 +1,84 @@
+"""No option is silently ignored: the options of `results`, `compare`, `export` and `run` either
+combine as their help says or are refused with a message (exit 2), through the real CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli, write_spec
+
+SPEC = (REPO / "tests/specs/valid/tiny.yaml").read_text().replace(
+    "attack.eps_per_coord: [0.01, 0.02, 0.05]", "attack.eps_per_coord: [0.01, 0.05]")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny (2 eps x 2 seeds) and a one-seed copy, run."""
+    folder = tmp_path_factory.mktemp("options")
+    tiny = write_spec(folder, "tiny", SPEC)
+    single = write_spec(folder, "single", SPEC.replace("name: tiny", "name: single").replace("seeds: [0, 1]", "seed: 0")
+                        .replace(", series: seed", ""))
+    ran = run_cli("run", str(tiny), str(single), "--cores", "2", cwd=folder)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    return folder
+
+
+def csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_results_over_seeds_as_csv_gives_one_row_per_point(workdir: Path) -> None:
+    result = run_cli("results", "tiny", "--over-seeds", "--csv", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    points = csv_rows(result.stdout)
+    assert len(points) == 2  # two eps, each over seeds 0 and 1 (it printed one row per run before)
+    every = csv_rows(run_cli("results", "tiny", "--csv", cwd=workdir).stdout)
+    for point in points:
+        members = [float(r["g_clean_acc"]) for r in every if r["attack.eps_per_coord"] == point["attack.eps_per_coord"]]
+        assert point["seeds"] == "2"
+        assert float(point["g_clean_acc_mean"]) == pytest.approx(sum(members) / 2)
+        assert float(point["g_clean_acc_min"]) == min(members) and float(point["g_clean_acc_max"]) == max(members)
+
+
+def test_results_metrics_choose_the_csv_columns(workdir: Path) -> None:
+    rows = csv_rows(run_cli("results", "tiny", "-m", "g_clean_acc", "--csv", cwd=workdir).stdout)
+    assert len(rows) == 4 and "g_clean_acc" in rows[0] and "f_train_acc" not in rows[0] and "seed" in rows[0]
+    points = csv_rows(run_cli("results", "tiny", "-m", "agreement", "--over-seeds", "--csv", cwd=workdir).stdout)
+    assert [c for c in points[0] if c.startswith(("agreement", "g_clean"))] == \
+        ["agreement_mean", "agreement_min", "agreement_max"]
+    table = run_cli("results", "tiny", "-m", "agreement", "--over-seeds", cwd=workdir)
+    assert "2 points, mean (min-max) over seeds" in table.stdout and "g_clean_acc" not in table.stdout
+
+
+def test_results_refuses_what_it_cannot_do(workdir: Path) -> None:
+    one_seed = run_cli("results", "single", "--over-seeds", cwd=workdir)
+    assert one_seed.returncode == 2 and "single varies no seed" in one_seed.stderr
+    unknown = run_cli("results", "tiny", "-m", "g_clean_ac", "--csv", cwd=workdir)
+    assert unknown.returncode == 2 and "did you mean 'g_clean_acc'" in unknown.stderr
+
+
+def test_compare_shows_the_chosen_metrics_and_refuses_unknown_ones(workdir: Path) -> None:
+    chosen = run_cli("compare", "tiny", "tiny", "-m", "agreement", cwd=workdir)
+    assert chosen.returncode == 0 and "agreement A" in chosen.stdout and "g_clean_acc A" not in chosen.stdout
+    unknown = run_cli("compare", "tiny", "tiny", "-m", "agreemnt", cwd=workdir)
+    assert unknown.returncode == 2 and "did you mean 'agreement'" in unknown.stderr
+
+
+def test_export_writes_where_uri_says(workdir: Path) -> None:
+    target = workdir / "elsewhere" / "tb"
+    exported = run_cli("export", "tiny", "--to", "tensorboard", "--uri", str(target), cwd=workdir)
+    assert exported.returncode == 0, exported.stderr
+    assert target.is_dir() and any(target.rglob("events.out.tfevents.*"))
+    assert not (workdir / "tensorboard").exists()
+
+
+def test_run_refuses_a_name_with_nothing_to_derive(workdir: Path) -> None:
+    alone = run_cli("run", "tiny", "--name", "renamed", cwd=workdir)
+    assert alone.returncode == 2 and "--name names a derived experiment" in alone.stderr
+    assert not (workdir / "results" / "renamed").exists()
+    two = run_cli("run", "tiny", "single", "training.lr=0.1", "--name", "both", cwd=workdir)
+    assert two.returncode == 2 and "give exactly one spec" in two.stderr
