@@ -65,6 +65,6 @@ def test_a_name_found_nowhere_says_where_it_looked(outside: Path, command: list[
     assert result.returncode == 1, result.stdout + result.stderr
     assert "'my-widht' names nothing" in result.stderr
     assert "no experiment 'my-widht' in results/ (my-width)" in result.stderr
-    assert f"no spec named 'my-widht' under {outside / 'experiments'}/" in result.stderr
+    assert f"no spec named 'my-widht' under {outside / 'experiments'}/ (none there)" in result.stderr
     assert "did you mean 'my-width'" in result.stderr
     assert "Traceback" not in result.stderr

@@ -74,11 +74,15 @@ def _in_project(item: str, root: Path) -> list[Path]:
 
 def _nowhere(item: str, layout: Layout, root: Path) -> NotFound:
     known = results_names(layout)
+    folder = root / "experiments"
     project = sorted({f.stem for f in _project_specs(root)} | {name for f in _project_specs(root)
                                                                if (name := spec_name(f))})
+    top = sorted(f.stem for f in folder.glob("*.yaml"))
+    subfolders = sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
+    there = ", ".join(top) + (f"; folders {', '.join(subfolders)}" if subfolders else "")
     where = ["not a spec file or folder",
              f"no experiment '{item}' in {layout.root}/ ({', '.join(known) if known else 'none there'})",
-             f"no spec named '{item}' under {root / 'experiments'}/" + ("" if project else " (none there)")]
+             f"no spec named '{item}' under {folder}/ ({there or 'none there'})"]
     return NotFound(f"'{item}' names nothing: {'; '.join(where)}{did_you_mean(item, known + project)}")
 
 
