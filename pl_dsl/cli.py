@@ -643,33 +643,50 @@ def compare(first: str, second: str, metrics: tuple[str, ...], results_root: str
                                  param_hint="--metric")
     shown = list(metrics) or ["f_train_acc", "g_clean_acc", "agreement"]
     result = compare_tables(layout.table(first), layout.table(second), shown, set(known))
-    table = Table(title=f"{first} (A) vs {second} (B), on {', '.join(result.axes) or 'no shared axis'}")
-    for axis in result.axes:
-        table.add_column(axis)
-    for metric in shown:
-        for column in (f"{metric} A", f"{metric} B", "B - A"):
-            table.add_column(column, justify="right")
-    differing = 0
-    for key, values in result.points:
-        cells, differs = [cell(str(v)) for v in key], False
-        for metric in shown:
-            a, b = values[metric]
-            delta = b - a if a is not None and b is not None else None
-            marked = delta is not None and f"{a:.4g}" != f"{b:.4g}"
-            differs = differs or marked or (a is None) != (b is None)
-            cells += ["-" if a is None else f"{a:.4g}", "-" if b is None else f"{b:.4g}",
-                      "-" if delta is None else f"{delta:+.4g}" + (" *" if marked else "")]
-        differing += differs
-        table.add_row(*cells, style="yellow" if differs else None)
     console = _console()
-    console.print(table)
-    differences = spec_differences(layout, first, second, result.axes + result.only_a + result.only_b)
+    every = [key for key, _ in result.matched] + [key for key, _ in result.only_a] + [key for key, _ in result.only_b]
+    columns = [i for i, _ in enumerate(result.fields) if len({key[i] for key in every}) > 1]
+    fields = [result.fields[i] for i in columns]
+    if result.matched:
+        table = Table(title=f"{first} (A) vs {second} (B): {len(result.matched)} points matched on "
+                            f"{', '.join(result.fields) or 'no field (one run each)'}")
+        for field in fields:
+            table.add_column(field)
+        for metric in shown:
+            for column in (f"{metric} A", f"{metric} B", "B - A"):
+                table.add_column(column, justify="right")
+        for key, values in result.matched:
+            cells, differs = [cell(str(key[i])) for i in columns], False
+            for metric in shown:
+                a, b = values[metric]
+                marked = result.differs(a, b)
+                differs = differs or marked
+                delta = "-" if a is None or b is None else f"{b - a:+.4g}"
+                cells += ["-" if a is None else f"{a:.4g}", "-" if b is None else f"{b:.4g}", delta + (" *" if marked else "")]
+            table.add_row(*cells, style="yellow" if differs else None)
+        console.print(table)
+    else:
+        console.print(f"no point of {first} matches a point of {second} on {', '.join(result.fields)}: both are shown "
+                      "apart", markup=False)
+    for label, name, rows in (("A", first, result.only_a), ("B", second, result.only_b)):
+        if not rows:
+            continue
+        table = Table(title=f"{len(rows)} point(s) only in {name} ({label}): the other has no run there")
+        for column in [*fields, *shown]:
+            table.add_column(column, justify="right" if column in shown else "left")
+        for key, alone in rows:
+            table.add_row(*[cell(str(key[i])) for i in columns],
+                          *["-" if alone[m] is None else f"{alone[m]:.4g}" for m in shown])
+        console.print(table)
+    if result.unknown:
+        console.print(f"the runs of one side do not record {', '.join(result.unknown)}, which the other varies: "
+                      "their points match on the other fields only", style="yellow", markup=False)
+    differences = spec_differences(layout, first, second, result.fields)
     if differences:
         console.print(f"the specs also differ in: {'; '.join(differences)}", markup=False)
-    for label, axes in (("A", result.only_a), ("B", result.only_b)):
-        if axes:
-            console.print(f"only {label} varies {', '.join(axes)}: its values are averaged at each point", markup=False)
-    console.print(f"{differing} of {len(result.points)} points differ (marked *)", markup=False)
+    console.print(f"{result.differing} of {len(result.matched)} matched points differ (marked *); "
+                  f"{len(result.only_a)} only in A and {len(result.only_b)} only in B (missing from the other, "
+                  "not compared)", markup=False)
 
 
 @main.command()

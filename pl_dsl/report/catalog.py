@@ -7,7 +7,6 @@ import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from statistics import fmean
 from typing import Any
 
 from pl_dsl.engine.paths import Layout
@@ -82,15 +81,28 @@ def age(moment: float, now: float | None = None) -> str:
     return "just now"
 
 
+Values = dict[str, float | None]
+
+
 @dataclass
 class Comparison:
-    """Two experiments on the axes they share: per point, each metric in A and in B."""
+    """Two experiments point by point: a point is the values of every field either one varies
+    (a field one holds fixed takes its value there), so no run is averaged with another."""
 
-    axes: list[str]
+    fields: list[str]  # what identifies a point, in column order
     metrics: list[str]
-    points: list[tuple[tuple[Any, ...], dict[str, tuple[float | None, float | None]]]]
-    only_a: list[str]  # axes only A varies (averaged over at each point)
-    only_b: list[str]
+    matched: list[tuple[tuple[Any, ...], dict[str, tuple[float | None, float | None]]]]
+    only_a: list[tuple[tuple[Any, ...], Values]]  # points of A that B has no run at
+    only_b: list[tuple[tuple[Any, ...], Values]]
+    unknown: list[str]  # fields one side varies whose value the other's runs do not say
+
+    def differs(self, a: float | None, b: float | None) -> bool:
+        """Whether a metric differs at a matched point, at the 4 digits the table shows."""
+        return (a is None) != (b is None) or (a is not None and b is not None and f"{a:.4g}" != f"{b:.4g}")
+
+    @property
+    def differing(self) -> int:
+        return sum(any(self.differs(*pair) for pair in values.values()) for _, values in self.matched)
 
 
 def _axes(rows: list[dict[str, str]], metrics: set[str]) -> list[str]:
@@ -98,29 +110,60 @@ def _axes(rows: list[dict[str, str]], metrics: set[str]) -> list[str]:
     return [c for c in rows[0] if c not in skip and c not in metrics and not c.startswith("time_")] if rows else []
 
 
+def _run_value(run: dict[str, Any], field: str) -> Any:
+    """A field's value in one run's metrics.json: swept there, or in its resolved spec (a field of
+    the shared `training` section is train_f's and train_g's when they agree)."""
+    if field in run.get("varied", {}):
+        return run["varied"][field]
+    leaves = _leaves(run.get("spec", {}))
+    if field in leaves:
+        return leaves[field]
+    section, _, rest = field.partition(".")
+    if section == "training":
+        values = {repr(leaves.get(f"{network}.{rest}")) for network in ("train_f", "train_g")}
+        if len(values) == 1 and f"train_f.{rest}" in leaves:
+            return leaves[f"train_f.{rest}"]
+    return _UNKNOWN
+
+
+_UNKNOWN = object()
+
+
 def compare(a: Path, b: Path, metrics: list[str], known: set[str]) -> Comparison:
-    """A and B (results tables) side by side on the axes both have; where one varies an axis the
-    other does not, its values at a point are averaged (the comparison says which)."""
-    rows_a, rows_b = read_table(a), read_table(b)
-    axes_a, axes_b = _axes(rows_a, known), _axes(rows_b, known)
-    shared = [axis for axis in axes_a if axis in axes_b]
+    """A and B (results tables, with their runs/ folders beside them) matched point by point on
+    every field either varies; rows with no partner are kept apart, never averaged in."""
+    tables = [[row for row in read_table(path) if row.get("status", "ok") == "ok"] for path in (a, b)]
+    axes = [_axes(rows, known) for rows in tables]
+    fields = list(dict.fromkeys([*axes[0], *axes[1]]))
+    unknown: list[str] = []
 
-    def grouped(rows: list[dict[str, str]]) -> dict[tuple[Any, ...], dict[str, float | None]]:
-        groups: dict[tuple[Any, ...], list[dict[str, str]]] = {}
+    def points(rows: list[dict[str, str]], own: list[str], folder: Path) -> dict[tuple[Any, ...], Values]:
+        found: dict[tuple[Any, ...], Values] = {}
         for row in rows:
-            if row.get("status", "ok") == "ok":
-                groups.setdefault(tuple(parse_cell(row.get(axis, "")) for axis in shared), []).append(row)
-        out = {}
-        for key, members in groups.items():
-            values = {m: [float(r[m]) for r in members if r.get(m)] for m in metrics}
-            out[key] = {m: fmean(v) if v else None for m, v in values.items()}
-        return out
+            run: dict[str, Any] = {}
+            key = []
+            for field in fields:
+                if field in own:
+                    key.append(parse_cell(row.get(field, "")))
+                    continue
+                if not run:
+                    path = folder / row["run"] / "metrics.json"
+                    run = read_json(path) if path.exists() else {"spec": {}}
+                value = _run_value(run, field)
+                if value is _UNKNOWN:
+                    unknown.append(field)
+                    value = None
+                key.append(value)
+            found[tuple(key)] = {m: float(row[m]) if row.get(m) else None for m in metrics}
+        return found
 
-    left, right = grouped(rows_a), grouped(rows_b)
-    keys = sorted(set(left) | set(right), key=lambda key: [order_key(value) for value in key])
-    points = [(key, {m: ((left.get(key) or {}).get(m), (right.get(key) or {}).get(m)) for m in metrics}) for key in keys]
-    return Comparison(shared, metrics, points, [x for x in axes_a if x not in shared],
-                      [x for x in axes_b if x not in shared])
+    left, right = (points(rows, own, path.parent / "runs") for rows, own, path in zip(tables, axes, (a, b)))
+    order = sorted(set(left) | set(right), key=lambda key: [order_key(value) for value in key])
+    return Comparison(
+        fields, metrics,
+        [(key, {m: (left[key][m], right[key][m]) for m in metrics}) for key in order if key in left and key in right],
+        [(key, left[key]) for key in order if key not in right], [(key, right[key]) for key in order if key not in left],
+        sorted(set(unknown)))
 
 
 def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -137,7 +180,7 @@ def spec_differences(layout: Layout, first: str, second: str, axes: list[str]) -
         return _leaves(read_json(found)["spec"]) if found else {}
 
     a, b = resolved(first), resolved(second)
-    skip = set(axes) | {"seed"} | {axis.replace("training.", "train_f.") for axis in axes} \
+    skip = set(axes) | {axis.replace("training.", "train_f.") for axis in axes} \
         | {axis.replace("training.", "train_g.") for axis in axes}
     return [f"{key}: {a.get(key)} vs {b.get(key)}" for key in sorted(set(a) | set(b))
             if a.get(key) != b.get(key) and key not in skip]
