@@ -248,7 +248,7 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
     checked = []
     for file in files:  # the same check, and messages, as `pl-dsl validate`
         experiment, errors = check_file(file, registry)
-        for error in errors:
+        for error in [*errors, *(experiment.warnings if experiment is not None else [])]:
             err.print(str(error), markup=False)
         failed = failed or experiment is None
         if experiment is not None:

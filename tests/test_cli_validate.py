@@ -102,14 +102,14 @@ def test_the_readme_examples_are_valid_specs(tmp_path: Path) -> None:
     for index, block in enumerate(blocks):
         spec = tmp_path / f"readme{index}.yaml"
         spec.write_text(block if block.lstrip().startswith(("#", "name:")) and "\nname:" in "\n" + block
-                        else f"name: readme{index}\n{block}")
+                        else f"name: readme{index}\ndata: {{kind: shifted_gauss}}\n{block}")
         result = run_cli("validate", str(spec))
         assert result.returncode == 0, result.stderr
 
 
 def test_yaml_1_2_numbers_are_numbers(tmp_path: Path) -> None:
     spec = tmp_path / "exponents.yaml"
-    spec.write_text("name: exponents\ntraining: {lr: 1e-3}\nattack: {eps_per_coord: 5E-2}\ndata: {n_train: 10_000}\n")
+    spec.write_text("name: exponents\ntraining: {lr: 1e-3}\nattack: {eps_per_coord: 5E-2}\ndata: {kind: shifted_gauss, n_train: 10_000}\n")
     result = run_cli("runs", str(spec), "--json")
     assert result.returncode == 0, result.stderr
     resolved = __import__("json").loads(result.stdout)[0]["spec"]
@@ -119,8 +119,8 @@ def test_yaml_1_2_numbers_are_numbers(tmp_path: Path) -> None:
 
 def test_validate_reports_specs_that_share_a_name(tmp_path: Path) -> None:
     one, two = tmp_path / "a.yaml", tmp_path / "b.yaml"
-    one.write_text("name: same\n")
-    two.write_text("name: same\nseeds: [3]\n")
+    one.write_text("name: same\ndata: {kind: gauss}\n")
+    two.write_text("name: same\ndata: {kind: gauss}\nseeds: [3]\n")
     result = run_cli("validate", str(one), str(two))
     assert result.returncode == 1
     assert f"experiment name 'same' is used by several specs ({one}, {two}); names must be unique" in result.stderr

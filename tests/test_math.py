@@ -142,7 +142,7 @@ def test_synthetic_data_follow_the_spec() -> None:
 
 SPEC = """
 name: order
-data: {dim: 8, n_train: 30, n_test: 20}
+data: {kind: shifted_gauss, dim: 8, n_train: 30, n_test: 20}
 network: {width: 16}
 training: {steps: 20, lr: 0.5}
 attack: {targets: balanced, eps: 0.1}
@@ -172,7 +172,7 @@ def test_results_do_not_depend_on_the_order_units_run_in(tmp_path: Path) -> None
 def test_divergence_is_stored_as_the_runs_result(tmp_path: Path) -> None:
     experiment, errors = check_text("""
 name: boom
-data: {dim: 8, n_train: 30, n_test: 20}
+data: {kind: shifted_gauss, dim: 8, n_train: 30, n_test: 20}
 training: {steps: 500, lr: 100000.0, loss: exponential, momentum: 0.0, schedule: constant}
 """, "boom.yaml")
     assert not errors
@@ -245,7 +245,7 @@ def test_every_precision_trains_on_cuda(precision: str) -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is missing")
 def test_forcing_cuda_without_cuda_names_the_run(tmp_path: Path) -> None:
-    experiment, errors = check_text("name: c\ndevice: cuda\ndata: {dim: 4, n_train: 10, n_test: 10}\n", "c.yaml")
+    experiment, errors = check_text("name: c\ndevice: cuda\ndata: {kind: shifted_gauss, dim: 4, n_train: 10, n_test: 10}\n", "c.yaml")
     assert not errors
     units = run_units(experiment.runs[0], REGISTRY)
     with pytest.raises(StageFailure, match=rf"run {experiment.runs[0].id}: device 'cuda' was requested"):

@@ -46,8 +46,8 @@ def test_a_wheel_installed_into_a_fresh_venv_validates_a_shipped_spec_outside_th
     assert where.startswith(site), where
 
 
-def test_an_empty_spec_resolves_to_the_schema_defaults() -> None:
-    experiment, errors = check_text("name: empty\n", "empty.yaml")
+def test_a_spec_of_a_name_and_a_data_kind_resolves_to_the_schema_defaults() -> None:
+    experiment, errors = check_text("name: empty\ndata: {kind: shifted_gauss}\n", "empty.yaml")
     assert experiment is not None and not errors
     (run,) = experiment.runs
     resolved = to_json(run.config)

@@ -13,7 +13,7 @@ from pl_dsl.spec.check import check_text
 
 BASE = """
 name: p
-data: {dim: 16, n_train: 20, n_test: 10}
+data: {kind: shifted_gauss, dim: 16, n_train: 20, n_test: 10}
 network: {width: 8}
 training: {steps: 3}
 attack: {eps: 0.05}

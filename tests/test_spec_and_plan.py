@@ -14,7 +14,7 @@ from conftest import REPO
 
 BASE = """
 name: t
-data: {dim: 16, n_train: 20, n_test: 10}
+data: {kind: shifted_gauss, dim: 16, n_train: 20, n_test: 10}
 training: {steps: 3}
 """
 
@@ -96,7 +96,7 @@ def test_a_g_learning_rate_sweep_shares_f_and_the_attack() -> None:
 sweep:
   grid:
     train_g.lr: [1.0, 0.1]
-""", "name: steps")
+""", "name: steps\ndata: {kind: shifted_gauss}")
     units = [run_units(r, REGISTRY) for r in exp.runs]
     assert units[0]["train_f"].key == units[1]["train_f"].key
     assert units[0]["attack"].key == units[1]["attack"].key

@@ -102,7 +102,7 @@ def test_unknown_experiment_name_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_diverging_run_is_a_result_of_that_run_only(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "boom", """
 name: boom
-data: {dim: 8, n_train: 30, n_test: 20}
+data: {kind: shifted_gauss, dim: 8, n_train: 30, n_test: 20}
 training: {steps: 300, loss: exponential, momentum: 0.0, schedule: constant}
 seeds: [0, 1]
 sweep:
@@ -135,7 +135,7 @@ plots:
 
 SLOW_ENOUGH = """
 name: killme
-data: {dim: 50, n_train: 600, n_test: 200}
+data: {kind: shifted_gauss, dim: 50, n_train: 600, n_test: 200}
 network: {width: 300}
 training: {steps: 1500, lr: 0.5}
 attack: {targets: balanced}

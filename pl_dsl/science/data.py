@@ -51,7 +51,7 @@ def _class_pair(data: DataConfig, split: str, count: int | None,
     """Samples of the two classes (first +1, second -1), optionally a balanced random subsample."""
     info = lookup(REAL_DATASETS, data.kind, "real data set")
     assert data.classes is not None
-    images, labels = load_split(data.kind, data.root, split)
+    images, labels = load_split(data.kind, data.root, split, data.content)
     labels_t = torch.from_numpy(labels)
     chosen = []
     for cls, want in zip(data.classes, ((count + 1) // 2, count // 2) if count else (None, None)):

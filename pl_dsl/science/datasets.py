@@ -82,7 +82,8 @@ class RealDataset:
     def resolve(self, data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
         """Dimension fixed by the data set; sample counts default to every sample (None)."""
         return {"kind": self.kind, "dim": self.dim, "classes": list(data.get("classes", self.default_classes)),
-                "n_train": data.get("n_train"), "n_test": data.get("n_test"), "root": data.get("root")}
+                "n_train": data.get("n_train"), "n_test": data.get("n_test"), "root": data.get("root"),
+                "content": files_content(self.kind, data.get("root"))}
 
 
 FILE_NAMES: dict[str, list[str]] = {"idx": list(IDX_FILES.values()), "cifar": CIFAR_FILES}
@@ -170,18 +171,122 @@ def locate(kind: str, root: str | None) -> dict[str, Path]:
 def file_checks(kind: str, files: dict[str, Path]) -> list[tuple[str, str]]:
     """(file, verdict) for each file of a located data set: whether its content's sha256 is the
     canonical one (recorded in the data set's declaration), or that none is recorded."""
-    import hashlib
-
     known = dict(lookup(REAL_DATASETS, kind, "real data set").checksums)
     verdicts = []
     for name, path in files.items():
         if name not in known:
             verdicts.append((path.name, "no canonical checksum recorded"))
             continue
-        digest = hashlib.sha256(_read_bytes(path)).hexdigest()
+        digest = content_sha256(path)
         verdicts.append((path.name, "matches the canonical file" if digest == known[name]
                          else f"DIFFERS from the canonical file (sha256 {digest[:16]}...)"))
     return verdicts
+
+
+CHECKSUMS_VARIABLE = "PL_DSL_CHECKSUMS"
+_digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, for this process
+
+
+def checksum_cache_file() -> Path:
+    """Where content checksums are kept between processes: $PL_DSL_CHECKSUMS, else
+    ~/.cache/pl-dsl/checksums.json."""
+    named = os.environ.get(CHECKSUMS_VARIABLE)
+    return Path(named) if named else Path.home() / ".cache" / "pl-dsl" / "checksums.json"
+
+
+def content_sha256(path: Path) -> str:
+    """sha256 of a file's content (decompressed for .gz, as the published checksums are), cached
+    by path, size and modification time, so that reading it again costs a stat."""
+    import hashlib
+    import json
+
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _digests:
+        return _digests[key]
+    cache_file = checksum_cache_file()
+    try:
+        stored: dict[str, Any] = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        stored = {}
+    entry = stored.get(key[0])
+    if isinstance(entry, dict) and entry.get("size") == key[1] and entry.get("mtime_ns") == key[2]:
+        _digests[key] = str(entry["sha256"])
+        return _digests[key]
+    digest = hashlib.sha256(_read_bytes(path)).hexdigest()
+    _digests[key] = digest
+    stored[key[0]] = {"size": key[1], "mtime_ns": key[2], "sha256": digest}
+    try:  # written whole, then renamed: a reader never sees half a file
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache_file.with_name(f".{cache_file.name}.{os.getpid()}")
+        partial.write_text(json.dumps(stored, indent=0), encoding="utf-8")
+        partial.replace(cache_file)
+    except OSError:
+        pass  # an unwritable cache only costs hashing again
+    return digest
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What the located files of a data set are: their folder, each file's content checksum, and
+    the data set whose published checksums they all match (None: no known set)."""
+
+    kind: str
+    folder: Path
+    digests: dict[str, str]
+    matches: str | None
+
+    @property
+    def content(self) -> str:
+        """One checksum of all the files (part of every unit's identity that reads them)."""
+        from pl_dsl.hashing import stable_hash
+
+        return stable_hash(sorted(self.digests.items()), 16)
+
+    def problem(self) -> str | None:
+        """Why these files must not be read as the data set asked for: they are another's."""
+        if self.matches is None or self.matches == self.kind:
+            return None
+        mine, theirs = REAL_DATASETS[self.kind], REAL_DATASETS[self.matches]
+        subfolder = next((sub for sub in mine.subdirs if sub), mine.kind)
+        return (f"{self.folder} holds {theirs.title} (its files match {theirs.title}'s published checksums), but the "
+                f"spec asks for {mine.title} (data.kind: {self.kind}); give each data set a folder of its own "
+                f"(e.g. {self.folder / subfolder} for {mine.title}) or point data.root at the {mine.title} files")
+
+    def note(self) -> str | None:
+        """A warning for files that match no published checksum (a copy, another variant)."""
+        if self.matches is not None:
+            return None
+        info = REAL_DATASETS[self.kind]
+        known = "match no published checksum of" if info.checksums else "cannot be checked: pl-dsl records no checksum for"
+        return (f"the files in {self.folder} {known} {info.title}: they are used as they are (runs on them are "
+                f"identified by their own checksum {self.content})")
+
+
+def identify(kind: str, root: str | None) -> FileIdentity:
+    """The located files of a data set and what they are (DataNotFound when there are none)."""
+    files = locate(kind, root)
+    digests = {name: content_sha256(path) for name, path in files.items()}
+    matches = next((other for other, info in REAL_DATASETS.items() if info.checksums
+                    and all(digests.get(name) == digest for name, digest in info.checksums)), None)
+    return FileIdentity(kind, next(iter(files.values())).parent, digests, matches)
+
+
+def verified(kind: str, root: str | None) -> FileIdentity:
+    """The located files, refused (DataNotFound) when they are another data set's."""
+    identity = identify(kind, root)
+    problem = identity.problem()
+    if problem is not None:
+        raise DataNotFound(problem)
+    return identity
+
+
+def files_content(kind: str, root: str | None) -> str | None:
+    """The checksum of the files a data set would be read from here (None when they are missing)."""
+    try:
+        return identify(kind, root).content
+    except DataNotFound:
+        return None
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -257,11 +362,33 @@ def class_sizes(kind: str, root: str | None) -> dict[str, dict[int, int]] | None
             for split in ("train", "test")}
 
 
+def load_split(kind: str, root: str | None, split: str, content: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All images (flattened, uint8) and labels of a split ('train' or 'test'), read once per
+    process from files verified to be this data set's (content: the checksum the run was
+    planned with; files changed since then are an error). Files with no published checksum are
+    read with a warning on stderr, once."""
+    import sys
+
+    identity = verified(kind, root)
+    if content is not None and content != identity.content:
+        raise DataNotFound(f"the {REAL_DATASETS[kind].title} files in {identity.folder} changed after this run was "
+                           f"planned (checksum {identity.content}, planned with {content}); run it again")
+    note = identity.note()
+    if note is not None and identity.folder not in _noted:
+        _noted.add(identity.folder)
+        print(f"pl-dsl warning: {note}", file=sys.stderr)
+    return _read_split(kind, identity.folder, split)
+
+
+_noted: set[Path] = set()
+
+
 @lru_cache(maxsize=4)
-def load_split(kind: str, root: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """All images (flattened, uint8) and labels of a split ('train' or 'test'), read once per process."""
+def _read_split(kind: str, folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     reader = lookup(READERS, lookup(REAL_DATASETS, kind, "real data set").reader, "file format")
-    return reader(kind, locate(kind, root), split)
+    info = lookup(REAL_DATASETS, kind, "real data set")
+    files = {name: path for name in info.files if (path := _with_gz(folder, name)) is not None}
+    return reader(kind, files, split)
 
 
 def _idx_split(kind: str, files: dict[str, Path], split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -168,12 +168,15 @@ def _machine_memory() -> float:
 
 def _data_sets(checker: Checker, runs: list[Run], registry: Registry) -> None:
     """Every data-set field of every run, wherever it sits: a warning when its files cannot be
-    found (every job would fail: Snakemake refuses to start), an error when it asks for more
-    samples of a class than the data set has (known when the files are there)."""
-    from pl_dsl.science.datasets import REAL_DATASETS, DataNotFound, class_sizes, locate
+    found (every job would fail: Snakemake refuses to start), an error when the files found are
+    another data set's (by their published checksums), a warning once per folder when they match
+    no published checksum, an error when it asks for more samples of a class than the data set
+    has (known when the files are there)."""
+    from pl_dsl.science.datasets import REAL_DATASETS, DataNotFound, class_sizes, identify
     from pl_dsl.spec.sections import data_set_paths
 
     seen: set[tuple[str, str, str | None, Any, Any, Any]] = set()
+    noted: set[Any] = set()  # folders of unverified files, warned about once
     for run in runs:
         for path in data_set_paths(registry.sections):
             data: Any = run.config
@@ -187,10 +190,16 @@ def _data_sets(checker: Checker, runs: list[Run], registry: Registry) -> None:
             seen.add(key)
             anchor = (*path.split("."), "kind")
             try:
-                locate(data.kind, data.root)
+                files = identify(data.kind, data.root)
             except DataNotFound as exc:
                 checker.warn(anchor, str(exc), stops_runs=True)
                 continue
+            if files.problem() is not None:  # another data set's files: never read them as this one
+                checker.add(anchor, str(files.problem()))
+                continue
+            if files.note() is not None and files.folder not in noted:
+                noted.add(files.folder)
+                checker.warn(anchor, str(files.note()))
             sizes = class_sizes(data.kind, data.root)
             if sizes is None or data.classes is None:
                 continue

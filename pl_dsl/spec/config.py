@@ -17,6 +17,9 @@ T = TypeVar("T")
 
 # A field with this metadata is carried to the stage but is not part of any identity.
 NOT_IDENTITY = {"identity": False}
+# A field with this metadata is left out of the plain JSON while it is None (a field added to
+# a config keeps every identity that never had it).
+OMIT_IF_NONE = {"omit_if_none": True}
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,9 @@ class DataConfig:
     mean_shift: float | None = None  # synthetic data only
     classes: tuple[int, int] | None = None  # real data only
     root: str | None = field(default=None, metadata=NOT_IDENTITY)  # where files lie, not what they are
+    # Real data: the checksum of the files read (datasets.FileIdentity.content), so that results
+    # computed from other files are never reused; None where the files are missing here.
+    content: str | None = field(default=None, metadata=OMIT_IF_NONE)
 
     def stream_identity(self) -> dict[str, Any]:
         """The fields that define the samples, as the random streams see them."""
@@ -138,7 +144,8 @@ def to_json(value: Any, *, identity: bool = False) -> Any:
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name), identity=identity) for f in dataclasses.fields(value)
-                if not (identity and f.metadata.get("identity") is False)}
+                if not (identity and f.metadata.get("identity") is False)
+                and not (f.metadata.get("omit_if_none") and getattr(value, f.name) is None)}
     if isinstance(value, (list, tuple)):
         return [to_json(item, identity=identity) for item in value]
     return value
