@@ -109,7 +109,8 @@ def test_the_readme_examples_are_valid_specs(tmp_path: Path) -> None:
 
 def test_yaml_1_2_numbers_are_numbers(tmp_path: Path) -> None:
     spec = tmp_path / "exponents.yaml"
-    spec.write_text("name: exponents\ntraining: {lr: 1e-3}\nattack: {eps_per_coord: 5E-2}\ndata: {kind: shifted_gauss, n_train: 10_000}\n")
+    spec.write_text("name: exponents\ntraining: {lr: 1e-3}\nattack: {eps_per_coord: 5E-2}\n"
+                    "data: {kind: shifted_gauss, n_train: 10_000}\n")
     result = run_cli("runs", str(spec), "--json")
     assert result.returncode == 0, result.stderr
     resolved = __import__("json").loads(result.stdout)[0]["spec"]

@@ -245,7 +245,8 @@ def test_every_precision_trains_on_cuda(precision: str) -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is missing")
 def test_forcing_cuda_without_cuda_names_the_run(tmp_path: Path) -> None:
-    experiment, errors = check_text("name: c\ndevice: cuda\ndata: {kind: shifted_gauss, dim: 4, n_train: 10, n_test: 10}\n", "c.yaml")
+    experiment, errors = check_text("name: c\ndevice: cuda\ndata: {kind: shifted_gauss, dim: 4, n_train: 10, n_test: 10}\n",
+                                    "c.yaml")
     assert not errors
     units = run_units(experiment.runs[0], REGISTRY)
     with pytest.raises(StageFailure, match=rf"run {experiment.runs[0].id}: device 'cuda' was requested"):
