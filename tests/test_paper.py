@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from test_datasets import fake_mnist, write_idx_folder
 
 from pl_dsl.stages import REGISTRY
 
 from conftest import REPO, run_cli, snakemake
+from test_datasets import fake_mnist, write_idx_folder
 
 PAPER = sorted((REPO / "experiments/paper").glob("*.yaml"))
 STAGES = [stage.name for stage in REGISTRY]
