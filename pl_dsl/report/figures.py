@@ -60,18 +60,18 @@ def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
 
-def describe_reduction(reduce: str | dict[str, str], select: str, statistic: str = "mean", single: bool = False) -> str:
-    """How a figure's curves were reduced, in words (the legend's title); single: the band axis
-    has one value everywhere (one seed), so there is no spread to describe."""
-    if isinstance(reduce, str):
-        return f"{reduce} over the other swept fields"
-    parts = [f"{op} over {symbol(axis)}" for axis, op in reduce.items() if op != "band"]
+def describe_reduction(reduced: dict[str, str], select: str, statistic: str = "mean", band: str | None = None,
+                       banded: bool = False) -> str:
+    """What was done to a table's rows to draw the curves, in words: only the reductions really
+    applied (an axis that never took two values beside one x is not named) and, where a point has
+    several values of the band axis, the line's statistic and the band; '' when nothing was."""
+    parts = [f"{op} over {symbol(axis)}" for axis, op in reduced.items()]
     if parts and select != PER_METRIC:
         parts[-1] += f" (one point, chosen by {select})"
     elif parts:
         parts[-1] += " (each metric on its own)"
-    parts += [f"one {symbol(axis)}" if single else f"line: {statistic} over {symbol(axis)}, band: min-max"
-              for axis, op in reduce.items() if op == "band"]
+    if band is not None and banded:
+        parts.append(f"line: {statistic} over {symbol(band)}, band: min-max")
     return "; ".join(parts)
 
 
@@ -98,10 +98,21 @@ def _x_axis(ax: Any, xs: list[Any], scale: str) -> dict[Any, float] | None:
     elif scale in ("log", "symlog"):  # log with a 0 (eps = 0, T = 0): linear near zero
         positive = [x for x in xs if x > 0]
         ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
-    if scale in ("log", "symlog"):  # plain numbers at the decades, no labels in between
+    if scale in ("log", "symlog"):  # plain numbers at 1, 2 and 5 of every decade, enough to read a value off
+        from matplotlib.ticker import LogLocator, SymmetricalLogLocator
+
+        if ax.get_xscale() == "log":
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=LOG_TICKS))
+        else:
+            ax.xaxis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=ax.xaxis.get_transform().linthresh,
+                                                             subs=LOG_TICKS))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
     return None
+
+
+# Where a log axis is labelled in each decade.
+LOG_TICKS = (1.0, 2.0, 5.0)
 
 
 def save_figure(fig: Any, png: Path, svg: Path) -> None:
@@ -138,7 +149,8 @@ def draw_curves(figure: dict[str, Any], table: Path, png: Path, svg: Path, runs:
                              layout="constrained")
     colors = {metric: f"C{i}" for i, metric in enumerate(metrics)}
     styles = curve_styles(metrics)
-    single = True  # every point has one value of the band axis
+    reduced: dict[str, str] = {}  # over every panel, what was really reduced
+    band, banded = None, False
     for index, ax in enumerate(grid.flat):
         if index >= len(entries):
             ax.set_axis_off()
@@ -148,7 +160,8 @@ def draw_curves(figure: dict[str, Any], table: Path, png: Path, svg: Path, runs:
         members = [row for row in rows if entry["panel"] in row.get("panels", "").split(";")]
         plan = reduction_plan(figure.get("reduce", "max"), figure["axes"], info["x"])
         found = curves(members, info["x"], metrics, plan, figure.get("select", PER_METRIC))
-        single = single and all(len(p.values) == 1 for points in found.values() for p in points)
+        reduced.update(found.reduced)
+        band, banded = band or found.band, banded or found.banded
         xs = sort_values(p.x for points in found.values() for p in points)
         position = _x_axis(ax, xs, entry.get("x_scale", "linear"))
         for metric in metrics:
@@ -167,8 +180,8 @@ def draw_curves(figure: dict[str, Any], table: Path, png: Path, svg: Path, runs:
         ax.grid(alpha=0.3)
     handles, labels = next((pair for pair in (ax.get_legend_handles_labels() for ax in grid.flat) if pair[0]), ([], []))
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels) if n_cols > 1 else 1, fontsize=9,
-               title=describe_reduction(figure.get("reduce", "max"), figure.get("select", PER_METRIC),
-                                        figure.get("statistic", "mean"), single), title_fontsize=8)
+               title=describe_reduction(reduced, figure.get("select", PER_METRIC), figure.get("statistic", "mean"),
+                                        band, banded) or None, title_fontsize=8)
     note = diverged_note(rows)
     fig.suptitle(figure.get("title", "") + (f"\n{note}" if note else ""), fontsize=11)
     save_figure(fig, png, svg)
@@ -254,7 +267,7 @@ def draw_plot(plot: dict[str, Any], table: Path, png: Path, svg: Path) -> None:
             _draw_curve(ax, found[(metric, series)], position, label, color, styles[metrics.index(metric) % len(styles)])
     ax.set_xlabel(plot.get("xlabel") or symbol(plot["x"]))
     ax.set_ylabel(plot.get("ylabel") or metrics_label(metrics), fontsize=9)
-    reduced = ", ".join(f"{op} over {symbol(axis)}" for axis, op in plan.items())
+    reduced = describe_reduction(found.reduced, plot.get("select", PER_METRIC), "mean", found.band, found.banded)
     note = diverged_note(rows)
     ax.set_title(plot.get("title", "") + (f"\n({reduced})" if reduced else "") + (f"\n{note}" if note else ""),
                  fontsize=10)

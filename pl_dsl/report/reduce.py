@@ -67,8 +67,24 @@ def reduction_plan(reduce: str | dict[str, str], axes: Iterable[str], x: str, se
     return {axis: reduce[axis] for axis in others if axis in reduce}
 
 
+class Curves(dict[tuple[str, Any], list[Point]]):
+    """(metric, series value) -> points sorted by x, and what was done to get them: `reduced`, the
+    axes rows were really combined over (with the operation; an axis that never takes two values
+    beside one x, as ε zipped with d, is not among them), and `band`, the band axis."""
+
+    def __init__(self, items: dict[tuple[str, Any], list[Point]], reduced: dict[str, str], band: str | None) -> None:
+        super().__init__(items)
+        self.reduced = reduced
+        self.band = band
+
+    @property
+    def banded(self) -> bool:
+        """Whether some point has several values of the band axis (a spread to draw)."""
+        return any(len(point.values) > 1 for points in self.values() for point in points)
+
+
 def curves(rows: list[dict[str, str]], x: str, metrics: list[str], plan: dict[str, str],
-           select: str = PER_METRIC, series: str | None = None) -> dict[tuple[str, Any], list[Point]]:
+           select: str = PER_METRIC, series: str | None = None) -> Curves:
     """(metric, series value) -> points sorted by x.
 
     Rows are grouped by x, series and the band axis; within a group the other axes are reduced
@@ -81,12 +97,15 @@ def curves(rows: list[dict[str, str]], x: str, metrics: list[str], plan: dict[st
     names = sorted({*metrics, *([select] if select != PER_METRIC else [])})
     keys = [axis for axis in ([x, series, band] + [a for a, _ in steps]) if axis]
     reduced: list[dict[str, Any]] = [{**{k: r.get(k) for k in keys}, **{m: r.get(m) for m in names}} for r in records]
+    applied: dict[str, str] = {}
     for axis, op in steps:
         operation = lookup(OPERATIONS, op, "reduction")
         keep = [k for k in keys if k != axis]
         groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
         for record in reduced:
             groups[tuple(record[k] for k in keep)].append(record)
+        if any(len({repr(m[axis]) for m in members}) > 1 for members in groups.values()):
+            applied[axis] = op
         reduced = []
         for members in groups.values():
             merged = {k: members[0][k] for k in keep}
@@ -106,8 +125,8 @@ def curves(rows: list[dict[str, str]], x: str, metrics: list[str], plan: dict[st
         for metric in metrics:
             if record.get(metric) is not None:
                 result[(metric, record.get(series) if series else None)][record[x]].append(float(record[metric]))
-    return {key: [Point(value, tuple(points[value])) for value in sorted(points, key=order_key)]
-            for key, points in result.items()}
+    return Curves({key: [Point(value, tuple(points[value])) for value in sorted(points, key=order_key)]
+                   for key, points in result.items()}, applied, band)
 
 
 def order_key(value: Any) -> tuple[int, Any]:
