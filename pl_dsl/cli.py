@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -192,6 +193,8 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
     from pl_dsl.engine.names import spec_files
     from pl_dsl.engine.paths import Layout
     from pl_dsl.launch import (
+        INTERRUPTED,
+        PlainProgress,
         Tracker,
         UsageError,
         derive,
@@ -264,10 +267,18 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
         sys.exit(code)
     out.print(f"running {names} (Snakemake's log: {log})", markup=False)
     tracker = Tracker.of(checked, layout, registry)
-    status = out.status("")
-    with status:
-        code = run_workflow(command, log, verbose, tracker, lambda line: status.update(line))
+    if out.is_terminal:
+        status = out.status("")
+        with status:
+            code = run_workflow(command, log, verbose, tracker, lambda line: status.update(line))
+    else:  # a pipe or a log file: a plain line at most every 10 s
+        code = run_workflow(command, log, verbose, tracker, PlainProgress(lambda line: out.print(line, markup=False)))
     out.print(tracker.line(), markup=False)
+    if code == INTERRUPTED:
+        finished, total = tracker.runs_done()
+        err.print(f"pl-dsl run: interrupted; {finished} of {total} runs are complete and every unit computed so far "
+                  f"is stored: `{shlex.join(['pl-dsl', *sys.argv[1:]])}` again computes only the rest", markup=False)
+        sys.exit(code)
     for experiment in checked:
         table = layout.table(experiment.name)
         if table.exists():

@@ -9,8 +9,10 @@ base experiment's results are never touched.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -232,7 +234,8 @@ class Tracker:
         eta = ""
         if self.done_seconds > 0 and left > 0:
             eta = f"; about {_duration(elapsed * left / self.done_seconds)} left"
-        return f"runs {finished}/{runs} done ({stages}); {_duration(elapsed)} elapsed{eta}"
+        units = f"units {sum(self.done.values())}/{sum(self.total.values())}"
+        return f"runs {finished}/{runs} done, {units} ({stages}); {_duration(elapsed)} elapsed{eta}"
 
 
 def _duration(seconds: float) -> str:
@@ -250,23 +253,80 @@ def failure_lines(log: Path, tail: int = 12) -> list[str]:
 
 def run_workflow(command: list[str], log: Path, verbose: bool, tracker: Tracker | None, show: Any) -> int:
     """Run Snakemake; its own output goes to `log` (and to the terminal with verbose), while
-    `show(line)` gets the progress line every second or so. Returns Snakemake's exit code."""
+    `show(line)` gets the progress line every second or so. Returns Snakemake's exit code.
+
+    Snakemake runs in a session of its own, so that an interrupt (Ctrl-C, SIGINT or SIGTERM to
+    pl-dsl) reaches it once, from here: it stops its jobs, every unit already stored stays, and
+    this returns once it has finished (INTERRUPTED)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as handle:
-        if verbose:
-            echoed = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            assert echoed.stdout is not None
-            for line in echoed.stdout:
-                handle.write(line)
-                sys.stdout.write(line)
-            return echoed.wait()
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
-        while process.poll() is None:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE if verbose else handle, stderr=subprocess.STDOUT,
+                                   text=True, start_new_session=True)
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            if verbose:
+                assert process.stdout is not None
+                for line in process.stdout:
+                    handle.write(line)
+                    sys.stdout.write(line)
+            while process.poll() is None:
+                if tracker is not None:
+                    tracker.poll()
+                    show(tracker.line())
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            _stop(process)
+            return INTERRUPTED
+        finally:
+            signal.signal(signal.SIGTERM, previous)
             if tracker is not None:
                 tracker.poll()
-                show(tracker.line())
-            time.sleep(1.0)
-        if tracker is not None:
-            tracker.poll()
-            show(tracker.line())
-        return process.returncode
+        return process.wait()
+
+
+# pl-dsl run's exit status after an interrupt (128 + SIGINT, as a shell reports it).
+INTERRUPTED = 130
+# Seconds Snakemake gets to stop its jobs after the interrupt, then after SIGTERM.
+STOP_SECONDS = (60.0, 10.0)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Interrupt Snakemake and its local jobs (its session's process group) as Ctrl-C in a
+    terminal would, and wait for Snakemake (then SIGTERM, then SIGKILL). A job stops between two
+    writes: what it stored stays, the units in flight are not stored."""
+    for sent, seconds in ((signal.SIGINT, STOP_SECONDS[0]), (signal.SIGTERM, STOP_SECONDS[1])):
+        try:
+            os.killpg(process.pid, sent)
+            process.wait(timeout=seconds)
+            return
+        except ProcessLookupError:
+            break
+        except subprocess.TimeoutExpired:
+            continue
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting politely
+            break
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+class PlainProgress:
+    """Progress without a terminal (a pipe, a log file, CI): the line printed when it first
+    comes, then at most every `every` seconds, and the last one at the end."""
+
+    def __init__(self, write: Any, every: float = 10.0) -> None:
+        self.write = write
+        self.every = every
+        self.shown = -every
+        self.last = ""
+
+    def __call__(self, line: str) -> None:
+        self.last = line
+        now = time.monotonic()
+        if now - self.shown >= self.every:
+            self.shown = now
+            self.write(line)

@@ -171,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             _log(log, f"error: {message}")
             print(f"pl-dsl error: {message}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:  # pl-dsl run or a terminal interrupted the workflow
+            _log(log, "interrupted: the units finished so far are stored, the one in progress is not")
+            return 130
         except Exception:
             # An unexpected failure is a bug: keep the traceback, in the log where it belongs.
             log.write(traceback.format_exc())

@@ -369,8 +369,15 @@ def build_plan(experiments: list[Experiment], registry: Registry, batch_size: di
         by_rule: dict[str, list[str]] = {}
 
         root = registry.names[0]
+        # A fused job computes its components one after another and, in each, run after run (a
+        # unit at the first run that needs it, after its inputs): runs are complete one by one,
+        # so an interrupt loses only the run in flight.
+        component_of = {unit.key: index for index, component in enumerate(fused) for unit in component}
+        run_position = {run.id: index for index, run in enumerate(experiment.runs)}
+
         for members in _split(fused, sizes[root], min_batches):
-            _add_batch(batches, by_rule, batch_of, FUSED, sorted(members, key=lambda u: stage_order[u.stage]))
+            _add_batch(batches, by_rule, batch_of, FUSED, sorted(members, key=lambda u: (
+                component_of[u.key], min(run_position[r] for r in u.runs), stage_order[u.stage])))  # noqa: B023
         for stage in registry:
             by_rule.setdefault(stage.name, [])
             mine = [u for u in unique.values() if u.stage == stage.name and u.key in staged]
