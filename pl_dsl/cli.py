@@ -199,6 +199,7 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
         UsageError,
         derive,
         failure_lines,
+        locked_out,
         parse_change,
         project_root,
         run_workflow,
@@ -278,6 +279,13 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
         finished, total = tracker.runs_done()
         err.print(f"pl-dsl run: interrupted; {finished} of {total} runs are complete and every unit computed so far "
                   f"is stored: `{shlex.join(['pl-dsl', *sys.argv[1:]])}` again computes only the rest", markup=False)
+        sys.exit(code)
+    if code != 0 and locked_out(log):
+        again = shlex.join(["pl-dsl", *sys.argv[1:]])
+        err.print(f"pl-dsl run: {names} is being computed by another run in {Path.cwd()} (pl-dsl run or snakemake), "
+                  f"and two runs must not write the same results: wait for it to finish (`pl-dsl status` shows its "
+                  f"progress), then run again; nothing was done. If no other run is alive (one was killed), "
+                  f"`{again} -- --unlock` removes its stale lock.", markup=False)
         sys.exit(code)
     for experiment in checked:
         table = layout.table(experiment.name)

@@ -243,6 +243,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+def locked_out(log: Path) -> bool:
+    """Whether Snakemake refused to start because another Snakemake holds this folder's lock on
+    the same outputs (a second run of one experiment at once)."""
+    return log.exists() and "LockException" in log.read_text(encoding="utf-8", errors="replace")
+
+
 def failure_lines(log: Path, tail: int = 12) -> list[str]:
     """What to show of Snakemake's log after a failure: pl-dsl's own messages (lines that start
     with "pl-dsl"), else the log's last lines."""
