@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,10 +55,53 @@ def test_the_report_opens_with_the_claims_and_the_figures(tmp_path: Path) -> Non
     report = snakemake(tmp_path, "--config", f"experiments={spec}", "--report", str(tmp_path / "report.html"))
     assert report.returncode == 0, report.stderr[-2000:]
     page = rendered(tmp_path / "report.html", tmp_path / "chromium")
-    summary = re.search(r"<li><strong>claimsy</strong>: 1 of 2 claims pass\. Failed:<ul>\s*<li>(.*?)</li>", page)
+    summary = re.search(r"<strong>claimsy</strong>: 1 of 2 claims pass\. Failed:</p>\s*<ul[^>]*>\s*<li>(.*?)</li>", page)
     assert summary, page[:3000]
     assert summary.group(1).startswith("g is perfect without perturbations: ")
     images = re.findall(r'<img[^>]*src="data:image/png;base64,[^"]{1000,}"', page)
     assert images, "the figure is not on the opening page"
     raw = (tmp_path / "report.html").read_text()
     assert "panels_info" not in raw  # a figure's spec is a file the job reads, not JSON in its parameters
+
+
+PLOT_ONLY = """
+name: plotty
+data: {kind: shifted_gauss, dim: 10, n_train: 40, n_test: 50}
+network: {width: 20}
+training: {steps: 30, lr: 0.5, momentum: 0.0, schedule: constant}
+attack: {targets: balanced}
+seeds: [0, 1]
+sweep:
+  grid:
+    attack.eps_per_coord: [0.01, 0.05]
+plots:
+  - {name: by_eps, x: attack.eps_per_coord, y: [g_clean_acc, agreement], series: seed}
+"""
+
+
+def screenshot(page: Path, profile: Path, png: Path) -> Any:
+    """The first 1400 x 900 screen of the page in Chromium, as an RGB array."""
+    from matplotlib import image
+
+    assert CHROMIUM is not None, "PL_DSL_REQUIRE_BROWSER=1 but no Chromium"
+    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--window-size=1400,900",
+                           "--hide-scrollbars", f"--screenshot={png}", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and png.exists(), done.stderr[-2000:]
+    return (image.imread(png)[..., :3] * 255).round().astype(int)
+
+
+def test_the_first_screen_shows_a_figure_also_without_claims_or_figures(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, "plotty", PLOT_ONLY)
+    assert snakemake(tmp_path, "--config", f"experiments={spec}").returncode == 0
+    report = snakemake(tmp_path, "--config", f"experiments={spec}", "--report", str(tmp_path / "report.html"))
+    assert report.returncode == 0, report.stderr[-2000:]
+    page = rendered(tmp_path / "report.html", tmp_path / "chromium")
+    assert "<strong>plotty</strong>: no claims." in page
+    pixels = screenshot(tmp_path / "report.html", tmp_path / "chromium", tmp_path / "first.png")
+    assert pixels.shape[:2] == (900, 1400)
+    # The plot's curves, in matplotlib's first two colours (C0 #1f77b4, C1 #ff7f0e), are on that screen.
+    for color in ((0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)):
+        assert int((pixels == color).all(axis=-1).sum()) > 100, f"no {color} pixels: the plot is not on the first screen"

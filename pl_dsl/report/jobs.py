@@ -92,32 +92,48 @@ def report_job(kind: str) -> ReportJob:
 
 
 def summary(static: str, experiments: Mapping[str, Experiment], layout: Layout) -> str:
-    """The report's opening text: the static description, then each experiment's claims (m of n
-    pass, the failures named) and its figures inline, so the first page shows the results."""
-    lines = [static.rstrip(), "", "Claims", "------", ""]
+    """The report's opening text, results first: for each experiment its claims (m of n pass, the
+    failures named, or that it has none) and its first figure (its first plot when it has no
+    figure), so the first screen shows results; then every other figure and plot; then the
+    static description."""
+    title, _, about = static.strip().partition("\n")
+    rule, _, about = about.partition("\n")
+    lines = [title, rule, ""]
+    rest: list[str] = []
     for name, experiment in experiments.items():
-        claims = layout.claims(name)
-        if not claims.exists():
-            state = "no claims" if not experiment.spec["claims"] else "claims not checked yet"
-            lines += [f"- **{name}**: {state}.", ""]
-            continue
-        with open(claims, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        failed = [row for row in rows if row["passed"] != "true"]
-        lines += [f"- **{name}**: {len(rows) - len(failed)} of {len(rows)} claims pass." + (" Failed:" if failed else ""),
-                  ""]
-        for row in failed:
-            expected = " (expected to fail at this scale)" if "expected to fail" in row["detail"] else ""
-            claim = row["claim"].replace("*", "\\*")
-            lines.append(f"  - {claim}: {row['value'] or '-'} against {row['threshold']}{expected}")
-        if failed:
-            lines.append("")
-    for name, experiment in experiments.items():
-        for figure in experiment.spec["figures"]:
-            png = layout.figure(name, figure["name"], "png")
-            if png.exists():
-                data = base64.b64encode(png.read_bytes()).decode("ascii")
-                chunks = [data[i:i + 100] for i in range(0, len(data), 100)]  # rst joins the lines of a URI
-                lines += [f"**{name}**, figure ``{figure['name']}``:", "", ".. image::",
-                          "   data:image/png;base64,", *(f"   {chunk}" for chunk in chunks), "   :width: 100%", ""]
+        lines += [*_claims_lines(name, experiment, layout), ""]
+        drawings = [(kind, item["name"], path) for kind, items, path_of in
+                    (("figure", experiment.spec["figures"], layout.figure), ("plot", experiment.spec["plots"], layout.plot))
+                    for item in items if (path := path_of(name, item["name"], "png")).exists()]
+        for index, (kind, item, png) in enumerate(drawings):
+            (lines if index == 0 else rest).extend(_image_lines(f"**{name}**, {kind} ``{item}``:", png))
+    if rest:
+        lines += ["More figures", "------------", "", *rest]
+    lines += ["About these results", "-------------------", "", about.strip(), ""]
     return "\n".join(lines) + "\n"
+
+
+def _claims_lines(name: str, experiment: Experiment, layout: Layout) -> list[str]:
+    """One experiment's claims in the report: m of n pass, the failures named."""
+    claims = layout.claims(name)
+    if not claims.exists():
+        return [f"**{name}**: {'no claims' if not experiment.spec['claims'] else 'claims not checked yet'}."]
+    with open(claims, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    failed = [row for row in rows if row["passed"] != "true"]
+    lines = [f"**{name}**: {len(rows) - len(failed)} of {len(rows)} claims pass." + (" Failed:" if failed else "")]
+    if failed:
+        lines.append("")
+    for row in failed:
+        expected = " (expected to fail at this scale)" if "expected to fail" in row["detail"] else ""
+        claim = row["claim"].replace("*", "\\*")
+        lines.append(f"- {claim}: {row['value'] or '-'} against {row['threshold']}{expected}")
+    return lines
+
+
+def _image_lines(caption: str, png: Path) -> list[str]:
+    """A PNG inline in the report's text (rst joins the lines of a data URI)."""
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    chunks = [data[i:i + 100] for i in range(0, len(data), 100)]
+    return [caption, "", ".. image::", "   data:image/png;base64,", *(f"   {chunk}" for chunk in chunks),
+            "   :width: 100%", ""]
