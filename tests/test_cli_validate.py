@@ -96,7 +96,9 @@ def test_results_without_a_run_says_what_to_do(tmp_path: Path) -> None:
 def test_the_readme_examples_are_valid_specs(tmp_path: Path) -> None:
     import re
 
-    blocks = [block for page in ("README.md", "docs/spec.md")
+    import textwrap
+
+    blocks = [textwrap.dedent(block) for page in ("README.md", "docs/spec.md")  # a block may sit in a list item
               for block in re.findall(r"```yaml\n(.*?)```", (REPO / page).read_text(), re.S)]
     assert len(blocks) >= 3
     for index, block in enumerate(blocks):

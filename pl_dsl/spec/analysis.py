@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pl_dsl.report.claims import CLAIM_KINDS, claim_panels, same_value
 from pl_dsl.report.figures import FIGURE_KINDS
+from pl_dsl.spec.sweeps import zip_groups
 from pl_dsl.suggest import did_you_mean
 from pl_dsl.suggest import known as known_names
 
@@ -84,7 +85,7 @@ def _swept_values(spec: dict[str, Any], panels: list[Panel], path: str) -> list[
     """Every value a field path takes: in the sweep, in `seeds`, and in each panel."""
     sweep = spec.get("sweep", {})
     values = list(sweep.get("grid", {}).get(path, []))
-    for group in sweep.get("zip", []):
+    for group in zip_groups(sweep):
         values += group.get(path, [])
     if path == "seed":
         values += spec.get("seeds", [])

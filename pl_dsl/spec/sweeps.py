@@ -106,8 +106,16 @@ def _common_axes(builder: AxesBuilder, spec: dict[str, Any],
         builder.grid(path, values, where)
     for path, (values, where) in replaced.items():  # a panel's own extra axes
         builder.grid(path, values, where)
-    for index, group in enumerate(sweep.get("zip", [])):
-        builder.zip(group, ("sweep", "zip", index))
+    written = sweep.get("zip", [])
+    for index, group in enumerate(zip_groups(sweep)):
+        builder.zip(group, ("sweep", "zip") if isinstance(written, dict) else ("sweep", "zip", index))
+
+
+def zip_groups(sweep: dict[str, Any]) -> list[dict[str, list[Any]]]:
+    """sweep.zip as groups: one mapping (path -> values, advancing together) is one group, the
+    same form as a panel's `vary.zip`; a list of mappings is several groups (one axis each)."""
+    groups = sweep.get("zip", [])
+    return [groups] if isinstance(groups, dict) else list(groups)
 
 
 def sweep_axes(checker: Checker, spec: dict[str, Any]) -> list[Axis]:
@@ -179,7 +187,7 @@ def swept_paths(spec: dict[str, Any]) -> list[str]:
     for panel in spec.get("panels", []):
         ((key, vary),) = panel["vary"].items()
         paths += [*(vary if key == "zip" else [key]), *panel.get("set", {}), *panel.get("grid", {})]
-    paths += list(sweep.get("grid", {})) + [p for group in sweep.get("zip", []) for p in group]
+    paths += list(sweep.get("grid", {})) + [p for group in zip_groups(sweep) for p in group]
     if "seeds" in spec or any("seeds" in panel for panel in spec.get("panels", [])):
         paths.append("seed")
     return list(dict.fromkeys(paths))
