@@ -95,7 +95,6 @@ def test_results_without_a_run_says_what_to_do(tmp_path: Path) -> None:
 
 def test_the_readme_examples_are_valid_specs(tmp_path: Path) -> None:
     import re
-
     import textwrap
 
     blocks = [textwrap.dedent(block) for page in ("README.md", "docs/spec.md")  # a block may sit in a list item

@@ -25,7 +25,8 @@ def test_the_mapping_form_gives_the_runs_of_the_list_form(tmp_path: Path) -> Non
 def test_unequal_lists_in_the_mapping_form_are_located(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "unequal", MAPPED.replace("data.n_train: [20, 40, 100]", "data.n_train: [20, 40]"))
     result = run_cli("validate", str(spec))
-    assert result.returncode == 1 and ":13:5: sweep.zip: " in result.stderr and "zipped lists must have equal lengths" in result.stderr
+    assert result.returncode == 1 and ":13:5: sweep.zip: " in result.stderr
+    assert "zipped lists must have equal lengths" in result.stderr
 
 
 def test_a_zip_of_another_shape_shows_the_expected_one(tmp_path: Path) -> None:
