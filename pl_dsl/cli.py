@@ -263,11 +263,12 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
     log = layout.logs / "run" / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
     out = _console()
     names = ", ".join(e.name for e in checked)
+    tracker = Tracker.of(checked, layout, registry)
     if dry_run:
         code = subprocess.run(command).returncode
+        out.print(f"units per stage: {tracker.reuse(planned=True)}", markup=False)
         sys.exit(code)
     out.print(f"running {names} (Snakemake's log: {log})", markup=False)
-    tracker = Tracker.of(checked, layout, registry)
     if out.is_terminal:
         status = out.status("")
         with status:
@@ -275,6 +276,7 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
     else:  # a pipe or a log file: a plain line at most every 10 s
         code = run_workflow(command, log, verbose, tracker, PlainProgress(lambda line: out.print(line, markup=False)))
     out.print(tracker.line(), markup=False)
+    out.print(f"units per stage: {tracker.reuse(planned=False)}", markup=False)
     if code == INTERRUPTED:
         finished, total = tracker.runs_done()
         err.print(f"pl-dsl run: interrupted; {finished} of {total} runs are complete and every unit computed so far "

@@ -196,6 +196,14 @@ class Tracker:
     runs: dict[str, list[list[tuple[str, str]]]]  # experiment -> each run's units
     started: float = field(default_factory=time.monotonic)
     done_seconds: float = 0.0
+    reused: dict[str, int] = field(default_factory=dict)  # units per stage stored before the run
+
+    def reuse(self, planned: bool) -> str:
+        """Per stage, units computed (or, planned, to compute) and units reused from the store."""
+        verb = "to compute" if planned else "computed"
+        parts = [f"{stage} {self.total[stage] - self.reused[stage] if planned else self.done[stage] - self.reused[stage]} "
+                 f"{verb}, {self.reused[stage]} reused" for stage in self.total]
+        return "; ".join(parts)
 
     @staticmethod
     def of(experiments: list[Experiment], layout: Layout, registry: Registry) -> Tracker:
@@ -215,6 +223,7 @@ class Tracker:
         tracker = Tracker(layout, pending, total, dict.fromkeys(total, 0), runs)
         tracker.poll()
         tracker.started, tracker.done_seconds = time.monotonic(), 0.0  # what was stored before does not count
+        tracker.reused = dict(tracker.done)
         return tracker
 
     def poll(self) -> None:

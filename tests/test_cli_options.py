@@ -82,3 +82,18 @@ def test_run_refuses_a_name_with_nothing_to_derive(workdir: Path) -> None:
     assert not (workdir / "results" / "renamed").exists()
     two = run_cli("run", "tiny", "single", "training.lr=0.1", "--name", "both", cwd=workdir)
     assert two.returncode == 2 and "give exactly one spec" in two.stderr
+
+
+def test_reuse_is_visible_per_stage_before_and_after_a_run(workdir: Path) -> None:
+    """Changing train_g.steps recomputes only train_g and evaluate: -n and the end of the run say so."""
+    spec = workdir / "tiny.yaml"
+    changed = write_spec(workdir, "steps", spec.read_text().replace("name: tiny", "name: steps")
+                         .replace("train_g: {steps: 40}", "train_g: {steps: 25}"))
+    planned = run_cli("run", str(changed), "-n", cwd=workdir)
+    assert planned.returncode == 0, planned.stderr
+    assert ("units per stage: train_f 0 to compute, 2 reused; attack 0 to compute, 4 reused; "
+            "train_g 4 to compute, 0 reused; evaluate 4 to compute, 0 reused") in planned.stdout
+    ran = run_cli("run", str(changed), "--cores", "2", cwd=workdir)
+    assert ran.returncode == 0, ran.stderr
+    assert ("units per stage: train_f 0 computed, 2 reused; attack 0 computed, 4 reused; "
+            "train_g 4 computed, 0 reused; evaluate 4 computed, 0 reused") in ran.stdout
