@@ -355,20 +355,24 @@ def runs(path: str, as_json: bool, summary: bool, device: str, stage_modules: st
 @click.argument("experiment")
 @click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Results root the workflow wrote to.")
-@click.option("--csv", "as_csv", is_flag=True,
-              help="Print the rows as CSV, full precision (every column; with -m the run, swept columns and those "
-                   "metrics; with --over-seeds one row per point).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "markdown", "latex"]), default="table",
+              show_default=True,
+              help="table: for the terminal, with the claims; csv: full precision (every column; with -m the run, "
+                   "swept columns and those metrics); markdown (GitHub) or latex (booktabs rules): for a paper.")
+@click.option("--csv", "as_csv", is_flag=True, help="The same as --format csv.")
+@click.option("--stat", type=click.Choice(["mean", "median"]), default="mean", show_default=True,
+              help="With --over-seeds in markdown or latex: mean ± std, or median [min, max], over the seeds.")
 @click.option("--metric", "-m", "metrics", multiple=True, help="Metric columns to show (default: the main ones).")
 @click.option("--over-seeds", is_flag=True,
               help="One row per point (the other swept values): mean, min and max of each metric over the seeds.")
 @STAGE_MODULES
-def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str, ...], over_seeds: bool,
-            stage_modules: str | None) -> None:
+def results(experiment: str, results_root: str, fmt: str, as_csv: bool, stat: str, metrics: tuple[str, ...],
+            over_seeds: bool, stage_modules: str | None) -> None:
     """Print the results table of EXPERIMENT (its name, its spec file, or a spec under
     experiments/), then its claims. --csv, -m and --over-seeds combine."""
     from pl_dsl.engine.names import experiment_name
     from pl_dsl.engine.paths import Layout
-    from pl_dsl.report.results import as_text, over_seeds_rows, read_table, table_columns
+    from pl_dsl.report.results import formatted, over_seeds_rows, paper_rows, read_table, table_columns
 
     registry = _registry(stage_modules)
     known = registry.metrics()
@@ -401,12 +405,24 @@ def results(experiment: str, results_root: str, as_csv: bool, metrics: tuple[str
     if over_seeds and "seed" not in axes:
         raise click.BadParameter(f"{name} varies no seed (each point has one run): drop --over-seeds",
                                  param_hint="--over-seeds")
-    if as_csv:
+    if as_csv and fmt not in ("table", "csv"):
+        raise click.BadParameter(f"--csv and --format {fmt} ask for two formats: give one", param_hint="--csv")
+    fmt = "csv" if as_csv else fmt
+    if stat == "median" and not (over_seeds and fmt in ("markdown", "latex")):
+        raise click.BadParameter("--stat chooses how --over-seeds writes a point in --format markdown or latex",
+                                 param_hint="--stat")
+    if fmt != "table":
+        keys = [a for a in axes if a != "seed"]
         if over_seeds:
-            click.echo(as_text(over_seeds_rows(rows, [a for a in axes if a != "seed"], shown)), nl=False)
+            points = over_seeds_rows(rows, keys, shown)
+            table_rows = points if fmt == "csv" else paper_rows(points, keys, shown, stat)
+        elif fmt == "csv" and not metrics:
+            table_rows = rows
         else:
-            click.echo(as_text([{c: row[c] for c in ("run", *axes, *shown)} for row in rows] if metrics else rows),
-                       nl=False)
+            table_rows = [{c: row[c] for c in ("run", *axes, *shown)} for row in rows]
+        if fmt != "csv":  # for people: numbers to 4 significant digits, as the terminal table
+            table_rows = [{k: cell(str(v)) for k, v in row.items()} for row in table_rows]
+        click.echo(formatted(table_rows, fmt), nl=False)
         return
     _show_table(_console(), name, rows, table_path, layout, list(metrics), over_seeds, registry)
 

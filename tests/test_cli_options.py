@@ -97,3 +97,33 @@ def test_reuse_is_visible_per_stage_before_and_after_a_run(workdir: Path) -> Non
     assert ran.returncode == 0, ran.stderr
     assert ("units per stage: train_f 0 computed, 2 reused; attack 0 computed, 4 reused; "
             "train_g 4 computed, 0 reused; evaluate 4 computed, 0 reused") in ran.stdout
+
+
+def markdown_rows(text: str) -> list[dict[str, str]]:
+    lines = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in text.strip().splitlines()]
+    return [dict(zip(lines[0], line)) for line in lines[2:]]
+
+
+def latex_rows(text: str) -> list[dict[str, str]]:
+    assert text.startswith("\\begin{tabular}") and "\\toprule" in text and "\\bottomrule" in text
+    lines = [line for line in text.splitlines() if line.rstrip().endswith("\\\\")]
+    cells = [[c.strip().replace("\\_", "_") for c in line.rstrip().removesuffix("\\\\").split("&")] for line in lines]
+    return [dict(zip(cells[0], line)) for line in cells[1:]]
+
+
+def test_tables_for_papers_parse_back_to_the_results(workdir: Path) -> None:
+    every = csv_rows(run_cli("results", "tiny", "--format", "csv", cwd=workdir).stdout)
+    for fmt, parse in (("markdown", markdown_rows), ("latex", latex_rows)):
+        result = run_cli("results", "tiny", "--format", fmt, "-m", "g_clean_acc", cwd=workdir)
+        assert result.returncode == 0, result.stderr
+        rows = parse(result.stdout)
+        assert [r["run"] for r in rows] == [r["run"] for r in every]
+        assert [float(r["g_clean_acc"]) for r in rows] == [float(f"{float(r['g_clean_acc']):.4g}") for r in every]
+    points = csv_rows(run_cli("results", "tiny", "--over-seeds", "--csv", cwd=workdir).stdout)
+    for stat, written in (("mean", "{mean:.3f} ± {std:.3f}"), ("median", "{median:.3f} [{min:.3f}, {max:.3f}]")):
+        table = latex_rows(run_cli("results", "tiny", "--over-seeds", "--format", "latex", "--stat", stat,
+                                   "-m", "agreement", cwd=workdir).stdout)
+        assert [r["agreement"] for r in table] == [written.format(**{k: float(p[f"agreement_{k}"]) for k in (
+            "mean", "std", "median", "min", "max")}) for p in points]
+    refused = run_cli("results", "tiny", "--stat", "median", cwd=workdir)
+    assert refused.returncode == 2 and "--stat chooses how --over-seeds writes a point" in refused.stderr

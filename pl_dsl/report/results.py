@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def table_columns(rows: list[dict[str, str]], known: dict[str, str] | set[str],
 def over_seeds_rows(rows: list[dict[str, str]], keys: list[str], metrics: list[str]) -> list[dict[str, Any]]:
     """One row per point (the values of `keys`, in first-seen order): how many seeds, and each
     metric's mean, min and max over them (`<metric>_mean`, ...; '' where no run has it)."""
-    from statistics import fmean
+    from statistics import fmean, median, pstdev
 
     groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
     for row in rows:
@@ -107,10 +108,43 @@ def over_seeds_rows(rows: list[dict[str, str]], keys: list[str], metrics: list[s
         summary: dict[str, Any] = {**dict(zip(keys, point)), "seeds": len(members)}
         for metric in metrics:
             values = [float(m[metric]) for m in members if m.get(metric)]
-            summary.update({f"{metric}_mean": fmean(values) if values else "", f"{metric}_min": min(values, default=""),
-                            f"{metric}_max": max(values, default="")})
+            summary.update({f"{metric}_mean": fmean(values) if values else "",
+                            f"{metric}_std": pstdev(values) if values else "",
+                            f"{metric}_median": median(values) if values else "",
+                            f"{metric}_min": min(values, default=""), f"{metric}_max": max(values, default="")})
         points.append(summary)
     return points
+
+
+# How a point over seeds is written in a table for a paper (`pl-dsl results --stat`).
+STATISTICS: dict[str, Callable[[dict[str, Any], str], str]] = {
+    "mean": lambda p, m: f"{p[f'{m}_mean']:.3f} ± {p[f'{m}_std']:.3f}",
+    "median": lambda p, m: f"{p[f'{m}_median']:.3f} [{p[f'{m}_min']:.3f}, {p[f'{m}_max']:.3f}]",
+}
+# Table formats of `pl-dsl results --format` (tabulate's names): GitHub markdown, LaTeX with booktabs rules.
+TABLE_FORMATS = {"markdown": "github", "latex": "latex_booktabs"}
+
+
+def formatted(rows: list[dict[str, Any]], fmt: str) -> str:
+    """Rows (all with the same columns) as csv, markdown or LaTeX (booktabs) text."""
+    if fmt == "csv":
+        return as_text(rows)
+    from typing import cast
+
+    from tabulate import tabulate
+
+    table = cast(Callable[..., str], tabulate)  # tabulate ships no type hints
+    columns = list(rows[0]) if rows else []
+    return table([[row[c] for c in columns] for row in rows], headers=columns, tablefmt=TABLE_FORMATS[fmt],
+                 disable_numparse=True) + "\n"
+
+
+def paper_rows(points: list[dict[str, Any]], keys: list[str], metrics: list[str], statistic: str) -> list[dict[str, Any]]:
+    """Points over seeds as a paper shows them: the swept values, the seeds, each metric as
+    mean ± std or median [min, max] ('-' where no run has it)."""
+    write = STATISTICS[statistic]
+    return [{**{k: p[k] for k in keys}, "seeds": p["seeds"],
+             **{m: write(p, m) if p[f"{m}_mean"] != "" else "-" for m in metrics}} for p in points]
 
 
 def as_text(rows: list[dict[str, Any]]) -> str:
