@@ -36,7 +36,7 @@ def test_every_command_finds_an_experiment_by_its_name_in_the_results_folder(out
     listed = run_cli("list", cwd=outside)
     assert "my-width" in listed.stdout and "width-study.yaml" in listed.stdout
     compared = run_cli("compare", "my-width", "my-width", cwd=outside)
-    assert compared.returncode == 0 and "0 of 4 points differ" in compared.stdout, compared.stdout
+    assert compared.returncode == 0 and "0 of 4 matched points differ" in compared.stdout, compared.stdout
     kept = run_cli("gc", "my-width", cwd=outside)
     assert kept.returncode == 0 and "0 unreferenced item(s)" in kept.stdout, kept.stdout + kept.stderr
     exported = run_cli("export", "my-width", "--to", "tensorboard", "--uri", str(outside / "tb"), cwd=outside)

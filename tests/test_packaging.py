@@ -59,7 +59,7 @@ def test_a_spec_of_a_name_and_a_data_kind_resolves_to_the_schema_defaults() -> N
     for field in ("scenario", "seed", "device"):
         assert resolved[field] == top[field]["default"]
     data = defaults("data")
-    assert resolved["data"] == {**{k: data[k] for k in ("kind", "dim", "n_train", "n_test", "mean_shift")},
+    assert resolved["data"] == {"kind": "shifted_gauss", **{k: data[k] for k in ("dim", "n_train", "n_test", "mean_shift")},
                                 "classes": None, "root": None}
     attack = defaults("attack")
     assert math.isclose(resolved["attack"]["eps"], attack["eps_per_coord"] * math.sqrt(data["dim"]))

@@ -6,11 +6,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 
 def test_quickstart_balanced_targets_learn_on_every_seed(tmp_path: Path) -> None:
-    result = run_cli("run", "quickstart", "--cores", "2", cwd=tmp_path)
+    result = run_cli("run", str(REPO / "experiments/quickstart.yaml"), "--cores", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "runs 8/8 done" in result.stdout and "g_clean_acc" in result.stdout
     assert "rule fused" not in result.stdout + result.stderr and "resources:" not in result.stdout
