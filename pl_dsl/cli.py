@@ -601,6 +601,37 @@ def gc(experiments: tuple[str, ...], results_root: str, stage_modules: str | Non
                   + ("freed" if yes else "would be freed; run again with --yes to delete them"), markup=False)
 
 
+@main.command(name="rm")
+@click.argument("experiments", nargs=-1, required=True)
+@click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Results root.")
+@click.option("--yes", is_flag=True, help="Delete (without it, only list what would be deleted).")
+def remove_experiments(experiments: tuple[str, ...], results_root: str, yes: bool) -> None:
+    """Remove EXPERIMENTS (names in the results folder, or their specs): each results folder, its
+    table plans and the stored units no other experiment's results use. Lists them and their
+    bytes; deletes only with --yes. Do not run it while the experiment runs."""
+    from pl_dsl.engine.gc import removal, remove
+    from pl_dsl.engine.names import experiment_name
+    from pl_dsl.engine.paths import Layout
+
+    layout = Layout(Path(results_root))
+    console = _console()
+    for item in experiments:
+        name = _named("rm", lambda item=item: experiment_name(item, layout, Path.cwd()))  # type: ignore[misc]
+        if not layout.experiment(name).is_dir():
+            _console(err=True).print(f"pl-dsl rm: no results for '{name}' in {layout.root}/", markup=False)
+            sys.exit(1)
+        found = removal(name, layout)
+        for path, size in found:
+            console.print(f"{'removed' if yes else 'would remove'} {path} ({size / 2**20:.2f} MB)", markup=False)
+        if yes:
+            remove([path for path, _ in found])
+        total = sum(size for _, size in found) / 2**20
+        console.print(f"{name}: {len(found)} item(s), {total:.1f} MB " + (
+            "freed" if yes else "would be freed (units other experiments use stay); run again with --yes to delete"),
+            markup=False)
+
+
 @main.command()
 @click.argument("experiment")
 @click.option("--to", "to", type=click.Choice(["mlflow", "tensorboard"]), required=True, help="The tracker.")

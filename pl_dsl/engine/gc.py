@@ -18,11 +18,14 @@ def _size(path: Path) -> int:
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
 
 
-def results_units(layout: Layout) -> set[tuple[str, str]]:
-    """The units behind every results folder under the results root, whatever spec made it (each
-    run's metrics.json lists its units), so that gc never removes what a table was made from."""
+def results_units(layout: Layout, only: str = "*", but: str | None = None) -> set[tuple[str, str]]:
+    """The units behind every results folder under the results root (or the one named `only`, or
+    every one but `but`), whatever spec made it (each run's metrics.json lists its units), so that
+    gc never removes what a table was made from."""
     units: set[tuple[str, str]] = set()
-    for metrics in layout.root.glob("*/runs/*/metrics.json"):
+    for metrics in layout.root.glob(f"{only}/runs/*/metrics.json"):
+        if but is not None and metrics.parent.parent.parent.name == but:
+            continue
         try:
             units.update(read_json(metrics).get("units", {}).items())
         except (OSError, ValueError, AttributeError):
@@ -51,6 +54,21 @@ def garbage(plan: Plan, layout: Layout) -> list[tuple[Path, int]]:
     return [(path, _size(path)) for path in found]
 
 
+def removal(name: str, layout: Layout) -> list[tuple[Path, int]]:
+    """What `pl-dsl rm` removes for one experiment, with sizes: its results folder, its table
+    plans, and the stored units its runs used that no other results folder uses."""
+    own = results_units(layout, only=name) - results_units(layout, but=name)
+    found = [layout.experiment(name), *(folder for stage, key in sorted(own)
+                                        if (folder := layout.unit(stage, key)).is_dir())]
+    for path in sorted(layout.table_plan("any").parent.glob("*.json")):
+        try:
+            if read_json(path).get("experiment") == name:
+                found.append(path)
+        except (OSError, ValueError, AttributeError):
+            continue
+    return [(path, _size(path)) for path in found if path.exists()]
+
+
 def _lists_only(path: Path, units: set[tuple[str, str]]) -> bool:
     """Whether a manifest or batch plan lists only units in `units`."""
     try:
@@ -69,7 +87,7 @@ def _has_results(path: Path, layout: Layout) -> bool:
 
 
 def remove(paths: list[Path]) -> None:
-    """Delete what `garbage` found."""
+    """Delete what `garbage` or `removal` found."""
     for path in paths:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
