@@ -635,13 +635,15 @@ def remove_experiments(experiments: tuple[str, ...], results_root: str, yes: boo
 @main.command()
 @click.argument("experiment")
 @click.option("--to", "to", type=click.Choice(["mlflow", "tensorboard"]), required=True, help="The tracker.")
-@click.option("--uri", help="Where to write: a folder (default mlruns/ or tensorboard/), or an MLflow tracking URI.")
+@click.option("--uri", help="Where to write: an MLflow tracking URI or folder (default: where MLflow reads by "
+                             "default, $MLFLOW_TRACKING_URI or ./mlflow.db), a TensorBoard folder (default tensorboard/).")
 @click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Results root.")
 def export(experiment: str, to: str, uri: str | None, results_root: str) -> None:
-    """Export the runs of EXPERIMENT to MLflow (one MLflow run per run: varied fields as params,
-    final metrics, loss curves as step series, the resolved spec as an artifact, status and run id
-    as tags) or TensorBoard (HParams and scalars). Needs pip install 'pl-dsl[mlflow]' or
+    """Export the runs of EXPERIMENT to MLflow (one MLflow run per run: every field of its resolved
+    spec as a param under its dotted name, final metrics, loss curves as step series, the spec as
+    an artifact; experiment, run id, spec hash and status as tags; exporting again replaces) or
+    TensorBoard (the same fields as HParams, and scalars). Needs pip install 'pl-dsl[mlflow]' or
     'pl-dsl[tensorboard]'."""
     from pl_dsl.engine.names import experiment_name
     from pl_dsl.engine.paths import Layout

@@ -160,3 +160,39 @@ def test_a_missing_tracker_library_is_a_clear_message(ran: Path) -> None:
                             capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "MLflow is not installed: pip install 'pl-dsl[mlflow]'" in result.stderr
+
+
+READ_BACK = """
+import json, mlflow
+runs = mlflow.search_runs(experiment_names=["tiny"], output_format="list")
+print(json.dumps([{"params": r.data.params, "tags": r.data.tags, "metrics": r.data.metrics} for r in runs]))
+"""
+
+
+def test_mlflow_export_lands_where_mlflow_reads_by_default(ran: Path, tmp_path: Path) -> None:
+    """No --uri, no MLflow settings: `mlflow.search_runs()` in the same folder finds every run,
+    with every field of its resolved spec as a param, and a second export replaces the first."""
+    import os
+    import shutil
+
+    shutil.copytree(ran / "results", tmp_path / "results")  # a folder with no MLflow store yet
+    ran = tmp_path
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    for _ in range(2):
+        exported = subprocess.run([sys.executable, "-m", "pl_dsl", "export", "tiny", "--to", "mlflow"], cwd=ran,
+                                  capture_output=True, text=True, env=clean)
+        assert exported.returncode == 0, exported.stderr[-2000:]
+        assert "to mlflow at sqlite:///" in exported.stdout and f"{ran / 'mlflow.db'}".lstrip("/") in exported.stdout
+    read = subprocess.run([sys.executable, "-c", READ_BACK], cwd=ran, capture_output=True, text=True, env=clean)
+    assert read.returncode == 0, read.stderr[-2000:]
+    found = json.loads(read.stdout.strip().splitlines()[-1])
+    assert len(found) == 6  # exported twice, not duplicated
+    table = {r["run"]: r for r in rows(ran / "results/tiny/results.csv")}
+    source = json.loads((ran / "results/tiny/source.json").read_text())
+    for run in found:
+        params, tags = run["params"], run["tags"]
+        assert params["network.width"] == "20" and params["data.kind"] == "shifted_gauss"
+        assert params["train_g.steps"] == "40" and params["attack.targets"] == "balanced"
+        assert params["attack.eps_per_coord"] == table[tags["pl_dsl.run"]]["attack.eps_per_coord"]
+        assert tags["pl_dsl.experiment"] == "tiny" and tags["pl_dsl.spec_sha256"] == source["sha256"]
+        assert run["metrics"]["g_clean_acc"] == pytest.approx(float(table[tags["pl_dsl.run"]]["g_clean_acc"]))

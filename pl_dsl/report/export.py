@@ -41,6 +41,10 @@ def runs_of(name: str, layout: Layout) -> Iterator[RunRecord]:
     folder = layout.runs_dir(name)
     if not folder.is_dir():
         raise StageFailure(f"no results for '{name}' in {layout.root}: run `pl-dsl run {name}` first")
+    try:
+        spec_hash = str(read_json(layout.source(name)).get("sha256", ""))
+    except (OSError, ValueError):
+        spec_hash = ""
     for path in sorted(folder.glob("*/metrics.json")):
         data = read_json(path)
         curves: dict[str, list[tuple[int, float]]] = {}
@@ -51,7 +55,7 @@ def runs_of(name: str, layout: Layout) -> Iterator[RunRecord]:
                 stored = torch.load(model, map_location="cpu", weights_only=True)
                 curves[series] = [(int(step), float(loss)) for step, loss in stored.get("loss_curve", [])]
         tags = {"pl_dsl.experiment": name, "pl_dsl.run": data["run"], "status": data["status"],
-                "device": str(data.get("device", ""))}
+                "device": str(data.get("device", "")), "pl_dsl.spec_sha256": spec_hash}
         if data.get("note"):
             tags["note"] = str(data["note"])
         for stage, info in data.get("provenance", {}).items():
@@ -63,16 +67,44 @@ def runs_of(name: str, layout: Layout) -> Iterator[RunRecord]:
                         data["spec"], tags, curves)
 
 
-def export_mlflow(name: str, layout: Layout, uri: str) -> int:
-    """One MLflow run per pl-dsl run in the experiment `name` (replacing runs exported before)."""
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # a plain folder is what `--uri DIR` asks for
+def parameters(run: RunRecord) -> dict[str, str]:
+    """Every field of a run's resolved spec under its dotted name (`network.width`, `data.kind`,
+    ...), and each swept field as the spec writes it (`attack.eps_per_coord`), as text."""
+    flat = {**_leaves(run.spec), **run.varied}
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in flat.items()}
+
+
+def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _leaves(item, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): value}
+
+
+# MLflow takes at most this many parameters in one batch.
+PARAMS_PER_BATCH = 100
+
+
+def export_mlflow(name: str, layout: Layout, uri: str | None) -> tuple[int, str]:
+    """One MLflow run per pl-dsl run in the experiment `name` (replacing runs exported before),
+    to `uri`, or where MLflow reads by default ($MLFLOW_TRACKING_URI, else its own default)."""
+    if uri is not None and "://" not in uri and not uri.startswith("sqlite:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # a plain folder is what `--uri DIR` asks for
     try:
-        from mlflow.entities import Metric, Param, RunTag
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise StageFailure("MLflow is not installed: pip install 'pl-dsl[mlflow]'") from None
-    tracking = uri if "://" in uri or uri.startswith("sqlite:") else Path(uri).resolve().as_uri()
-    client = MlflowClient(tracking_uri=tracking)
+    from mlflow.exceptions import MlflowException
+
+    tracking = None if uri is None else uri if "://" in uri or uri.startswith("sqlite:") else Path(uri).resolve().as_uri()
+    try:
+        return _to_mlflow(MlflowClient(tracking_uri=tracking), name, layout)
+    except MlflowException as exc:
+        raise StageFailure(f"MLflow refused the export to {tracking or 'its default store'}: {exc.message}") from None
+
+
+def _to_mlflow(client: Any, name: str, layout: Layout) -> tuple[int, str]:
+    from mlflow.entities import Metric, Param, RunTag
+
     found = client.get_experiment_by_name(name)
     experiment_id = found.experiment_id if found else client.create_experiment(name)
     count = 0
@@ -81,24 +113,26 @@ def export_mlflow(name: str, layout: Layout, uri: str) -> int:
             client.delete_run(old.info.run_id)
         created = client.create_run(experiment_id, run_name=run.id, tags=run.tags)
         run_id = created.info.run_id
-        params = [Param(key, json.dumps(value) if not isinstance(value, str) else value)
-                  for key, value in run.varied.items()]
+        params = [Param(key, value) for key, value in parameters(run).items()]
         metrics = [Metric(key, value, 0, 0) for key, value in run.metrics.items()]
         metrics += [Metric(series, loss, 0, step) for series, points in run.curves.items() for step, loss in points]
-        client.log_batch(run_id, metrics=metrics, params=params, tags=[RunTag("mlflow.runName", run.id)])
+        client.log_batch(run_id, metrics=metrics, params=params[:PARAMS_PER_BATCH], tags=[RunTag("mlflow.runName", run.id)])
+        for start in range(PARAMS_PER_BATCH, len(params), PARAMS_PER_BATCH):
+            client.log_batch(run_id, params=params[start:start + PARAMS_PER_BATCH])
         client.log_text(run_id, json.dumps(run.spec, indent=1), "spec.json")
         client.set_terminated(run_id, "FINISHED" if run.status == "ok" else "FAILED")
         count += 1
-    return count
+    return count, client.tracking_uri
 
 
-def export_tensorboard(name: str, layout: Layout, uri: str) -> int:
+def export_tensorboard(name: str, layout: Layout, uri: str | None) -> tuple[int, str]:
     """TensorBoard event files: <uri>/<experiment>/<run>/ with the loss curves as scalars and the
     varied fields and final metrics as HParams."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise StageFailure("TensorBoard is not installed: pip install 'pl-dsl[tensorboard]'") from None
+    uri = uri or "tensorboard"
     count = 0
     for run in runs_of(name, layout):
         folder = Path(uri) / name / run.id
@@ -108,20 +142,20 @@ def export_tensorboard(name: str, layout: Layout, uri: str) -> int:
             for series, points in run.curves.items():
                 for step, loss in points:
                     writer.add_scalar(f"loss/{series.removeprefix('loss_')}", loss, step)
-            hparams = {key: value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
-                       for key, value in run.varied.items()}
+            hparams: dict[str, Any] = {**parameters(run), **{key: value for key, value in run.varied.items()
+                                                            if isinstance(value, (int, float, str, bool))}}
             writer.add_hparams(hparams, {f"final/{key}": value for key, value in run.metrics.items()}, run_name=".")
             writer.add_text("spec", f"```\n{json.dumps(run.spec, indent=1)}\n```")
             writer.add_text("status", f"{run.status} {run.note}".strip())
         count += 1
-    return count
+    return count, uri
 
 
-EXPORTERS: dict[str, Callable[[str, Layout, str], int]] = {"mlflow": export_mlflow, "tensorboard": export_tensorboard}
-DEFAULT_URIS = {"mlflow": "mlruns", "tensorboard": "tensorboard"}
+EXPORTERS: dict[str, Callable[[str, Layout, str | None], tuple[int, str]]] = {
+    "mlflow": export_mlflow, "tensorboard": export_tensorboard}
 
 
 def export(name: str, layout: Layout, to: str, uri: str | None) -> tuple[int, str]:
-    """Export an experiment's runs to a tracker; returns how many runs and where they went."""
-    where = uri or DEFAULT_URIS[to]
-    return lookup(EXPORTERS, to, "tracker")(name, layout, where), where
+    """Export an experiment's runs to a tracker (to `uri`, else the tracker's default place);
+    returns how many runs and where they went."""
+    return lookup(EXPORTERS, to, "tracker")(name, layout, uri)
