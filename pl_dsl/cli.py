@@ -302,6 +302,25 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
 
 
 @main.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@STAGE_MODULES
+def show(spec: str, stage_modules: str | None) -> None:
+    """Print SPEC as it runs: its bases (`extends:`) merged in, as YAML, after checking it."""
+    import yaml
+
+    from pl_dsl.spec.compose import load_composed
+
+    experiment, errors = check_file(spec, _registry(stage_modules))
+    for error in errors:
+        _console(err=True).print(str(error), markup=False)
+    if experiment is None:
+        sys.exit(1)
+    data = load_composed(Path(spec).read_text(encoding="utf-8"), spec).data
+    click.echo(f"# {spec}, resolved (bases merged in)\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True,
+                                                                            width=120), nl=False)
+
+
+@main.command()
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write it to this file (default: print it).")
 @STAGE_MODULES
 def schema(output: str | None, stage_modules: str | None) -> None:

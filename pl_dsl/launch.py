@@ -25,6 +25,7 @@ import yaml
 from pl_dsl.engine.paths import Layout
 from pl_dsl.hashing import stable_hash
 from pl_dsl.spec.check import check_file, check_text
+from pl_dsl.spec.compose import load_composed
 from pl_dsl.spec.expand import Experiment
 from pl_dsl.spec.messages import SpecError
 from pl_dsl.spec.schema import field_paths, subschema
@@ -113,7 +114,7 @@ def derive(spec: Path, changes: list[Change], layout: Layout, registry: Registry
     experiment, errors = check_file(spec, registry)
     if experiment is None:
         return spec, errors
-    raw = yaml.load(spec.read_text(encoding="utf-8"), Loader=SpecLoader)
+    raw = load_composed(spec.read_text(encoding="utf-8"), str(spec)).data  # its bases merged in
     data = copy.deepcopy(raw)
     for change in changes:
         if change.multirun:

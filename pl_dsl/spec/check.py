@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pl_dsl.spec.analysis import check_analysis
+from pl_dsl.spec.compose import load_composed
 from pl_dsl.spec.expand import Experiment, Run, expand_runs
 from pl_dsl.spec.messages import Checker, SpecError, SpecInvalid, schema_errors
 from pl_dsl.spec.schema import fill_defaults
 from pl_dsl.spec.sweeps import Axis, Panel, panels_of, sweep_axes, swept_paths
-from pl_dsl.spec.yamlpos import YamlDocumentError, load_located
+from pl_dsl.spec.yamlpos import YamlDocumentError
 
 if TYPE_CHECKING:
     from pl_dsl.engine.registry import Registry
@@ -54,9 +55,9 @@ def check_text(text: str, file: str, registry: Registry | None = None) -> tuple[
 
         registry = project_registry()
     try:
-        doc = load_located(text)
+        doc = load_composed(text, file)
     except YamlDocumentError as exc:
-        return None, [SpecError(file, exc.mark.line, exc.mark.col, "", exc.message)]
+        return None, [SpecError(exc.mark.file or file, exc.mark.line, exc.mark.col, "", exc.message)]
     checker = Checker(file, doc, registry.schema)
     if not isinstance(doc.data, dict):
         checker.add((), "an experiment spec must be a mapping of fields (name, data, network, ...)")

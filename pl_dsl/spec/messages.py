@@ -70,11 +70,11 @@ class Checker:
 
     def add(self, path: tuple[Any, ...], message: str, *, key: bool = False, mark: Mark | None = None) -> None:
         mark = mark or self.mark(path, key)
-        self.errors.append(SpecError(self.file, mark.line, mark.col, format_path(path), message))
+        self.errors.append(SpecError(mark.file or self.file, mark.line, mark.col, format_path(path), message))
 
     def warn(self, path: tuple[Any, ...], message: str, *, stops_runs: bool = False) -> None:
         mark = self.mark(path)
-        self.warnings.append(SpecError(self.file, mark.line, mark.col, format_path(path), message, level="warning",
+        self.warnings.append(SpecError(mark.file or self.file, mark.line, mark.col, format_path(path), message, level="warning",
                                        stops_runs=stops_runs))
 
 

@@ -11,7 +11,7 @@ from pl_dsl.spec.schema import field_paths, subschema
 from pl_dsl.suggest import did_you_mean
 
 # Top-level fields that describe the experiment rather than a run; they cannot be swept.
-NOT_SWEEPABLE = ("name", "description", "sweep", "plots", "seeds", "panels", "figures", "claims", "max_runs")
+NOT_SWEEPABLE = ("name", "description", "sweep", "plots", "seeds", "panels", "figures", "claims", "max_runs", "extends")
 
 
 Axis = list[tuple[str, list[Any]]]  # (path, values) pairs that advance together

@@ -13,10 +13,12 @@ Path = tuple[Any, ...]
 
 @dataclass(frozen=True)
 class Mark:
-    """A 1-based line and column in a source file."""
+    """A 1-based line and column in a source file (`file`: another file than the one checked, for
+    a value a composed spec takes from its base)."""
 
     line: int
     col: int
+    file: str | None = None
 
 
 class YamlDocumentError(Exception):
