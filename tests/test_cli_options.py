@@ -49,7 +49,7 @@ def test_results_metrics_choose_the_csv_columns(workdir: Path) -> None:
     assert len(rows) == 4 and "g_clean_acc" in rows[0] and "f_train_acc" not in rows[0] and "seed" in rows[0]
     points = csv_rows(run_cli("results", "tiny", "-m", "agreement", "--over-seeds", "--csv", cwd=workdir).stdout)
     assert [c for c in points[0] if c.startswith(("agreement", "g_clean"))] == \
-        ["agreement_mean", "agreement_min", "agreement_max"]
+        ["agreement_mean", "agreement_std", "agreement_median", "agreement_min", "agreement_max"]
     table = run_cli("results", "tiny", "-m", "agreement", "--over-seeds", cwd=workdir)
     assert "2 points, mean (min-max) over seeds" in table.stdout and "g_clean_acc" not in table.stdout
 
