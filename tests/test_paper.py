@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from pl_dsl.spec.compose import load_composed
 from pl_dsl.stages import REGISTRY
 
 from conftest import REPO, run_cli, snakemake
@@ -50,7 +51,7 @@ def test_the_cpu_tier_checks_the_full_tiers_claims_with_the_same_sources() -> No
 def test_each_companion_has_the_authors_panels_over_eight_seeds() -> None:
     for companion in sorted((REPO / "experiments/paper").glob("*_seeds.yaml")):
         authors = yaml.safe_load(companion.with_name(companion.name.replace("_seeds", "")).read_text())
-        ours = yaml.safe_load(companion.read_text())
+        ours = load_composed(companion.read_text(), str(companion)).data  # it extends the authors' spec
         assert ours["seeds"] == list(range(8)), companion.name
         assert not authors.get("claims"), "the authors' runs carry no claims: they are judged over seeds"
         strip = [{k: v for k, v in panel.items() if k != "seeds"} for panel in authors["panels"]]
