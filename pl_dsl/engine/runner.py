@@ -96,15 +96,20 @@ class UnitRunner:
             if unit.key in handled:
                 continue
             start = time.perf_counter()
-            if self.has(unit):
+            stage = self.registry[unit.stage]
+            group = [] if self.has(unit) else [unit] if stage.compute_together is None \
+                else self._group(unit, units[position:], handled)
+            if unit.key not in {member.key for member in group}:
+                if not self.has(unit):
+                    raise StageFailure(f"{unit.stage} {unit.key} (runs {describe_runs(unit)}): an input it reads is "
+                                       "not stored; rerun snakemake")
+                # stored already, or just now by another job computing the same unit (experiments sharing it)
                 handled.add(unit.key)
                 if self.progress is not None:
                     self.progress.end_unit()
                 if on_done is not None:
                     on_done(unit, False, 0.0)
                 continue
-            stage = self.registry[unit.stage]
-            group = [unit] if stage.compute_together is None else self._group(unit, units[position:], handled)
             self._compute(stage, group)
             handled.update(member.key for member in group)
             computed += len(group)
