@@ -38,23 +38,33 @@ claims:
 """
 
 
-def rendered(page: Path, profile: Path) -> str:
-    """The page's DOM after Chromium ran its scripts, without the scripts themselves."""
+def chromium(page: Path, profile: Path, *action: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium on a page, doing `action` (--dump-dom, --screenshot=...)."""
     assert CHROMIUM is not None, "PL_DSL_REQUIRE_BROWSER=1 but no Chromium"
     done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                           f"--user-data-dir={profile}", "--virtual-time-budget=5000", *action, page.as_uri()],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    return re.sub(r"<script.*?</script>", "", done.stdout, flags=re.S)
+    return done
 
 
-def test_the_report_opens_with_the_claims_and_the_figures(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, "claimsy", SPEC)
+def rendered(page: Path, profile: Path) -> str:
+    """The page's DOM after Chromium ran its scripts, without the scripts themselves."""
+    return re.sub(r"<script.*?</script>", "", chromium(page, profile, "--dump-dom").stdout, flags=re.S)
+
+
+def report_page(tmp_path: Path, name: str, text: str) -> Path:
+    """Run a spec, then write its Snakemake report; returns the report's path."""
+    spec = write_spec(tmp_path, name, text)
     assert snakemake(tmp_path, "--config", f"experiments={spec}").returncode == 0
     report = snakemake(tmp_path, "--config", f"experiments={spec}", "--report", str(tmp_path / "report.html"))
     assert report.returncode == 0, report.stderr[-2000:]
-    page = rendered(tmp_path / "report.html", tmp_path / "chromium")
+    return tmp_path / "report.html"
+
+
+def test_the_report_opens_with_the_claims_and_the_figures(tmp_path: Path) -> None:
+    page = rendered(report_page(tmp_path, "claimsy", SPEC), tmp_path / "chromium")
     summary = re.search(r"<strong>claimsy</strong>: 1 of 2 claims pass\. Failed:</p>\s*<ul[^>]*>\s*<li>(.*?)</li>", page)
     assert summary, page[:3000]
     assert summary.group(1).startswith("g is perfect without perturbations: ")
@@ -83,22 +93,13 @@ def screenshot(page: Path, profile: Path, png: Path) -> Any:
     """The first 1400 x 900 screen of the page in Chromium, as an RGB array."""
     from matplotlib import image
 
-    assert CHROMIUM is not None, "PL_DSL_REQUIRE_BROWSER=1 but no Chromium"
-    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--window-size=1400,900",
-                           "--hide-scrollbars", f"--screenshot={png}", page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and png.exists(), done.stderr[-2000:]
+    chromium(page, profile, "--window-size=1400,900", "--hide-scrollbars", f"--screenshot={png}")
+    assert png.exists()
     return (image.imread(png)[..., :3] * 255).round().astype(int)
 
 
 def test_the_first_screen_shows_a_figure_also_without_claims_or_figures(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, "plotty", PLOT_ONLY)
-    assert snakemake(tmp_path, "--config", f"experiments={spec}").returncode == 0
-    report = snakemake(tmp_path, "--config", f"experiments={spec}", "--report", str(tmp_path / "report.html"))
-    assert report.returncode == 0, report.stderr[-2000:]
-    page = rendered(tmp_path / "report.html", tmp_path / "chromium")
+    page = rendered(report_page(tmp_path, "plotty", PLOT_ONLY), tmp_path / "chromium")
     assert "<strong>plotty</strong>: no claims." in page
     pixels = screenshot(tmp_path / "report.html", tmp_path / "chromium", tmp_path / "first.png")
     assert pixels.shape[:2] == (900, 1400)
