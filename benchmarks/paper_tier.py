@@ -24,9 +24,24 @@ from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import build_plan
 from pl_dsl.engine.store import read_json
 from pl_dsl.spec.check import load_experiment
+from pl_dsl.spec.expand import Experiment
 from pl_dsl.stages import REGISTRY
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def recorded_seconds(layout: Layout, experiment: Experiment) -> tuple[int, float]:
+    """The distinct units of an experiment and the compute seconds its stored units recorded.
+    Units computed together (step prefixes, stacked nets) record the seconds since their shared
+    computation began: each computation counts once, by its longest member."""
+    plan = build_plan([experiment], REGISTRY)
+    units = {(u.stage, u.key) for members in plan.experiments[experiment.name].units.values() for u in members}
+    computations: dict[tuple[str, ...], float] = {}
+    for stage, key in units:
+        record = read_json(layout.unit(stage, key) / "record.json")
+        together = tuple(sorted(record.get("computed_with", [key])))
+        computations[together] = max(computations.get(together, 0.0), record["seconds"])
+    return len(units), sum(computations.values())
 
 
 def report(workdir: Path, folder: str, wall: float | None, cores: int) -> None:
@@ -39,23 +54,14 @@ def report(workdir: Path, folder: str, wall: float | None, cores: int) -> None:
         if not table.exists():
             print(f"{file.stem:<22}  not run (see the workflow's output: data files missing?)")
             continue
-        plan = build_plan([experiment], REGISTRY)
-        units = {(u.stage, u.key) for members in plan.experiments[experiment.name].units.values() for u in members}
-        # Units computed together (step prefixes, stacked nets) record the seconds since their
-        # shared computation began: count each computation once, by its longest member.
-        computations: dict[tuple[str, ...], float] = {}
-        for stage, key in units:
-            record = read_json(layout.unit(stage, key) / "record.json")
-            together = tuple(sorted(record.get("computed_with", [key])))
-            computations[together] = max(computations.get(together, 0.0), record["seconds"])
-        seconds = sum(computations.values())
+        units, seconds = recorded_seconds(layout, experiment)
         total += seconds
         claims = ""
         if layout.claims(experiment.name).exists():
             with open(layout.claims(experiment.name), newline="") as handle:
                 rows = list(csv.DictReader(handle))
             claims = f"{sum(r['passed'] == 'true' for r in rows)} of {len(rows)}"
-        print(f"{file.stem:<22}{len(experiment.runs):>6}{len(units):>7}{seconds:>11.1f}  {claims}")
+        print(f"{file.stem:<22}{len(experiment.runs):>6}{units:>7}{seconds:>11.1f}  {claims}")
     print(f"unit compute, all specs: {total:.1f} s")
     if wall is not None:
         print(f"wall time from empty, --cores {cores}: {wall:.1f} s ({wall / 60:.1f} min); "

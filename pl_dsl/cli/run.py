@@ -1,0 +1,159 @@
+"""`pl-dsl run`: specs and overrides to checked experiments, Snakemake behind one progress line,
+then each experiment's results and claims."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from pl_dsl.cli import render
+from pl_dsl.cli.common import CommandError, console, fail_with, named, registry
+from pl_dsl.spec.check import check_file
+from pl_dsl.spec.expand import Experiment
+
+if TYPE_CHECKING:
+    from pl_dsl.engine.paths import Layout
+    from pl_dsl.engine.registry import Registry
+    from pl_dsl.spec.messages import SpecError
+
+
+@dataclass
+class Prepared:
+    """The spec files a run launches (derived ones where there are changes), their experiments and
+    the warnings to show."""
+
+    files: list[Path]
+    experiments: list[Experiment]
+    warnings: list[SpecError]
+
+
+def prepare(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None, layout: Layout,
+            registry: Registry) -> Prepared:
+    """Resolve ITEMS (specs and FIELD=VALUE changes) and -m axes to checked experiments, deriving
+    an experiment per spec where there are changes; usage errors exit 2, invalid specs 1."""
+    from pl_dsl.engine.names import spec_files
+    from pl_dsl.launch import UsageError, derive, parse_change, project_root
+
+    specs = [item for item in items if "=" not in item]
+    try:
+        changes = ([parse_change(item, registry.schema) for item in items if "=" in item]
+                   + [parse_change(argument, registry.schema, True) for argument in multirun])
+        project_root()  # the workflow that runs them
+    except UsageError as exc:
+        raise CommandError(str(exc), 2) from None
+    files = [file.resolve() for file in named(lambda: spec_files(specs, layout, Path.cwd()))]
+    if not files:
+        raise CommandError(f"no specs: name spec files, folders or experiment names (there is no "
+                           f"{Path.cwd() / 'experiments'}/*.yaml to run by default)", 2)
+    if name and len(files) != 1:
+        raise CommandError("--name names one derived experiment: give exactly one spec", 2)
+    if name and not changes:
+        raise CommandError("--name names a derived experiment, and there is none without FIELD=VALUE or -m "
+                           "(to rename an experiment, change its spec's name:)", 2)
+    errors: list[SpecError] = []
+    if changes:
+        derived = []
+        for file in files:
+            try:
+                target, derive_errors = derive(file, changes, layout, registry, name)
+            except UsageError as exc:
+                raise CommandError(str(exc), 2) from None
+            errors.extend(derive_errors)
+            if not derive_errors:
+                derived.append(target)
+        files = derived
+    prepared = Prepared(files, [], [])
+    for file in files:  # the same check, and messages, as `pl-dsl validate`
+        experiment, found = check_file(file, registry)
+        errors.extend(found)
+        if experiment is not None:
+            prepared.experiments.append(experiment)
+            prepared.warnings.extend(experiment.warnings)
+    if errors:
+        fail_with([*errors, *prepared.warnings])
+    return prepared
+
+
+class RunCommand(click.Command):
+    """Keeps what follows `--` for Snakemake instead of reading it as arguments."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            split = args.index("--")
+            ctx.meta["snakemake_args"], args = args[split + 1:], args[:split]
+        return super().parse_args(ctx, args)
+
+
+@click.command(cls=RunCommand)
+@click.argument("items", nargs=-1)
+@click.option("-m", "--multirun", "multirun", multiple=True, metavar="FIELD=a,b,...",
+              help="Sweep FIELD over these values too (an axis added to the spec's sweep; repeatable).")
+@click.option("--name", help="Name of the derived experiment (default: <name>+<hash of the changes>).")
+@click.option("--cores", type=int, help="Cores for local jobs (default: all of this machine's).")
+@click.option("--profile", help="A Snakemake profile, e.g. profiles/slurm for a SLURM cluster.")
+@click.option("-n", "--dry-run", is_flag=True, help="Only show what would be computed.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Snakemake's own output (always in the log file).")
+@click.option("--force", is_flag=True, help="Replace results of another spec that has the same name.")
+@click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Results root.")
+@click.pass_context
+def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], name: str | None, cores: int | None,
+        profile: str | None, dry_run: bool, verbose: bool, force: bool, results_root: str) -> None:
+    """Run experiments: ITEMS are specs (files, folders or names, as for `--config experiments=`;
+    default every experiments/*.yaml) and FIELD=VALUE overrides (dotted paths, YAML values).
+    Overrides and -m axes make a derived experiment with its own name and results folder. Shows
+    one progress line (Snakemake's output goes to a log file), then each experiment's results
+    and claims. Anything after `--` is passed to Snakemake."""
+    from pl_dsl.engine.paths import Layout
+    from pl_dsl.launch import INTERRUPTED, PlainProgress, Tracker, failure_lines, locked_out, run_workflow, snakemake_command
+    from pl_dsl.report.results import read_table
+
+    err, out = console(err=True), console()
+    layout = Layout(Path(results_root))
+    stages = registry(None)
+    prepared = prepare(items, multirun, name, layout, stages)
+    for warning in prepared.warnings:
+        err.print(str(warning), markup=False)
+    command = snakemake_command(prepared.files, cores, profile, dry_run, force, layout,
+                                ctx.meta.get("snakemake_args", []))
+    tracker = Tracker.of(prepared.experiments, layout, stages)
+    if dry_run:
+        code = subprocess.run(command).returncode
+        out.print(f"units per stage: {tracker.reuse(planned=True)}", markup=False)
+        sys.exit(code)
+    log = layout.logs / "run" / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
+    names = ", ".join(e.name for e in prepared.experiments)
+    out.print(f"running {names} (Snakemake's log: {log})", markup=False)
+    if out.is_terminal:
+        with out.status("") as status:
+            code = run_workflow(command, log, verbose, tracker, lambda line: status.update(line))
+    else:  # a pipe or a log file: a plain line at most every 10 s
+        code = run_workflow(command, log, verbose, tracker, PlainProgress(lambda line: out.print(line, markup=False)))
+    out.print(tracker.line(), markup=False)
+    out.print(f"units per stage: {tracker.reuse(planned=False)}", markup=False)
+    again = shlex.join(["pl-dsl", *sys.argv[1:]])
+    if code == INTERRUPTED:
+        finished, total = tracker.runs_done()
+        raise CommandError(f"interrupted; {finished} of {total} runs are complete and every unit computed so far is "
+                           f"stored: `{again}` again computes only the rest", code)
+    if code != 0 and locked_out(log):
+        raise CommandError(f"{names} is being computed by another run in {Path.cwd()} (pl-dsl run or snakemake), and "
+                           f"two runs must not write the same results: wait for it to finish (`pl-dsl status` shows "
+                           f"its progress), then run again; nothing was done. If no other run is alive (one was "
+                           f"killed), `{again} -- --unlock` removes its stale lock.", code)
+    for experiment in prepared.experiments:
+        table = layout.table(experiment.name)
+        if table.exists():
+            render.results_table(out, experiment.name, read_table(table), table, layout, [], False, stages, max_rows=40)
+    if code != 0:
+        for line in [] if verbose else failure_lines(log):
+            err.print(line, markup=False)
+        raise CommandError(f"Snakemake failed (exit {code}); its log: {log}", code)
+    sys.exit(code)
