@@ -4,6 +4,7 @@ estimate (at the rate `pl-dsl doctor --calibrate` stored, where there is one).
 
     python benchmarks/estimate_error.py                          # experiments/paper-small, 2 cores
     python benchmarks/estimate_error.py --specs DIR --cores 4
+    python benchmarks/estimate_error.py experiments/paper-small/mnist_a.yaml ...   # these specs only
 
 Per spec: the estimated core-seconds against the compute its units recorded, and the estimated
 wall time (estimate / cores, what a reader of the summary would expect) against the measured
@@ -33,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="*", type=Path, help="spec files (default: every spec of --specs)")
     parser.add_argument("--specs", type=Path, default=REPO / "experiments/paper-small")
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
@@ -42,7 +44,7 @@ def main() -> None:
     registry = project_registry()
     compute_ratios, wall_ratios = [], []
     totals = [0.0, 0.0, 0.0, 0.0]
-    for spec in sorted(args.specs.resolve().glob("*.yaml")):
+    for spec in [file.resolve() for file in args.files] or sorted(args.specs.resolve().glob("*.yaml")):
         (_, _, _, hours), = summarize([spec], registry).rows
         estimate = hours * 3600
         with tempfile.TemporaryDirectory() as folder:
