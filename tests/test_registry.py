@@ -198,7 +198,7 @@ def test_fingerprints_follow_imports_and_ignore_the_engine(tmp_path: Path) -> No
     assert changed_after("science/theory.py", "clamp_(-1.0, 1.0)", "clamp_(-0.5, 1.0)") == {"theory", "decision_map"}
     assert changed_after("science/attack.py", "clamp_min(1e-30)", "clamp_min(1e-32)") == {"attack", "robustness"}
     assert changed_after("science/nn.py", "chunk: int = 65536", "chunk: int = 65537") == set(modules)
-    assert changed_after("stages/train_g.py", '"init_g"', '"init_G"') == {"train_g"}
+    assert changed_after("stages/train_g.py", 'members, "g"', 'members, "G"') == {"train_g"}
     assert changed_after("engine/plan.py", "DEFAULT_MIN_BATCHES = 2", "DEFAULT_MIN_BATCHES = 3") == set()
 
 

@@ -94,6 +94,7 @@ def check_text(text: str, file: str, registry: Registry | None = None) -> tuple[
         return None, _sorted(checker.errors)
     experiment = Experiment(file, spec, runs, panels=panels)
     _memory_bounds(checker, runs, registry)
+    _reference_streams(checker, runs)
     _data_sets(checker, runs, registry)
     if checker.errors:
         return None, _sorted(checker.errors)
@@ -131,6 +132,22 @@ def _run_count_fits(checker: Checker, spec: dict[str, Any], axes: list[Axis], pa
         checker.add(("max_runs",), f"the spec expands to {count} runs, more than max_runs = {limit}")
         return False
     return True
+
+
+def _reference_streams(checker: Checker, runs: list[Run]) -> None:
+    """Runs with `rng: reference` must be runs the authors' script makes (science.reference.SUPPORTED):
+    each other value once, at its field."""
+    replaying = [run for run in runs if run.config.rng == "reference"]
+    if not replaying:
+        return  # torch is imported only for such specs
+    from pl_dsl.science.reference import unsupported
+
+    reported: set[str] = set()
+    for run in replaying:
+        for path, sentence in unsupported(run.config):
+            if path not in reported:
+                reported.add(path)
+                checker.add(tuple(path.split(".")), sentence)
 
 
 def _memory_bounds(checker: Checker, runs: list[Run], registry: Registry) -> None:

@@ -17,9 +17,16 @@ T = TypeVar("T")
 
 # A field with this metadata is carried to the stage but is not part of any identity.
 NOT_IDENTITY = {"identity": False}
-# A field with this metadata is left out of the plain JSON while it is None (a field added to
-# a config keeps every identity that never had it).
-OMIT_IF_NONE = {"omit_if_none": True}
+def omitted_when(value: Any) -> dict[str, Any]:
+    """Metadata of a field left out of the plain JSON while it holds `value`: a field added to a
+    config keeps every identity (run ids, unit keys) that never had it."""
+    return {"omitted_when": value}
+
+
+OMIT_IF_NONE = omitted_when(None)
+# Whose random streams a run draws from: pl-dsl's (each stage its own stream from the seed and
+# its identity) or the authors' (`rng: reference`, science/reference.py).
+DEFAULT_RNG = "pl-dsl"
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,7 @@ class RunConfig:
     scenario: str
     seed: int
     device: str
+    rng: str = field(default=DEFAULT_RNG, kw_only=True, metadata=omitted_when(DEFAULT_RNG))
 
 
 # PGD's default step, relative to eps, is this budget spread over the steps (2.5 / steps).
@@ -145,7 +153,7 @@ def to_json(value: Any, *, identity: bool = False) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name), identity=identity) for f in dataclasses.fields(value)
                 if not (identity and f.metadata.get("identity") is False)
-                and not (f.metadata.get("omit_if_none") and getattr(value, f.name) is None)}
+                and not ("omitted_when" in f.metadata and getattr(value, f.name) == f.metadata["omitted_when"])}
     if isinstance(value, (list, tuple)):
         return [to_json(item, identity=identity) for item in value]
     return value

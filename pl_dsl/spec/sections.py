@@ -103,13 +103,14 @@ def schema_beside(module_file: str) -> str:
 
 CORE_FILE = str(SPEC_DIR / "core.schema.json")
 # The sections every run has, read by the engine itself: the data set, the network, which
-# scenario g is trained in, the seed and the device.
+# scenario g is trained in, the seed, the device and whose random streams the run draws from.
 CORE_SECTIONS = (
     Section("data", DataConfig, CORE_FILE, data_fields=("",)),
     Section("network", NetworkConfig, CORE_FILE),
     Section("scenario", str, CORE_FILE),
     Section("seed", int, CORE_FILE),
     Section("device", str, CORE_FILE),
+    Section("rng", str, CORE_FILE),
 )
 
 

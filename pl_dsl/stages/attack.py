@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pl_dsl.engine.registry import Output, Stage, UnitContext
+from pl_dsl.errors import lookup
 from pl_dsl.spec.config import AttackConfig, TrainingConfig
 from pl_dsl.spec.sections import Section, schema_beside
-from pl_dsl.stages.common import BaseParams, absolute_eps, accuracy, eps_given_twice, passes_cost, working_bytes
+
+if TYPE_CHECKING:
+    import torch
+
+    from pl_dsl.science.data import Dataset
+from pl_dsl.stages.common import (
+    BaseParams,
+    absolute_eps,
+    accuracy,
+    eps_given_twice,
+    passes_cost,
+    run_dataset,
+    working_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -16,17 +32,38 @@ class AttackParams(BaseParams):
     train: TrainingConfig  # f's: the attack descends f's own training loss
 
 
-def compute(ctx: UnitContext, params: AttackParams) -> Output:
+def _own_targets(ctx: UnitContext, params: AttackParams, data: Dataset) -> torch.Tensor:
+    """From the run's own targets stream (seed, data and target mode)."""
     import torch
 
-    from pl_dsl.science.attack import draw_targets, perturb, perturbation_norm
-    from pl_dsl.science.nn import predict
+    from pl_dsl.science.attack import draw_targets
     from pl_dsl.science.rng import stream_seed
 
-    data = ctx.dataset(params.data, params.seed)
-    f = ctx.network("f", params.network, data.x.shape[1])
     seed = stream_seed(params.seed, "targets", params.data.stream_identity(), params.attack.targets)
-    y_adv = draw_targets(params.attack.targets, data.y.cpu(), torch.Generator().manual_seed(seed)).to(ctx.device)
+    return draw_targets(params.attack.targets, data.y.cpu(), torch.Generator().manual_seed(seed)).to(ctx.device)
+
+
+def _reference_targets(ctx: UnitContext, params: AttackParams, data: Dataset) -> torch.Tensor:
+    """The authors' targets: the draw after the training set (stages/streams.py)."""
+    from pl_dsl.stages.streams import reference_draws
+
+    targets = reference_draws(ctx, params).targets
+    assert targets is not None
+    return targets
+
+
+# The target labels y_adv per random streams (`rng`, stages/streams.py).
+TARGETS: dict[str, Callable[[UnitContext, AttackParams, Dataset], torch.Tensor]] = {
+    "pl-dsl": _own_targets, "reference": _reference_targets}
+
+
+def compute(ctx: UnitContext, params: AttackParams) -> Output:
+    from pl_dsl.science.attack import perturb, perturbation_norm
+    from pl_dsl.science.nn import predict
+
+    data = run_dataset(ctx, params)
+    f = ctx.network("f", params.network, data.x.shape[1])
+    y_adv = lookup(TARGETS, params.rng, "rng")(ctx, params, data)
     delta = perturb(f, data.x, y_adv, params.train.loss, params.attack)
     norms = perturbation_norm(delta, params.attack.norm)
     return Output({"perturbations.pt": {"delta": delta.cpu(), "y_adv": y_adv.cpu()}}, {

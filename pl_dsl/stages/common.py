@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pl_dsl.engine.registry import Output, UnitContext
 from pl_dsl.errors import lookup
-from pl_dsl.spec.config import PGD_STEP_BUDGET, DataConfig, NetworkConfig, TrainingConfig, to_json
+from pl_dsl.spec.config import (
+    DEFAULT_RNG,
+    PGD_STEP_BUDGET,
+    DataConfig,
+    NetworkConfig,
+    TrainingConfig,
+    omitted_when,
+    to_json,
+)
 from pl_dsl.spec.sections import Resolution, Section
 
 if TYPE_CHECKING:
@@ -30,6 +38,7 @@ class BaseParams:
     seed: int
     data: DataConfig
     network: NetworkConfig
+    rng: str = field(default=DEFAULT_RNG, kw_only=True, metadata=omitted_when(DEFAULT_RNG))
 
     def sizes(self) -> tuple[int, int]:
         """(N, test samples), for cost estimates."""
@@ -58,9 +67,16 @@ def init_generator(params: BaseParams, role: str) -> torch.Generator:
     return torch.Generator().manual_seed(identity)
 
 
+def run_dataset(ctx: UnitContext, params: BaseParams) -> Dataset:
+    """The data set D and clean test set of a unit's run, from the streams its `rng` names."""
+    from pl_dsl.stages.streams import streams
+
+    return streams(params).dataset(ctx, params)
+
+
 def fit_together(ctx: UnitContext, members: Sequence[BaseParams], role: str,
                  data: Sequence[tuple[torch.Tensor, torch.Tensor]], trainings: Sequence[TrainingConfig]) -> None:
-    """Fresh networks, member i initialised from its own stream `role` and trained on data[i]
+    """Fresh networks of a role ('f' or 'g'), member i initialised from its run's streams and trained on data[i]
     (inputs, labels) with trainings[i], each reported through ctx.emit as `model.pt` (weights and
     final loss, what `ctx.network` reads back) or as its divergence. Members with equal
     trajectories (ctx.member(i).trajectory: the same seed, data, inputs and lr) are one training
@@ -68,7 +84,8 @@ def fit_together(ctx: UnitContext, members: Sequence[BaseParams], role: str,
     schedules: the same network, bit for bit, as a training of that length alone). Distinct
     trainings run one after another, or, on CUDA (or forced), as one stacked model: an lr grid,
     and where the plan groups nets by shape, across seeds and inputs too."""
-    from pl_dsl.science.nn import Divergence, build_network, stacks, train, train_stacked
+    from pl_dsl.science.nn import Divergence, stacks, train, train_stacked
+    from pl_dsl.stages.streams import streams
 
     trajectories: dict[str, list[int]] = {}
     for index in range(len(members)):
@@ -90,7 +107,7 @@ def fit_together(ctx: UnitContext, members: Sequence[BaseParams], role: str,
 
     def fresh(group: list[int]) -> TwoLayerNet:
         member = members[group[0]]
-        return build_network(member.network, data[group[0]][0].shape[-1], init_generator(member, role)).to(ctx.device)
+        return streams(member).network(ctx, member, role, data[group[0]][0].shape[-1]).to(ctx.device)
 
     for group in groups:  # zero steps: the initial network
         emit(group, 0, model_file(fresh(group), []))
@@ -200,7 +217,7 @@ class Trained(NamedTuple):
 
 def load_trained(ctx: UnitContext, params: TrainedParams) -> Trained:
     """The data, f, g, the perturbations and g's training inputs of a unit's run."""
-    data = ctx.dataset(params.data, params.seed)
+    data = run_dataset(ctx, params)
     dim = data.x.shape[1]
     f = ctx.network("f", params.network, dim)
     g = ctx.network("g", params.network, dim)

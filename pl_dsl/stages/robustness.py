@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pl_dsl.engine.registry import Output, Stage, UnitContext
 from pl_dsl.spec.config import AttackConfig
 from pl_dsl.spec.sections import Section, schema_beside
-from pl_dsl.stages.common import BaseParams, absolute_eps, accuracy, eps_given_twice, working_bytes
+from pl_dsl.stages.common import BaseParams, absolute_eps, accuracy, eps_given_twice, run_dataset, working_bytes
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def compute(ctx: UnitContext, params: RobustnessParams) -> Output:
     from pl_dsl.science.attack import perturb
     from pl_dsl.science.nn import predict
 
-    data = ctx.dataset(params.data, params.seed)
+    data = run_dataset(ctx, params)
     dim = data.x.shape[1]
     f, g = ctx.network("f", params.network, dim), ctx.network("g", params.network, dim)
     setting = params.robustness

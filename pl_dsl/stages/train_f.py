@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pl_dsl.engine.registry import Stage, UnitContext
 from pl_dsl.spec.config import TrainingConfig
 from pl_dsl.spec.sections import Section, schema_beside
-from pl_dsl.stages.common import BaseParams, fit_together, passes_cost, training_of, working_bytes
+from pl_dsl.stages.common import BaseParams, fit_together, passes_cost, run_dataset, training_of, working_bytes
 
 
 @dataclass(frozen=True)
@@ -18,8 +18,8 @@ class TrainFParams(BaseParams):
 
 def compute_together(ctx: UnitContext, members: Sequence[TrainFParams]) -> None:
     """The f of each member, trained on its own D (members of one seed and data share it)."""
-    sets = [ctx.dataset(m.data, m.seed) for m in members]
-    fit_together(ctx, members, "init_f", [(d.x, d.y) for d in sets], [m.train for m in members])
+    sets = [run_dataset(ctx, m) for m in members]
+    fit_together(ctx, members, "f", [(d.x, d.y) for d in sets], [m.train for m in members])
 
 
 SECTIONS = (Section("training", TrainingConfig, schema_beside(__file__), in_run=False),

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 from pl_dsl.engine.registry import Stage, UnitContext
 from pl_dsl.spec.config import TrainingConfig
 from pl_dsl.spec.sections import schema_beside
-from pl_dsl.stages.common import BaseParams, adversarial_inputs, fit_together, passes_cost, training_of, working_bytes
+from pl_dsl.stages.common import (
+    BaseParams,
+    adversarial_inputs,
+    fit_together,
+    passes_cost,
+    run_dataset,
+    training_of,
+    working_bytes,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -32,10 +40,10 @@ def compute_together(ctx: UnitContext, members: Sequence[TrainGParams]) -> None:
         attack = context.load("attack", "perturbations.pt")  # one object per attack unit (cached)
         key = (id(attack), member.scenario)
         if key not in shared:
-            x_adv = adversarial_inputs(member.scenario, context.dataset(member.data, member.seed), attack["delta"])
+            x_adv = adversarial_inputs(member.scenario, run_dataset(context, member), attack["delta"])
             shared[key] = (x_adv, attack["y_adv"].to(ctx.device))
         data.append(shared[key])
-    fit_together(ctx, members, "init_g", data, [m.train for m in members])
+    fit_together(ctx, members, "g", data, [m.train for m in members])
 
 
 STAGE = Stage(

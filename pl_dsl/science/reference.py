@@ -1,0 +1,160 @@
+"""The authors' random streams (`rng: reference`): every draw their train.py makes, in its order.
+
+Their script seeds the global generators once (`set_seed`) and then draws, in this order: f's
+network on the CPU (nn.Linear's own initialisation, then `normal_` of its weight and bias, then
+the readout by `torch.normal`), the training set on the run's device, the target labels on the
+device, g's network on the CPU, and the fresh samples agreement is measured on, on the device.
+Full-batch training and the one-step attack draw nothing. A stage of pl-dsl that needs the k-th
+of these replays the first k from the seed, inside `torch.random.fork_rng`, so its draws depend
+on the seed and the shapes alone, never on what ran before in the process, and the process's
+own generators are left as they were.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.distributions.normal import Normal
+
+from pl_dsl.errors import lookup
+from pl_dsl.spec.config import DataConfig, NetworkConfig
+
+
+def _one_of(*allowed: Any) -> tuple[Callable[[Any], bool], str]:
+    return (lambda value: value in allowed), " or ".join(str(a).lower() if isinstance(a, bool) else str(a)
+                                                         for a in allowed)
+
+
+# What reference mode replays, field by field of a resolved run: (whether a value is replayed,
+# what is). `pl-dsl validate` refuses a run in reference mode with any other value.
+_THEIR_TRAINING = {"optimizer": _one_of("sgd"), "momentum": _one_of(0.9), "schedule": _one_of("plateau"),
+                   "loss": _one_of("identity", "logistic")}
+SUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "data.kind": _one_of("gauss", "shifted_gauss"),
+    "data.n_train": ((lambda n: n % 2 == 0), "an even count (their generator asserts it)"),
+    "data.n_test": _one_of(1000),
+    "network.readout": _one_of("gaussian"),
+    "network.bias": _one_of(True),
+    **{f"{network}.{name}": rule for network in ("train_f", "train_g") for name, rule in _THEIR_TRAINING.items()},
+    "attack.norm": _one_of("l2"),
+    "attack.steps": _one_of(1),
+    "attack.targets": _one_of("random"),
+    "decision_map.enabled": _one_of(False),
+}
+
+
+def unsupported(run: Any) -> list[tuple[str, str]]:
+    """(field, sentence) for each value of a resolved run that reference mode does not replay."""
+    found = []
+    for path, (replayed, what) in SUPPORTED.items():
+        value: Any = run
+        for part in path.split("."):
+            value = getattr(value, part, None)
+        if value is not None and not replayed(value):
+            found.append((path, f"rng: reference replays the authors' train.py, which has {path} = {what}; "
+                                f"this run has {value}"))
+    precision = [n for n in ("train_f", "train_g") if getattr(run, n).precision != "fp32" and run.device != "cuda"]
+    found += [(f"{n}.precision", "rng: reference trains in fp32 on the CPU (fp16 only on CUDA, as their "
+                                 "LightningLite(precision=16))") for n in precision]
+    return found
+
+
+# The draws of one run, in the order the authors' train.py makes them.
+ORDER = ("f", "data", "targets", "g", "test")
+# Their synthetic generator draws this many fresh samples for the agreement (train=False).
+TEST_SAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class NetDraw:
+    """A network as their TwoLayerNet initialises it: hidden weight (m, d), bias (m), readout (m)."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    readout: torch.Tensor
+
+
+@dataclass
+class Draws:
+    """What a run draws up to the stage that asked (later fields stay None)."""
+
+    f: NetDraw | None = None
+    x: torch.Tensor | None = None
+    y: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+    g: NetDraw | None = None
+    x_test: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Their set_seed, for the generators a run draws from (the CPU's and, on CUDA, the run's
+    device's), inside a fork of those generators, so nothing outside sees the draws."""
+    cuda = [torch.device(device).index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        torch.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
+
+
+def their_net(dim: int, width: int) -> NetDraw:
+    """utils/classifier.py's TwoLayerNet.__init__, on the CPU: nn.Linear (its own init draws
+    first), then normal_ of weight (std 1/sqrt(d)) and bias (std 1), then the readout."""
+    linear = nn.Linear(dim, width)
+    nn.init.normal_(linear.weight, 0, 1 / math.sqrt(dim))
+    nn.init.normal_(linear.bias, 0, 1)
+    readout = torch.normal(0, 1 / math.sqrt(width), (1, width))
+    return NetDraw(linear.weight.detach().clone(), linear.bias.detach().clone(), readout.flatten())
+
+
+def rand_labels(n: int, device: torch.device) -> torch.Tensor:
+    """Their gen_rand_labels: i.i.d. uniform +-1 (as floats here; theirs are integers of equal value)."""
+    return (2 * torch.randint(0, 2, (n,), device=device) - 1).float()
+
+
+def _gauss(n: int, data: DataConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.normal(0, 1, (n, data.dim), device=device)
+    return x, rand_labels(n, device)
+
+
+def _shifted_gauss(n: int, data: DataConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    assert data.mean_shift is not None and n % 2 == 0
+    half = n // 2
+    mean = torch.full((data.dim,), data.mean_shift, device=device)
+    std = torch.ones(data.dim, device=device)
+    positive = Normal(mean, std).sample((half,))  # type: ignore[no-untyped-call]
+    negative = Normal(-mean, std).sample((half,))  # type: ignore[no-untyped-call]
+    x = torch.vstack([positive, negative])
+    return x, torch.cat((torch.ones(half, device=device), -torch.ones(half, device=device)))
+
+
+# Their gen_data_and_labels per synthetic kind: n samples on the device.
+GENERATORS: dict[str, Callable[[int, DataConfig, torch.device], tuple[torch.Tensor, torch.Tensor]]] = {
+    "gauss": _gauss, "shifted_gauss": _shifted_gauss}
+
+
+def draws(seed: int, data: DataConfig, network: NetworkConfig, device: torch.device, until: str) -> Draws:
+    """Replay their draws from the seed up to and including `until` (one of ORDER)."""
+    generate = lookup(GENERATORS, data.kind, "data kind in reference mode")
+    assert data.n_train is not None
+    steps = ORDER[:ORDER.index(until) + 1]
+    drawn = Draws()
+    with seeded(seed, device):
+        drawn.f = their_net(data.dim, network.width)
+        if "data" in steps:
+            drawn.x, drawn.y = generate(data.n_train, data, device)
+        if "targets" in steps:
+            drawn.targets = rand_labels(data.n_train, device)
+        if "g" in steps:
+            drawn.g = their_net(data.dim, network.width)
+        if "test" in steps:
+            drawn.x_test, drawn.y_test = generate(TEST_SAMPLES, data, device)
+    return drawn
