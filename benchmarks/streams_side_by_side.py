@@ -1,0 +1,75 @@
+"""g's accuracy at the Shifted Gauss (a) base point over seeds 0-7, three ways side by side: pl-dsl
+with its own random streams, pl-dsl with the authors' (`rng: reference`), and the authors' own
+train.py (its CPU fp32 port, in the environment .ci/authors_env.sh builds). Each value is the best
+over their learning-rate grid (lr_f, lr_g in {1.0, 0.1}), as their figures take it.
+
+    python benchmarks/streams_side_by_side.py [--workdir DIR]
+
+Runs experiments/reference/streams_base_point.yaml with `pl-dsl run` in DIR (default: a temporary
+folder), then their script once per seed and learning-rate pair, and prints one row per seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+SPEC = REPO / "experiments" / "reference" / "streams_base_point.yaml"
+REFERENCE = REPO.parent / "shared" / "reference" / "perturbation-learning"
+AUTHORS_PYTHON = Path(os.environ.get("PL_DSL_AUTHORS_ENV", Path.home() / ".cache/pl-dsl/authors-env")) / "bin/python"
+LRS = (1.0, 0.1)
+
+
+def theirs(seed: int, lr_f: float, lr_g: float, folder: Path) -> float:
+    """g's accuracy on clean D from the authors' train.py at the base point."""
+    arguments = folder / "arguments.json"
+    arguments.write_text(json.dumps({
+        "hidden_dim": 100, "slope": 0.0, "loss_name": "identity", "lr_1": lr_f, "lr_2": lr_g, "epochs_1": 1000,
+        "epochs_2": 1000, "perturbation_size": 0.01, "seed": seed, "on_original": False, "in_dim": 100,
+        "data_gen_method": "shifted_gauss", "n_sample": 1000}))
+    out = folder / "out.pt"
+    subprocess.run([str(AUTHORS_PYTHON), str(REPO / "tests" / "authors_train.py"), str(REFERENCE), str(out),
+                    str(arguments)], check=True, capture_output=True)
+    return float(torch.load(out)["metrics"]["adv_acc_for_natural"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(Path(sys.executable).parent / "pl-dsl"), "run", str(SPEC), "--cores", "2"], cwd=workdir,
+                       check=True, capture_output=True)
+        with open(workdir / "results" / "paper-streams-base-point" / "results.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        best: dict[tuple[str, int], float] = {}
+        for row in rows:
+            key = (row["rng"], int(row["seed"]))
+            best[key] = max(best.get(key, 0.0), float(row["g_clean_acc"]))
+        print(f"{'seed':>4}  {'pl-dsl streams':>14}  {'rng: reference':>14}  {'their train.py':>14}")
+        columns: dict[str, list[float]] = {"pl-dsl": [], "reference": [], "theirs": []}
+        for seed in range(8):
+            authors = max(theirs(seed, lr_f, lr_g, workdir) for lr_f in LRS for lr_g in LRS)
+            values = (best[("pl-dsl", seed)], best[("reference", seed)], authors)
+            for name, value in zip(columns, values):
+                columns[name].append(value)
+            print(f"{seed:>4}  {values[0]:>14.3f}  {values[1]:>14.3f}  {values[2]:>14.3f}", flush=True)
+        print("median " + "  ".join(f"{statistics.median(v):>14.3f}" for v in columns.values()))
+        print(f"largest |reference - theirs| over the seeds: "
+              f"{max(abs(a - b) for a, b in zip(columns['reference'], columns['theirs'])):.2e}")
+
+
+if __name__ == "__main__":
+    main()
