@@ -276,10 +276,14 @@ def run_workflow(command: list[str], log: Path, verbose: bool, tracker: Tracker 
     this returns once it has finished (INTERRUPTED)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as handle:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE if verbose else handle, stderr=subprocess.STDOUT,
-                                   text=True, start_new_session=True)
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        # SIGINT too, and before Snakemake starts: a process started in the background by a
+        # script inherits SIGINT ignored, and so would Snakemake and its jobs; a handled signal
+        # is reset to the default in a new program, so they stop on SIGINT again.
+        previous = {sent: signal.signal(sent, _interrupt) for sent in (signal.SIGINT, signal.SIGTERM)}
+        process: subprocess.Popen[str] | None = None
         try:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE if verbose else handle,
+                                       stderr=subprocess.STDOUT, text=True, start_new_session=True)
             if verbose:
                 assert process.stdout is not None
                 for line in process.stdout:
@@ -291,10 +295,12 @@ def run_workflow(command: list[str], log: Path, verbose: bool, tracker: Tracker 
                     show(tracker.line())
                 time.sleep(1.0)
         except KeyboardInterrupt:
-            _stop(process)
+            if process is not None:
+                _stop(process)
             return INTERRUPTED
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sent, handler in previous.items():
+                signal.signal(sent, handler)
             if tracker is not None:
                 tracker.poll()
         return process.wait()

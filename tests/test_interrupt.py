@@ -35,8 +35,11 @@ def stored(workdir: Path) -> set[str]:
 def test_an_interrupted_run_keeps_its_units_and_the_rerun_computes_only_the_rest(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "interrupted", SPEC)
     started = time.monotonic()
+    # Started as a script's background job is: with SIGINT ignored, which Snakemake and its jobs
+    # would inherit; pl-dsl must stop on SIGINT all the same.
     process = subprocess.Popen([sys.executable, "-m", "pl_dsl", "run", str(spec), "--cores", "2"], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     while not list((tmp_path / "results/store").glob("train_g/*/record.json")):
         assert process.poll() is None and time.monotonic() - started < 240, "no g was stored"
         time.sleep(0.2)
