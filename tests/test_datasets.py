@@ -151,6 +151,11 @@ def test_validate_warns_and_snakemake_refuses_when_data_are_missing(tmp_path: Pa
     run = snakemake(tmp_path, "--config", f"experiments={spec}", env=hidden)
     assert run.returncode == 1 and "MNIST (data.kind: mnist) not found" in run.stderr
     assert "Traceback" not in run.stderr
+    # pl-dsl run says so itself, as an error, and starts nothing
+    refused = run_cli("run", str(spec), cwd=tmp_path, env=hidden)
+    assert refused.returncode == 1 and refused.stderr.startswith(f"{spec}:2:14: data.kind: MNIST (data.kind: mnist) "
+                                                                 "not found.")
+    assert "running" not in refused.stdout and "Snakemake failed" not in refused.stderr
 
 
 def test_runs_on_copied_files_reuse_artifacts_wherever_the_files_lie(tmp_path: Path) -> None:

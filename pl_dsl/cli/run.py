@@ -7,7 +7,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,9 +35,11 @@ class Prepared:
 
 
 def prepare(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None, layout: Layout,
-            registry: Registry) -> Prepared:
+            registry: Registry, skip_missing_data: bool = False) -> Prepared:
     """Resolve ITEMS (specs and FIELD=VALUE changes) and -m axes to checked experiments, deriving
-    an experiment per spec where there are changes; usage errors exit 2, invalid specs 1."""
+    an experiment per spec where there are changes; usage errors exit 2, invalid specs 1. Missing
+    data files are errors too (the workflow would refuse to start), unless skip_missing_data (the
+    workflow's `missing_data=skip`, which leaves such specs out)."""
     from pl_dsl.engine.names import spec_files
     from pl_dsl.launch import UsageError, derive, parse_change, project_root
 
@@ -75,7 +77,9 @@ def prepare(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None,
         errors.extend(found)
         if experiment is not None:
             prepared.experiments.append(experiment)
-            prepared.warnings.extend(experiment.warnings)
+            stopping = [w for w in experiment.warnings if w.stops_runs and not skip_missing_data]
+            errors.extend(replace(warning, level="error") for warning in stopping)
+            prepared.warnings.extend(w for w in experiment.warnings if w not in stopping)
     if errors:
         fail_with([*errors, *prepared.warnings])
     return prepared
@@ -118,11 +122,12 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
     err, out = console(err=True), console()
     layout = Layout(Path(results_root))
     stages = registry(None)
-    prepared = prepare(items, multirun, name, layout, stages)
+    snakemake_args = ctx.meta.get("snakemake_args", [])
+    skip = "missing_data=skip" in snakemake_args  # the workflow leaves specs without data out
+    prepared = prepare(items, multirun, name, layout, stages, skip_missing_data=skip)
     for warning in prepared.warnings:
         err.print(str(warning), markup=False)
-    command = snakemake_command(prepared.files, cores, profile, dry_run, force, layout,
-                                ctx.meta.get("snakemake_args", []))
+    command = snakemake_command(prepared.files, cores, profile, dry_run, force, layout, snakemake_args)
     tracker = Tracker.of(prepared.experiments, layout, stages)
     if dry_run:
         code = subprocess.run(command).returncode
@@ -136,18 +141,18 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
             code = run_workflow(command, log, verbose, tracker, lambda line: status.update(line))
     else:  # a pipe or a log file: a plain line at most every 10 s
         code = run_workflow(command, log, verbose, tracker, PlainProgress(lambda line: out.print(line, markup=False)))
-    out.print(tracker.line(), markup=False)
-    out.print(f"units per stage: {tracker.reuse(planned=False)}", markup=False)
     again = shlex.join(["pl-dsl", *sys.argv[1:]])
-    if code == INTERRUPTED:
-        finished, total = tracker.runs_done()
-        raise CommandError(f"interrupted; {finished} of {total} runs are complete and every unit computed so far is "
-                           f"stored: `{again}` again computes only the rest", code)
-    if code != 0 and locked_out(log):
+    if code not in (0, INTERRUPTED) and locked_out(log):
         raise CommandError(f"{names} is being computed by another run in {Path.cwd()} (pl-dsl run or snakemake), and "
                            f"two runs must not write the same results: wait for it to finish (`pl-dsl status` shows "
                            f"its progress), then run again; nothing was done. If no other run is alive (one was "
                            f"killed), `{again} -- --unlock` removes its stale lock.", code)
+    out.print(tracker.line(), markup=False)
+    out.print(f"units per stage: {tracker.reuse(planned=False)}", markup=False)
+    if code == INTERRUPTED:
+        finished, total = tracker.runs_done()
+        raise CommandError(f"interrupted; {finished} of {total} runs are complete and every unit computed so far is "
+                           f"stored: `{again}` again computes only the rest", code)
     for experiment in prepared.experiments:
         table = layout.table(experiment.name)
         if table.exists():

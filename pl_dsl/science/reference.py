@@ -25,6 +25,9 @@ from torch.distributions.normal import Normal
 from pl_dsl.errors import lookup
 from pl_dsl.spec.config import DataConfig, NetworkConfig
 
+# Their synthetic generator draws this many fresh samples for the agreement (train=False).
+TEST_SAMPLES = 1000
+
 
 def _one_of(*allowed: Any) -> tuple[Callable[[Any], bool], str]:
     return (lambda value: value in allowed), " or ".join(str(a).lower() if isinstance(a, bool) else str(a)
@@ -38,7 +41,7 @@ _THEIR_TRAINING = {"optimizer": _one_of("sgd"), "momentum": _one_of(0.9), "sched
 SUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.kind": _one_of("gauss", "shifted_gauss"),
     "data.n_train": ((lambda n: n % 2 == 0), "an even count (their generator asserts it)"),
-    "data.n_test": _one_of(1000),
+    "data.n_test": _one_of(TEST_SAMPLES),
     "network.readout": _one_of("gaussian"),
     "network.bias": _one_of(True),
     **{f"{network}.{name}": rule for network in ("train_f", "train_g") for name, rule in _THEIR_TRAINING.items()},
@@ -67,8 +70,6 @@ def unsupported(run: Any) -> list[tuple[str, str]]:
 
 # The draws of one run, in the order the authors' train.py makes them.
 ORDER = ("f", "data", "targets", "g", "test")
-# Their synthetic generator draws this many fresh samples for the agreement (train=False).
-TEST_SAMPLES = 1000
 
 
 @dataclass(frozen=True)
