@@ -13,34 +13,27 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from authors_train import run_theirs  # noqa: E402  (the harness the equality test uses)
+
 SPEC = REPO / "experiments" / "reference" / "streams_base_point.yaml"
-REFERENCE = REPO.parent / "shared" / "reference" / "perturbation-learning"
-AUTHORS_PYTHON = Path(os.environ.get("PL_DSL_AUTHORS_ENV", Path.home() / ".cache/pl-dsl/authors-env")) / "bin/python"
 LRS = (1.0, 0.1)
 
 
 def theirs(seed: int, lr_f: float, lr_g: float, folder: Path) -> float:
     """g's accuracy on clean D from the authors' train.py at the base point."""
-    arguments = folder / "arguments.json"
-    arguments.write_text(json.dumps({
+    run = run_theirs({
         "hidden_dim": 100, "slope": 0.0, "loss_name": "identity", "lr_1": lr_f, "lr_2": lr_g, "epochs_1": 1000,
         "epochs_2": 1000, "perturbation_size": 0.01, "seed": seed, "on_original": False, "in_dim": 100,
-        "data_gen_method": "shifted_gauss", "n_sample": 1000}))
-    out = folder / "out.pt"
-    subprocess.run([str(AUTHORS_PYTHON), str(REPO / "tests" / "authors_train.py"), str(REFERENCE), str(out),
-                    str(arguments)], check=True, capture_output=True)
-    return float(torch.load(out)["metrics"]["adv_acc_for_natural"])
+        "data_gen_method": "shifted_gauss", "n_sample": 1000}, folder)
+    return float(run["metrics"]["adv_acc_for_natural"])
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
-"""Runs the authors' train.py (../shared/reference/perturbation-learning, its CPU fp32 port) for
-one synthetic configuration and records what it draws. Run with the Python of their own
-environment (.ci/authors_env.sh builds it), from any folder:
+"""The authors' train.py (../shared/reference/perturbation-learning, its CPU fp32 port) for one
+synthetic configuration, run in their own environment (.ci/authors_env.sh builds it), with what it
+draws recorded. `run_theirs` is what tests and benchmarks call; it runs this file with their Python:
 
     python tests/authors_train.py REFERENCE_DIR OUT.pt ARGS.json
 
@@ -13,50 +13,66 @@ data drawn and the target labels, and then reads the accuracies their run saved.
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import torch
 
-reference, out, arguments = sys.argv[1], sys.argv[2], json.loads(open(sys.argv[3]).read())
-sys.path.insert(0, reference)
-os.chdir(reference)
-
-import train  # noqa: E402  (their module, with their imports)
-from utils import classifier  # noqa: E402
-
-drawn = {"nets": [], "data": [], "targets": []}
-their_init = classifier.TwoLayerNet.__init__
+REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "perturbation-learning"
+AUTHORS_ENV = Path(os.environ.get("PL_DSL_AUTHORS_ENV", Path.home() / ".cache" / "pl-dsl" / "authors-env"))
+AUTHORS_PYTHON = AUTHORS_ENV / "bin" / "python"
 
 
-def recording_init(self, *args, **kwargs):
-    their_init(self, *args, **kwargs)
-    drawn["nets"].append({k: v.detach().clone() for k, v in self.state_dict().items()})
+def run_theirs(arguments: dict, folder: Path) -> dict:
+    """Their train.py with these command-line values: {"drawn": {"nets", "data", "targets"},
+    "metrics": {"acc", "adv_acc_for_natural", "agreement"}}. Raises with their stderr on failure."""
+    name = f"{arguments['data_gen_method']}-{arguments['seed']}-{arguments['lr_1']}-{arguments['lr_2']}"
+    given, out = folder / f"{name}.json", folder / f"{name}.pt"
+    given.write_text(json.dumps(arguments))
+    done = subprocess.run([str(AUTHORS_PYTHON), __file__, str(REFERENCE), str(out), str(given)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"their train.py failed: {done.stderr[-3000:]}")
+    return torch.load(out)
 
 
-their_generator = train.TrainingInterfaceSynthetic.gen_data_and_labels
+def record(reference: str, out: str, arguments: dict) -> None:
+    """Run their Main for one configuration, keeping copies of what it draws (in their environment)."""
+    sys.path.insert(0, reference)
+    os.chdir(reference)
+    import train  # their module, with their imports
+    from utils import classifier
+
+    drawn = {"nets": [], "data": [], "targets": []}
+    their_init = classifier.TwoLayerNet.__init__
+    their_generator = train.TrainingInterfaceSynthetic.gen_data_and_labels
+    their_attack = train._TrainingInterface.gen_perturbations
+
+    def recording_init(self, *args, **kwargs):
+        their_init(self, *args, **kwargs)
+        drawn["nets"].append({k: v.detach().clone() for k, v in self.state_dict().items()})
+
+    def recording_generator(self, is_train, device):
+        data, labels = their_generator(self, is_train, device)
+        drawn["data"].append((data.detach().cpu().clone(), labels.detach().cpu().clone()))
+        return data, labels
+
+    def recording_attack(classifier_, data, target_labels, loss_func, perturbation_size):
+        drawn["targets"].append(target_labels.detach().cpu().clone())
+        return their_attack(classifier_, data, target_labels, loss_func, perturbation_size)
+
+    classifier.TwoLayerNet.__init__ = recording_init
+    train.TrainingInterfaceSynthetic.gen_data_and_labels = recording_generator
+    train._TrainingInterface.gen_perturbations = staticmethod(recording_attack)
+    with tempfile.TemporaryDirectory() as root:
+        interface = train.TrainingInterfaceSynthetic(data_root=root, **arguments)
+        train.Main(accelerator="cpu", devices=1, precision=32).run(interface, False, False)
+        saved = {key: torch.load(os.path.join(interface.path, key))
+                 for key in ("acc", "adv_acc_for_natural", "agreement")}
+    torch.save({"drawn": drawn, "metrics": saved, "torch": str(torch.__version__)}, out)
 
 
-def recording_generator(self, is_train, device):
-    data, labels = their_generator(self, is_train, device)
-    drawn["data"].append((data.detach().cpu().clone(), labels.detach().cpu().clone()))
-    return data, labels
-
-
-their_attack = train._TrainingInterface.gen_perturbations
-
-
-def recording_attack(classifier_, data, target_labels, loss_func, perturbation_size):
-    drawn["targets"].append(target_labels.detach().cpu().clone())
-    return their_attack(classifier_, data, target_labels, loss_func, perturbation_size)
-
-
-classifier.TwoLayerNet.__init__ = recording_init
-train.TrainingInterfaceSynthetic.gen_data_and_labels = recording_generator
-train._TrainingInterface.gen_perturbations = staticmethod(recording_attack)
-
-with tempfile.TemporaryDirectory() as root:
-    interface = train.TrainingInterfaceSynthetic(data_root=root, **arguments)
-    train.Main(accelerator="cpu", devices=1, precision=32).run(interface, False, False)
-    saved = {key: torch.load(os.path.join(interface.path, key)) for key in ("acc", "adv_acc_for_natural", "agreement")}
-torch.save({"drawn": drawn, "metrics": saved, "torch": str(torch.__version__)}, out)
+if __name__ == "__main__":
+    record(sys.argv[1], sys.argv[2], json.loads(Path(sys.argv[3]).read_text()))

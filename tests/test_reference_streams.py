@@ -8,26 +8,23 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
+from authors_train import AUTHORS_ENV, AUTHORS_PYTHON, REFERENCE, run_theirs
 
-from conftest import REPO, run_cli
+from conftest import run_cli
 
-REFERENCE = REPO.parent / "shared" / "reference" / "perturbation-learning"
-AUTHORS_ENV = Path(os.environ.get("PL_DSL_AUTHORS_ENV", Path.home() / ".cache" / "pl-dsl" / "authors-env"))
 DIM, N, WIDTH, SLOPE, LR_F, LR_G, STEPS_F, STEPS_G, EPS = 20, 200, 50, 0.5, 0.5, 1.0, 30, 40, 0.1
 # (data kind, scenario, loss, seed): every kind, both scenarios, both losses
 CONFIGS = [("gauss", "a", "identity", 0), ("gauss", "b", "logistic", 1),
            ("shifted_gauss", "a", "logistic", 2), ("shifted_gauss", "b", "identity", 3)]
 
 
-def authors_python() -> Path:
-    python = AUTHORS_ENV / "bin" / "python"
-    if python.exists() and REFERENCE.exists():
-        return python
+def require_authors() -> None:
+    if AUTHORS_PYTHON.exists() and REFERENCE.exists():
+        return
     message = f"the authors' environment is not at {AUTHORS_ENV} (bash .ci/authors_env.sh builds it)"
     if os.environ.get("PL_DSL_REQUIRE_AUTHORS"):
         pytest.fail(message)
@@ -54,20 +51,12 @@ sweep:
 
 @pytest.fixture(scope="module")
 def theirs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str, int], dict]:
-    python, folder = authors_python(), tmp_path_factory.mktemp("authors")
-    found = {}
-    for kind, scenario, loss, seed in CONFIGS:
-        arguments = folder / f"{kind}-{seed}.json"
-        arguments.write_text(json.dumps({
-            "hidden_dim": WIDTH, "slope": SLOPE, "loss_name": loss, "lr_1": LR_F, "lr_2": LR_G, "epochs_1": STEPS_F,
-            "epochs_2": STEPS_G, "perturbation_size": EPS, "seed": seed, "on_original": scenario == "b",
-            "in_dim": DIM, "data_gen_method": kind, "n_sample": N}))
-        out = folder / f"{kind}-{seed}.pt"
-        done = subprocess.run([str(python), str(REPO / "tests" / "authors_train.py"), str(REFERENCE), str(out),
-                               str(arguments)], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr[-3000:]
-        found[(kind, scenario, loss, seed)] = torch.load(out)
-    return found
+    require_authors()
+    folder = tmp_path_factory.mktemp("authors")
+    return {(kind, scenario, loss, seed): run_theirs({
+        "hidden_dim": WIDTH, "slope": SLOPE, "loss_name": loss, "lr_1": LR_F, "lr_2": LR_G, "epochs_1": STEPS_F,
+        "epochs_2": STEPS_G, "perturbation_size": EPS, "seed": seed, "on_original": scenario == "b",
+        "in_dim": DIM, "data_gen_method": kind, "n_sample": N}, folder) for kind, scenario, loss, seed in CONFIGS}
 
 
 def test_the_draws_are_theirs_bit_for_bit(theirs: dict) -> None:
