@@ -1,12 +1,13 @@
 """The authors' train.py (../shared/reference/perturbation-learning, its CPU fp32 port) for one
-synthetic configuration, run in their own environment (.ci/authors_env.sh builds it), with what it
+configuration, run in their own environment (.ci/authors_env.sh builds it), with what it
 draws recorded. `run_theirs` is what tests and benchmarks call; it runs this file with their Python:
 
     python tests/authors_train.py REFERENCE_DIR OUT.pt ARGS.json
 
 ARGS.json: their command-line values (hidden_dim, slope, loss_name, lr_1, lr_2, epochs_1,
-epochs_2, perturbation_size, seed, on_original, in_dim, data_gen_method, n_sample). Their code
-runs unchanged: their Main(...).run(...) with their interface; this harness only wraps their
+epochs_2, perturbation_size, seed, on_original, and either in_dim, data_gen_method, n_sample or
+dataset_name, dataset_root: a folder laid out as their loader expects, see `their_dataset_root`).
+Their code runs unchanged: their Main(...).run(...) with their interface; this harness only wraps their
 TwoLayerNet, data generator and attack to keep a copy of each network's initial weights, the
 data drawn and the target labels, and then reads the accuracies their run saved.
 """
@@ -25,10 +26,33 @@ AUTHORS_ENV = Path(os.environ.get("PL_DSL_AUTHORS_ENV", Path.home() / ".cache" /
 AUTHORS_PYTHON = AUTHORS_ENV / "bin" / "python"
 
 
+# Their data set classes (utils/datasets.py) per pl-dsl data kind: torchvision reads the unzipped
+# IDX files from <root>/<class name>/raw.
+THEIR_DATASETS = {"mnist": "MNIST", "fmnist": "FMNIST"}
+
+
+def their_dataset_root(kind: str, folder: Path) -> Path:
+    """A root for their loader holding the data set pl-dsl reads here (its located files, unzipped
+    into <root>/MNIST/raw or <root>/FMNIST/raw, where their torchvision subclasses look)."""
+    import gzip
+    import shutil
+
+    from pl_dsl.science.datasets import locate
+
+    raw = folder / THEIR_DATASETS[kind] / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name, path in locate(kind, None).items():
+        opened = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+        with opened as source, (raw / name).open("wb") as target:
+            shutil.copyfileobj(source, target)
+    return folder
+
+
 def run_theirs(arguments: dict, folder: Path) -> dict:
     """Their train.py with these command-line values: {"drawn": {"nets", "data", "targets"},
     "metrics": {"acc", "adv_acc_for_natural", "agreement"}}. Raises with their stderr on failure."""
-    name = f"{arguments['data_gen_method']}-{arguments['seed']}-{arguments['lr_1']}-{arguments['lr_2']}"
+    data = arguments.get("data_gen_method", arguments.get("dataset_name"))
+    name = f"{data}-{arguments['seed']}-{arguments['lr_1']}-{arguments['lr_2']}"
     given, out = folder / f"{name}.json", folder / f"{name}.pt"
     given.write_text(json.dumps(arguments))
     done = subprocess.run([str(AUTHORS_PYTHON), __file__, str(REFERENCE), str(out), str(given)],
@@ -46,8 +70,9 @@ def record(reference: str, out: str, arguments: dict) -> None:
     from utils import classifier
 
     drawn = {"nets": [], "data": [], "targets": []}
+    interface_class = train.TrainingInterfaceReal if "dataset_name" in arguments else train.TrainingInterfaceSynthetic
     their_init = classifier.TwoLayerNet.__init__
-    their_generator = train.TrainingInterfaceSynthetic.gen_data_and_labels
+    their_generator = interface_class.gen_data_and_labels
     their_attack = train._TrainingInterface.gen_perturbations
 
     def recording_init(self, *args, **kwargs):
@@ -56,7 +81,7 @@ def record(reference: str, out: str, arguments: dict) -> None:
 
     def recording_generator(self, is_train, device):
         data, labels = their_generator(self, is_train, device)
-        drawn["data"].append((data.detach().cpu().clone(), labels.detach().cpu().clone()))
+        drawn["data"].append((data.detach().cpu().flatten(1).clone(), labels.detach().cpu().clone()))
         return data, labels
 
     def recording_attack(classifier_, data, target_labels, loss_func, perturbation_size):
@@ -64,10 +89,10 @@ def record(reference: str, out: str, arguments: dict) -> None:
         return their_attack(classifier_, data, target_labels, loss_func, perturbation_size)
 
     classifier.TwoLayerNet.__init__ = recording_init
-    train.TrainingInterfaceSynthetic.gen_data_and_labels = recording_generator
+    interface_class.gen_data_and_labels = recording_generator
     train._TrainingInterface.gen_perturbations = staticmethod(recording_attack)
     with tempfile.TemporaryDirectory() as root:
-        interface = train.TrainingInterfaceSynthetic(data_root=root, **arguments)
+        interface = interface_class(data_root=root, **arguments)
         train.Main(accelerator="cpu", devices=1, precision=32).run(interface, False, False)
         saved = {key: torch.load(os.path.join(interface.path, key))
                  for key in ("acc", "adv_acc_for_natural", "agreement")}

@@ -1,7 +1,8 @@
 """`rng: reference` against the authors' own code: their train.py (../shared/reference/
 perturbation-learning, its CPU fp32 port) run in their own environment (.ci/authors_env.sh) and
 pl-dsl run as a user runs it, on small configurations of every synthetic kind, both scenarios and
-both losses. Their initial weights, data, targets and test samples equal ours bit for bit; f's
+both losses, and of MNIST (a) and Fashion-MNIST (b) at small T and m (their loader reading the files
+pl-dsl reads). Their initial weights, data, targets and test samples equal ours bit for bit; f's
 accuracy, g's accuracy on clean D and the agreement equal ours to 1e-6."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from authors_train import AUTHORS_ENV, AUTHORS_PYTHON, REFERENCE, run_theirs
+from authors_train import AUTHORS_ENV, AUTHORS_PYTHON, REFERENCE, THEIR_DATASETS, run_theirs, their_dataset_root
 
 from conftest import run_cli
 
@@ -20,6 +21,10 @@ DIM, N, WIDTH, SLOPE, LR_F, LR_G, STEPS_F, STEPS_G, EPS = 20, 200, 50, 0.5, 0.5,
 # (data kind, scenario, loss, seed): every kind, both scenarios, both losses
 CONFIGS = [("gauss", "a", "identity", 0), ("gauss", "b", "logistic", 1),
            ("shifted_gauss", "a", "logistic", 2), ("shifted_gauss", "b", "identity", 3)]
+# Real data as in their figures (MNIST 1 vs 2 in (a), Fashion-MNIST 0 vs 9 in (b); eps 0.14, lr 0.01),
+# every sample of the two classes, at small T and m.
+REAL_WIDTH, REAL_LR, REAL_STEPS, REAL_EPS = 50, 0.01, 20, 0.14
+REAL_CONFIGS = [("mnist", "a", "identity", 4), ("fmnist", "b", "logistic", 5)]
 
 
 def require_authors() -> None:
@@ -32,6 +37,8 @@ def require_authors() -> None:
 
 
 def spec(kind: str) -> str:
+    if kind in THEIR_DATASETS:
+        return real_spec(kind)
     runs = [c for c in CONFIGS if c[0] == kind]
     return f"""name: reference-{kind}
 rng: reference
@@ -49,6 +56,32 @@ sweep:
 """
 
 
+def real_spec(kind: str) -> str:
+    _, scenario, loss, seed = next(c for c in REAL_CONFIGS if c[0] == kind)
+    return f"""name: reference-{kind}
+rng: reference
+device: cpu
+data: {{kind: {kind}}}
+network: {{width: {REAL_WIDTH}, leaky_slope: {SLOPE}}}
+training: {{loss: {loss}, steps: {REAL_STEPS}, lr: {REAL_LR}, optimizer: sgd, momentum: 0.9, schedule: plateau}}
+attack: {{norm: l2, eps: {REAL_EPS}, targets: random}}
+scenario: {scenario}
+seeds: [{seed}]
+"""
+
+
+def require_real_data() -> None:
+    from pl_dsl.science.datasets import DataNotFound, locate
+
+    try:
+        for kind in THEIR_DATASETS:
+            locate(kind, None)
+    except DataNotFound as missing:
+        if os.environ.get("PL_DSL_REQUIRE_REAL_DATA") == "1":
+            raise
+        pytest.skip(str(missing))
+
+
 @pytest.fixture(scope="module")
 def theirs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str, int], dict]:
     require_authors()
@@ -57,6 +90,20 @@ def theirs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str
         "hidden_dim": WIDTH, "slope": SLOPE, "loss_name": loss, "lr_1": LR_F, "lr_2": LR_G, "epochs_1": STEPS_F,
         "epochs_2": STEPS_G, "perturbation_size": EPS, "seed": seed, "on_original": scenario == "b",
         "in_dim": DIM, "data_gen_method": kind, "n_sample": N}, folder) for kind, scenario, loss, seed in CONFIGS}
+
+
+@pytest.fixture(scope="module")
+def theirs_real(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str, int], dict]:
+    """Their runs on real data, their loader reading the files pl-dsl finds here."""
+    require_authors()
+    require_real_data()
+    folder = tmp_path_factory.mktemp("authors-real")
+    return {(kind, scenario, loss, seed): run_theirs({
+        "hidden_dim": REAL_WIDTH, "slope": SLOPE, "loss_name": loss, "lr_1": REAL_LR, "lr_2": REAL_LR,
+        "epochs_1": REAL_STEPS, "epochs_2": REAL_STEPS, "perturbation_size": REAL_EPS, "seed": seed,
+        "on_original": scenario == "b", "dataset_name": THEIR_DATASETS[kind],
+        "dataset_root": str(their_dataset_root(kind, folder / kind))}, folder)
+        for kind, scenario, loss, seed in REAL_CONFIGS}
 
 
 def test_the_draws_are_theirs_bit_for_bit(theirs: dict) -> None:
@@ -76,13 +123,35 @@ def test_the_draws_are_theirs_bit_for_bit(theirs: dict) -> None:
         assert torch.equal(ours.x_test, test_x)
 
 
-def test_a_reference_run_gives_their_accuracies(theirs: dict, tmp_path: Path) -> None:
-    for kind in ("gauss", "shifted_gauss"):
-        (tmp_path / f"{kind}.yaml").write_text(spec(kind))
-        done = run_cli("run", str(tmp_path / f"{kind}.yaml"), "--cores", "2", cwd=tmp_path)
+def test_real_data_draws_are_theirs_bit_for_bit(theirs_real: dict) -> None:
+    from pl_dsl.science.datasets import REAL_DATASETS, files_content
+    from pl_dsl.science.reference import draws
+    from pl_dsl.spec.config import DataConfig, NetworkConfig
+
+    for (kind, _, _, seed), run in theirs_real.items():
+        data = DataConfig(kind, 784, None, None, None, REAL_DATASETS[kind].default_classes, None,
+                          files_content(kind, None))
+        ours = draws(seed, data, NetworkConfig(REAL_WIDTH, SLOPE, "gaussian", True), torch.device("cpu"), "test")
+        (train_x, train_y), (test_x, test_y) = run["drawn"]["data"]
+        f_init, g_init = run["drawn"]["nets"]
+        for net, their in ((ours.f, f_init), (ours.g, g_init)):
+            assert torch.equal(net.weight, their["linear.weight"]) and torch.equal(net.bias, their["linear.bias"])
+            assert torch.equal(net.readout, their["readout"].flatten())
+        assert torch.equal(ours.x, train_x) and torch.equal(ours.y, train_y.float()), kind
+        assert torch.equal(ours.x_test, test_x) and torch.equal(ours.y_test, test_y.float()), kind
+        # the targets follow the loader's draw: without it they would differ
+        assert torch.equal(ours.targets, run["drawn"]["targets"][0].float()), kind
+
+
+def run_and_compare(specs: list[str], theirs: dict, folder: Path) -> int:
+    """Run each spec with `pl-dsl run` and compare every run's metrics with their run's; how many."""
+    for text in specs:
+        name = text.splitlines()[0].split(": ")[1]
+        (folder / f"{name}.yaml").write_text(text)
+        done = run_cli("run", str(folder / f"{name}.yaml"), "--cores", "2", cwd=folder)
         assert done.returncode == 0, done.stderr
     compared = 0
-    for metrics_file in (tmp_path / "results").glob("reference-*/runs/*/metrics.json"):
+    for metrics_file in (folder / "results").glob("reference-*/runs/*/metrics.json"):
         record = json.loads(metrics_file.read_text())
         config = record["spec"]
         key = (config["data"]["kind"], config["scenario"], config["train_f"]["loss"], config["seed"])
@@ -92,7 +161,17 @@ def test_a_reference_run_gives_their_accuracies(theirs: dict, tmp_path: Path) ->
         assert ours["g_clean_acc"] == pytest.approx(their["adv_acc_for_natural"], abs=1e-6), key
         assert ours["agreement"] == pytest.approx(their["agreement"], abs=1e-6), key
         compared += 1
-    assert compared == len(CONFIGS)
+    return compared
+
+
+def test_a_reference_run_gives_their_accuracies(theirs: dict, tmp_path: Path) -> None:
+    assert run_and_compare([spec("gauss"), spec("shifted_gauss")], theirs, tmp_path) == len(CONFIGS)
+
+
+def test_a_reference_run_on_real_data_gives_their_accuracies(theirs_real: dict, tmp_path: Path) -> None:
+    assert run_and_compare([spec(kind) for kind in THEIR_DATASETS], theirs_real, tmp_path) == len(REAL_CONFIGS)
+    # neither run is degenerate: f learnt its training set
+    assert all(run["metrics"]["acc"] > 0.9 for run in theirs_real.values())
 
 
 def test_reference_mode_refuses_what_their_script_does_not_do(tmp_path: Path) -> None:
@@ -103,6 +182,15 @@ def test_reference_mode_refuses_what_their_script_does_not_do(tmp_path: Path) ->
     assert "attack.targets: rng: reference replays the authors' train.py, which has attack.targets = random" \
         in done.stderr
     assert "data.n_test: rng: reference" in done.stderr and ":4:" in done.stderr  # at the data line
+    # real data: every sample of their two classes, as their loader takes them
+    (tmp_path / "m.yaml").write_text(real_spec("mnist").replace("{kind: mnist}", "{kind: mnist, n_train: 1000, "
+                                                                                 "classes: [3, 5]}"))
+    done = run_cli("validate", str(tmp_path / "m.yaml"))
+    assert done.returncode == 1
+    assert ("data.n_train: rng: reference replays the authors' train.py, which has data.n_train = every sample of "
+            "the two classes (no count given); this run has 1000") in done.stderr
+    assert "data.classes: rng: reference replays the authors' train.py, which has data.classes = [1, 2]; this run " \
+           "has [3, 5]" in done.stderr
 
 
 def test_replaying_leaves_the_process_generators_alone() -> None:

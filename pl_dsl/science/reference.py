@@ -2,8 +2,9 @@
 
 Their script seeds the global generators once (`set_seed`) and then draws, in this order: f's
 network on the CPU (nn.Linear's own initialisation, then `normal_` of its weight and bias, then
-the readout by `torch.normal`), the training set on the run's device, the target labels on the
-device, g's network on the CPU, and the fresh samples agreement is measured on, on the device.
+the readout by `torch.normal`), the training set on the run's device (real data through a
+DataLoader, whose iterator draws one int64 from the CPU generator), the target labels on the
+device, g's network on the CPU, and the samples agreement is measured on, on the device.
 Full-batch training and the one-step attack draw nothing. A stage of pl-dsl that needs the k-th
 of these replays the first k from the seed, inside `torch.random.fork_rng`, so its draws depend
 on the seed and the shapes alone, never on what ran before in the process, and the process's
@@ -39,9 +40,7 @@ def _one_of(*allowed: Any) -> tuple[Callable[[Any], bool], str]:
 _THEIR_TRAINING = {"optimizer": _one_of("sgd"), "momentum": _one_of(0.9), "schedule": _one_of("plateau"),
                    "loss": _one_of("identity", "logistic")}
 SUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "data.kind": _one_of("gauss", "shifted_gauss"),
-    "data.n_train": ((lambda n: n % 2 == 0), "an even count (their generator asserts it)"),
-    "data.n_test": _one_of(TEST_SAMPLES),
+    "data.kind": _one_of("gauss", "shifted_gauss", "mnist", "fmnist"),
     "network.readout": _one_of("gaussian"),
     "network.bias": _one_of(True),
     **{f"{network}.{name}": rule for network in ("train_f", "train_g") for name, rule in _THEIR_TRAINING.items()},
@@ -50,18 +49,47 @@ SUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "attack.targets": _one_of("random"),
     "decision_map.enabled": _one_of(False),
 }
+_SYNTHETIC = {"data.n_train": ((lambda n: n is not None and n % 2 == 0), "an even count (their generator asserts it)"),
+              "data.n_test": _one_of(TEST_SAMPLES)}
+_EVERY_SAMPLE = ((lambda n: n is None), "every sample of the two classes (no count given)")
+
+
+def _their_pair(pair: tuple[int, int]) -> tuple[Callable[[Any], bool], str]:
+    return (lambda classes: classes is not None and tuple(classes) == pair), f"[{pair[0]}, {pair[1]}]"
+
+
+def _their_classes(pair: tuple[int, int]) -> dict[str, tuple[Callable[[Any], bool], str]]:
+    return {"data.n_train": _EVERY_SAMPLE, "data.n_test": _EVERY_SAMPLE, "data.classes": _their_pair(pair)}
+
+
+# Per data kind, what their script's data set holds (utils/datasets.py: MNIST 1 vs 2, FMNIST 0 vs 9,
+# every sample of the two classes; their synthetic generator: n even, 1000 test samples). These are
+# checked also where the value is absent.
+SUPPORTED_DATA: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "gauss": _SYNTHETIC, "shifted_gauss": _SYNTHETIC, "mnist": _their_classes((1, 2)), "fmnist": _their_classes((0, 9))}
+
+
+def _value(run: Any, path: str) -> Any:
+    value: Any = run
+    for part in path.split("."):
+        value = getattr(value, part, None)
+    return value
+
+
+def _shown(value: Any) -> str:
+    return "every sample" if value is None else str(list(value) if isinstance(value, tuple) else value)
 
 
 def unsupported(run: Any) -> list[tuple[str, str]]:
     """(field, sentence) for each value of a resolved run that reference mode does not replay."""
+    rules = [(path, rule, False) for path, rule in SUPPORTED.items()]
+    rules += [(path, rule, True) for path, rule in SUPPORTED_DATA.get(run.data.kind, {}).items()]
     found = []
-    for path, (replayed, what) in SUPPORTED.items():
-        value: Any = run
-        for part in path.split("."):
-            value = getattr(value, part, None)
-        if value is not None and not replayed(value):
+    for path, (replayed, what), even_absent in rules:
+        value = _value(run, path)
+        if (value is not None or even_absent) and not replayed(value):
             found.append((path, f"rng: reference replays the authors' train.py, which has {path} = {what}; "
-                                f"this run has {value}"))
+                                f"this run has {_shown(value)}"))
     precision = [n for n in ("train_f", "train_g") if getattr(run, n).precision != "fp32" and run.device != "cuda"]
     found += [(f"{n}.precision", "rng: reference trains in fp32 on the CPU (fp16 only on CUDA, as their "
                                  "LightningLite(precision=16))") for n in precision]
@@ -137,25 +165,56 @@ def _shifted_gauss(n: int, data: DataConfig, device: torch.device) -> tuple[torc
     return x, torch.cat((torch.ones(half, device=device), -torch.ones(half, device=device)))
 
 
-# Their gen_data_and_labels per synthetic kind: n samples on the device.
-GENERATORS: dict[str, Callable[[int, DataConfig, torch.device], tuple[torch.Tensor, torch.Tensor]]] = {
-    "gauss": _gauss, "shifted_gauss": _shifted_gauss}
+# Their gen_data_and_labels per data kind: (data, train split or not, device) -> samples, labels.
+Split = Callable[[DataConfig, bool, torch.device], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _synthetic(sample: Callable[[int, DataConfig, torch.device], tuple[torch.Tensor, torch.Tensor]]) -> Split:
+    """Their synthetic gen_data_and_labels: n_train samples for D, TEST_SAMPLES fresh ones for the test."""
+    def split(data: DataConfig, train: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        assert data.n_train is not None
+        return sample(data.n_train if train else TEST_SAMPLES, data, device)
+    return split
+
+
+def _real_split(data: DataConfig, train: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Their select_data_and_labels (utils/datasets.py): the whole split through a DataLoader, whose
+    iterator draws one int64 (its workers' base seed) from the CPU generator; then the samples of
+    the two classes in the files' order, labels +1 for the first class, pixels ToTensor's /255
+    minus the data set's mean; moved to the device."""
+    import numpy as np
+
+    from pl_dsl.science.datasets import REAL_DATASETS, load_split
+
+    assert data.classes is not None
+    images, labels = load_split(data.kind, data.root, "train" if train else "test", data.content)
+    torch.empty((), dtype=torch.int64).random_()  # DataLoader.__iter__: the workers' base seed
+    positive, negative = data.classes
+    keep = (labels == positive) | (labels == negative)
+    x = torch.from_numpy(np.ascontiguousarray(images[keep])).float().div(255)
+    x -= REAL_DATASETS[data.kind].mean[0]
+    y = torch.where(torch.from_numpy(labels[keep].astype(np.int64)) == positive, 1.0, -1.0)
+    return x.to(device), y.to(device)
+
+
+GENERATORS: dict[str, Split] = {"gauss": _synthetic(_gauss), "shifted_gauss": _synthetic(_shifted_gauss),
+                                "mnist": _real_split, "fmnist": _real_split}
 
 
 def draws(seed: int, data: DataConfig, network: NetworkConfig, device: torch.device, until: str) -> Draws:
     """Replay their draws from the seed up to and including `until` (one of ORDER)."""
     generate = lookup(GENERATORS, data.kind, "data kind in reference mode")
-    assert data.n_train is not None
     steps = ORDER[:ORDER.index(until) + 1]
     drawn = Draws()
     with seeded(seed, device):
         drawn.f = their_net(data.dim, network.width)
         if "data" in steps:
-            drawn.x, drawn.y = generate(data.n_train, data, device)
+            drawn.x, drawn.y = generate(data, True, device)
         if "targets" in steps:
-            drawn.targets = rand_labels(data.n_train, device)
+            assert drawn.x is not None
+            drawn.targets = rand_labels(len(drawn.x), device)
         if "g" in steps:
             drawn.g = their_net(data.dim, network.width)
         if "test" in steps:
-            drawn.x_test, drawn.y_test = generate(TEST_SAMPLES, data, device)
+            drawn.x_test, drawn.y_test = generate(data, False, device)
     return drawn
