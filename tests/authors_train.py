@@ -2,7 +2,8 @@
 configuration, run in their own environment (.ci/authors_env.sh builds it), with what it
 draws recorded. `run_theirs` is what tests and benchmarks call; it runs this file with their Python:
 
-    python tests/authors_train.py REFERENCE_DIR OUT.pt ARGS.json
+    python tests/authors_train.py train REFERENCE_DIR OUT.pt ARGS.json
+    python tests/authors_train.py map REFERENCE_DIR OUT.pt INPUTS.pt
 
 ARGS.json: their command-line values (hidden_dim, slope, loss_name, lr_1, lr_2, epochs_1,
 epochs_2, perturbation_size, seed, on_original, and either in_dim, data_gen_method, n_sample or
@@ -50,15 +51,32 @@ def their_dataset_root(kind: str, folder: Path) -> Path:
 
 def run_theirs(arguments: dict, folder: Path) -> dict:
     """Their train.py with these command-line values: {"drawn": {"nets", "data", "targets"},
-    "metrics": {"acc", "adv_acc_for_natural", "agreement"}}. Raises with their stderr on failure."""
+    "metrics": {"acc", "adv_acc_for_natural", "agreement"}} (with "for_map": True, as their
+    --for_map, "metrics" holds f's and g's state dicts and the perturbed set R instead). Raises with
+    their stderr on failure."""
     data = arguments.get("data_gen_method", arguments.get("dataset_name"))
     name = f"{data}-{arguments['seed']}-{arguments['lr_1']}-{arguments['lr_2']}"
     given, out = folder / f"{name}.json", folder / f"{name}.pt"
     given.write_text(json.dumps(arguments))
-    done = subprocess.run([str(AUTHORS_PYTHON), __file__, str(REFERENCE), str(out), str(given)],
+    return _in_their_environment("train", given, out)
+
+
+def run_their_map(inputs: dict, folder: Path) -> dict:
+    """Their map.py's calculation (_MapInterface.calc, CPU, fp32) on these inputs: X, y, R (the
+    perturbed training set g learnt), gamma, f and g (TwoLayerNet state dicts) with width, limits
+    (their two numbers), resolution, samplings; and their Phi, hat_f, hat_g at the points Z.
+    Returns calc's dict (the grid's "hat_f", "hat_g", "agreements", ...) plus "phi_z", "hat_f_z",
+    "hat_g_z" at Z."""
+    given, out = folder / "map-inputs.pt", folder / "map.pt"
+    torch.save(inputs, given)
+    return _in_their_environment("map", given, out)
+
+
+def _in_their_environment(command: str, given: Path, out: Path) -> dict:
+    done = subprocess.run([str(AUTHORS_PYTHON), __file__, command, str(REFERENCE), str(out), str(given)],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"their train.py failed: {done.stderr[-3000:]}")
+        raise RuntimeError(f"their {command} failed: {done.stderr[-3000:]}")
     return torch.load(out)
 
 
@@ -91,13 +109,43 @@ def record(reference: str, out: str, arguments: dict) -> None:
     classifier.TwoLayerNet.__init__ = recording_init
     interface_class.gen_data_and_labels = recording_generator
     train._TrainingInterface.gen_perturbations = staticmethod(recording_attack)
+    for_map = arguments.pop("for_map", False)  # also keep what their map.py reads
     with tempfile.TemporaryDirectory() as root:
         interface = interface_class(data_root=root, **arguments)
-        train.Main(accelerator="cpu", devices=1, precision=32).run(interface, False, False)
-        saved = {key: torch.load(os.path.join(interface.path, key))
-                 for key in ("acc", "adv_acc_for_natural", "agreement")}
+        train.Main(accelerator="cpu", devices=1, precision=32).run(interface, False, for_map)
+        kept = ("classifier", "adv_classifier", "advs") if for_map else ("acc", "adv_acc_for_natural", "agreement")
+        saved = {key: torch.load(os.path.join(interface.path, key), weights_only=False) for key in kept}
+    if for_map:
+        saved = {"f": saved["classifier"], "g": saved["adv_classifier"], "R": saved["advs"]}
     torch.save({"drawn": drawn, "metrics": saved, "torch": str(torch.__version__)}, out)
 
 
+def their_map(reference: str, out: str, inputs: dict) -> None:
+    """Their map calculation and kernel functions on the inputs (in their environment)."""
+    sys.path.insert(0, reference)
+    os.chdir(reference)
+    import map as their_map_module  # their module, with their imports
+    from utils import theory
+    from utils.classifier import TwoLayerNet
+
+    networks = []
+    for name in ("f", "g"):
+        net = TwoLayerNet(inputs["X"].shape[1], inputs["width"], inputs["gamma"])
+        net.load_state_dict(inputs[name])
+        networks.append(net.eval())
+    X, y, R, Z, gamma, samplings = (inputs[k] for k in ("X", "y", "R", "Z", "gamma", "samplings"))
+    with torch.no_grad():
+        calculated = their_map_module._MapInterface.calc(X, y, R, gamma, *networks, inputs["limits"],
+                                                         inputs["resolution"], inputs["resolution"] ** 2, samplings)
+        calculated.update({"phi_z": theory.Phi(X, Z, gamma, samplings, 0),
+                           "hat_f_z": theory.hat_f(X, y, Z, gamma, samplings),
+                           "hat_g_z": theory.hat_g(X, y, Z, R, gamma, samplings)})
+    torch.save(calculated, out)
+
+
 if __name__ == "__main__":
-    record(sys.argv[1], sys.argv[2], json.loads(Path(sys.argv[3]).read_text()))
+    what, reference_dir, out_file, given_file = sys.argv[1:5]
+    if what == "train":
+        record(reference_dir, out_file, json.loads(Path(given_file).read_text()))
+    else:
+        their_map(reference_dir, out_file, torch.load(given_file))

@@ -11,9 +11,18 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from authors_train import AUTHORS_ENV, AUTHORS_PYTHON, REFERENCE, THEIR_DATASETS, run_theirs, their_dataset_root
+from authors_train import (
+    AUTHORS_ENV,
+    AUTHORS_PYTHON,
+    REFERENCE,
+    THEIR_DATASETS,
+    run_their_map,
+    run_theirs,
+    their_dataset_root,
+)
 
 from conftest import run_cli
 
@@ -206,3 +215,48 @@ def test_replaying_leaves_the_process_generators_alone() -> None:
     again = draws(7, data, network, torch.device("cpu"), until="targets")
     assert torch.equal(first.x, again.x) and torch.equal(first.targets, again.targets) and again.g is None
     assert not torch.equal(first.x, draws(8, data, network, torch.device("cpu"), until="data").x)
+
+
+MAP_RESOLUTION, MAP_LIMITS = 30, (-2.0, 3.0)
+
+
+def test_a_reference_map_is_their_map_py(tmp_path: Path) -> None:
+    """Their train.py --for_map then their map.py's calculation (CPU, fp32, samplings 100) against
+    a decision map of `pl-dsl run` in reference mode: the same f-hat and g-hat from their
+    Monte-Carlo Phi, and the same agreement of f and g, on the same grid."""
+    require_authors()
+    kind, scenario, loss, seed = CONFIGS[2]  # Shifted Gauss (a)
+    trained = run_theirs({
+        "hidden_dim": WIDTH, "slope": SLOPE, "loss_name": loss, "lr_1": LR_F, "lr_2": LR_G, "epochs_1": STEPS_F,
+        "epochs_2": STEPS_G, "perturbation_size": EPS, "seed": seed, "on_original": scenario == "b", "in_dim": DIM,
+        "data_gen_method": kind, "n_sample": N, "for_map": True}, tmp_path)
+    (x, y), _ = trained["drawn"]["data"]
+    z = torch.randn(40, DIM, generator=torch.Generator().manual_seed(0)) * 2
+    theirs = run_their_map({"X": x, "y": y, "R": trained["metrics"]["R"], "Z": z, "gamma": SLOPE, "width": WIDTH,
+                            "f": trained["metrics"]["f"], "g": trained["metrics"]["g"], "limits": list(MAP_LIMITS),
+                            "resolution": MAP_RESOLUTION, "samplings": 100}, tmp_path)
+
+    from pl_dsl.science.reference import their_phi
+    from pl_dsl.science.theory import direction, f_hat, g_hat, phi
+
+    x, y, r = x.float(), y.float(), trained["metrics"]["R"]
+    assert torch.equal(their_phi(x, z, SLOPE), theirs["phi_z"])  # their kernel, bit for bit
+    assert not torch.allclose(phi(x, z, SLOPE), theirs["phi_z"], atol=1e-3)  # and not the closed form
+    w = direction(x, y, SLOPE, kernel=their_phi)
+    assert torch.allclose(f_hat(x, y, z, SLOPE, kernel=their_phi), theirs["hat_f_z"], rtol=1e-5, atol=1e-6)
+    assert torch.allclose(g_hat(r, w, z, SLOPE, kernel=their_phi), theirs["hat_g_z"], rtol=1e-5, atol=1e-6)
+
+    low, high = MAP_LIMITS
+    (tmp_path / "map.yaml").write_text(spec(kind).replace("name: reference-shifted_gauss", "name: reference-map")
+                                       .replace("sweep:", f"decision_map: {{enabled: true, resolution: {MAP_RESOLUTION}, "
+                                                          f"limits: [{low}, {high}, {low}, {high}]}}\nsweep:"))
+    done = run_cli("run", str(tmp_path / "map.yaml"), "--cores", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for metrics_file in (tmp_path / "results/reference-map/runs").glob("*/metrics.json"):
+        config = json.loads(metrics_file.read_text())["spec"]
+        if config["seed"] == seed:
+            ours = np.load(metrics_file.parent / "decision_map.npz")
+    # their rows run from the top of the plane down, ours from the bottom up
+    for name, their_name in (("fhat", "hat_f"), ("ghat", "hat_g")):
+        assert np.allclose(ours[name], np.flipud(theirs[their_name].numpy()), rtol=1e-4, atol=1e-6), name
+    assert np.array_equal(ours["agree"], np.flipud(theirs["agreements"].numpy().astype(bool)))

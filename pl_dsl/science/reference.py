@@ -47,7 +47,6 @@ SUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "attack.norm": _one_of("l2"),
     "attack.steps": _one_of(1),
     "attack.targets": _one_of("random"),
-    "decision_map.enabled": _one_of(False),
 }
 _SYNTHETIC = {"data.n_train": ((lambda n: n is not None and n % 2 == 0), "an even count (their generator asserts it)"),
               "data.n_test": _one_of(TEST_SAMPLES)}
@@ -218,3 +217,22 @@ def draws(seed: int, data: DataConfig, network: NetworkConfig, device: torch.dev
         if "test" in steps:
             drawn.x_test, drawn.y_test = generate(data, False, device)
     return drawn
+
+
+# Their decision maps (map.py) estimate the kernel Phi by Monte Carlo: `--samplings` draws of (v, a),
+# 100 by default, reseeded with 0 at every call (utils/theory.py's Phi).
+MAP_SAMPLES = 100
+MAP_SEED = 0
+
+
+def their_phi(z1: torch.Tensor, z2: torch.Tensor, gamma: float) -> torch.Tensor:
+    """utils/theory.py's Phi(z1, z2, gamma, MAP_SAMPLES, MAP_SEED): v ~ N(0, I/d) and a ~ N(0, 1)
+    drawn after their set_seed(0) on z1's device, then the mean over the draws of the product of
+    the leaky-ReLU slopes (1 where v.z + a >= 0, else gamma) at z1_i and at z2_j."""
+    d = z1.shape[1]
+    with seeded(MAP_SEED, z1.device):
+        v = torch.normal(0, 1 / math.sqrt(d), (MAP_SAMPLES, d), device=z1.device)
+        a = torch.normal(0, 1, (MAP_SAMPLES, 1), device=z1.device)
+    slopes1 = torch.where(v @ z1.T + a >= 0, 1., gamma)
+    slopes2 = torch.where(v @ z2.T + a >= 0, 1., gamma)
+    return slopes1.T @ slopes2 / MAP_SAMPLES

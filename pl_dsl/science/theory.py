@@ -12,6 +12,9 @@ import torch
 from pl_dsl.science import KERNEL_BLOCK_BYTES
 
 DEFAULT_MAX_BYTES = KERNEL_BLOCK_BYTES
+# A kernel Phi(z1, z2, gamma) -> the N1 x N2 matrix of Phi(z1_i, z2_j): the closed form `phi`
+# unless a caller passes another (reference mode's maps pass the authors' Monte-Carlo estimate).
+Kernel = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
 def phi(z1: torch.Tensor, z2: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -52,34 +55,36 @@ def _row_chunks(rows: int, other: int, max_bytes: int, tensors: int = 3) -> Iter
         yield slice(start, min(rows, start + step))
 
 
-def direction(x: torch.Tensor, y: torch.Tensor, gamma: float, max_bytes: int = DEFAULT_MAX_BYTES) -> torch.Tensor:
+def direction(x: torch.Tensor, y: torch.Tensor, gamma: float, max_bytes: int = DEFAULT_MAX_BYTES,
+              kernel: Kernel = phi) -> torch.Tensor:
     """W_n = sum_k Phi(x_n, x_k) y_k x_k for every training sample (Thm 3.3's direction, N x d)."""
     weighted = y[:, None] * x
-    return torch.cat([phi(x[rows], x, gamma) @ weighted for rows in _row_chunks(len(x), len(x), max_bytes)])
+    return torch.cat([kernel(x[rows], x, gamma) @ weighted for rows in _row_chunks(len(x), len(x), max_bytes)])
 
 
 def f_hat(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, gamma: float,
-          max_bytes: int = DEFAULT_MAX_BYTES) -> torch.Tensor:
+          max_bytes: int = DEFAULT_MAX_BYTES, kernel: Kernel = phi) -> torch.Tensor:
     """f-hat(z) = (1/N) sum_n Phi(x_n, z) y_n <x_n, z> for every row z."""
     out = []
     for cols in _row_chunks(len(z), len(x), max_bytes):
         zc = z[cols]
-        out.append((phi(x, zc, gamma) * (x @ zc.T) * y[:, None]).sum(0) / len(x))
+        out.append((kernel(x, zc, gamma) * (x @ zc.T) * y[:, None]).sum(0) / len(x))
     return torch.cat(out)
 
 
 def g_hat(x_adv: torch.Tensor, w: torch.Tensor, z: torch.Tensor, gamma: float,
-          max_bytes: int = DEFAULT_MAX_BYTES) -> torch.Tensor:
+          max_bytes: int = DEFAULT_MAX_BYTES, kernel: Kernel = phi) -> torch.Tensor:
     """g-hat(z) = (1/N^2) sum_n Phi(x_adv_n, z) sum_k Phi(x_n, x_k) y_k <x_k, z>, with w = direction(x, y)."""
     n = len(x_adv)
     out = []
     for cols in _row_chunks(len(z), n, max_bytes):
         zc = z[cols]
-        out.append((phi(x_adv, zc, gamma) * (w @ zc.T)).sum(0) / n**2)
+        out.append((kernel(x_adv, zc, gamma) * (w @ zc.T)).sum(0) / n**2)
     return torch.cat(out)
 
 
-def limit_scales(x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, w: torch.Tensor, gamma: float) -> tuple[float, float]:
+def limit_scales(x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, w: torch.Tensor, gamma: float,
+                 kernel: Kernel = phi) -> tuple[float, float]:
     """The typical size of f-hat and g-hat: their mean absolute value over the training set D.
 
     The theorem's margins hide their constants in O~(.), and f-hat, g-hat scale with |x|^2, d
@@ -87,17 +92,18 @@ def limit_scales(x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, w: torch
     same on every data set, dimension and map. On D, f-hat(x_n) = <x_n, w_n> / N (Phi is
     symmetric), so only g-hat needs a kernel."""
     f_on_d = (x * w).sum(1) / len(x)
-    return f_on_d.abs().mean().item(), g_hat(x_adv, w, x, gamma).abs().mean().item()
+    return f_on_d.abs().mean().item(), g_hat(x_adv, w, x, gamma, kernel=kernel).abs().mean().item()
 
 
-def unit_scales(x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, w: torch.Tensor, gamma: float) -> tuple[float, float]:
+def unit_scales(x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, w: torch.Tensor, gamma: float,
+                kernel: Kernel = phi) -> tuple[float, float]:
     """Margins in the limits' own units."""
     return 1.0, 1.0
 
 
 # How the margins of conditions (a) and (b) are measured: as fractions of the limits' size on
 # D (see limit_scales), or in the limits' own units.
-MARGIN_SCALES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float], tuple[float, float]]] = {
+MARGIN_SCALES: dict[str, Callable[..., tuple[float, float]]] = {
     "relative": limit_scales,
     "absolute": unit_scales,
 }

@@ -4,6 +4,7 @@ where f and g agree, their zero levels, where conditions (a), (b), (c) hold, and
 from __future__ import annotations
 
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,25 @@ from pl_dsl.stages.common import TRAINED_INPUTS, TrainedParams, load_trained, wo
 
 if TYPE_CHECKING:
     import torch
+
+    from pl_dsl.science.theory import Kernel
+
+
+def _closed_form() -> Kernel:
+    from pl_dsl.science.theory import phi
+
+    return phi
+
+
+def _their_estimate() -> Kernel:
+    from pl_dsl.science.reference import their_phi
+
+    return their_phi
+
+
+# The kernel Phi of the map's f-hat and g-hat, per random streams (`rng`): the closed form, or the
+# authors' Monte-Carlo estimate as their map.py computes it (science/reference.py).
+KERNELS: dict[str, Callable[[], Kernel]] = {"pl-dsl": _closed_form, "reference": _their_estimate}
 
 
 @dataclass(frozen=True)
@@ -49,17 +69,18 @@ def compute(ctx: UnitContext, params: DecisionMapParams) -> Output:
     s_axis, t_axis = torch.linspace(limits[0], limits[1], res), torch.linspace(limits[2], limits[3], res)
     tt, ss = torch.meshgrid(t_axis, s_axis, indexing="ij")  # rows follow t, columns follow s
     plane = torch.stack([ss.flatten(), tt.flatten()], 1)
-    w = direction(data.x, data.y, gamma)
+    kernel = lookup(KERNELS, params.rng, "rng")()
+    w = direction(data.x, data.y, gamma, kernel=kernel)
     fields: dict[str, list[torch.Tensor]] = {"f": [], "g": [], "fhat": [], "ghat": []}
     chunk = max(1, (64 * 2**20) // (4 * max(data.x.shape[1], len(data.x))))
     for start in range(0, len(plane), chunk):
         z = plane[start:start + chunk].to(ctx.device) @ basis
         fields["f"].append(outputs(f, z).cpu())
         fields["g"].append(outputs(g, z).cpu())
-        fields["fhat"].append(f_hat(data.x, data.y, z, gamma).cpu())
-        fields["ghat"].append(g_hat(x_adv, w, z, gamma).cpu())
+        fields["fhat"].append(f_hat(data.x, data.y, z, gamma, kernel=kernel).cpu())
+        fields["ghat"].append(g_hat(x_adv, w, z, gamma, kernel=kernel).cpu())
     maps = {name: torch.cat(parts).reshape(res, res) for name, parts in fields.items()}
-    scales = lookup(MARGIN_SCALES, margins.margins, "margins")(data.x, data.y, x_adv, w, gamma)
+    scales = lookup(MARGIN_SCALES, margins.margins, "margins")(data.x, data.y, x_adv, w, gamma, kernel=kernel)
     cond_a, cond_b, cond_c = conditions(maps["fhat"], maps["ghat"], margins.margin_f, margins.margin_g, scales)
     agree = labels_of(maps["f"]) == labels_of(maps["g"])
     arrays: dict[str, Any] = {
