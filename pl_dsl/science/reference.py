@@ -225,14 +225,14 @@ MAP_SAMPLES = 100
 MAP_SEED = 0
 
 
-def their_phi(z1: torch.Tensor, z2: torch.Tensor, gamma: float) -> torch.Tensor:
-    """utils/theory.py's Phi(z1, z2, gamma, MAP_SAMPLES, MAP_SEED): v ~ N(0, I/d) and a ~ N(0, 1)
+def their_phi(z1: torch.Tensor, z2: torch.Tensor, gamma: float, samples: int = MAP_SAMPLES) -> torch.Tensor:
+    """utils/theory.py's Phi(z1, z2, gamma, samples, MAP_SEED): v ~ N(0, I/d) and a ~ N(0, 1)
     drawn after their set_seed(0) on z1's device, then the mean over the draws of the product of
     the leaky-ReLU slopes (1 where v.z + a >= 0, else gamma) at z1_i and at z2_j."""
     d = z1.shape[1]
     with seeded(MAP_SEED, z1.device):
-        v = torch.normal(0, 1 / math.sqrt(d), (MAP_SAMPLES, d), device=z1.device)
-        a = torch.normal(0, 1, (MAP_SAMPLES, 1), device=z1.device)
+        v = torch.normal(0, 1 / math.sqrt(d), (samples, d), device=z1.device)
+        a = torch.normal(0, 1, (samples, 1), device=z1.device)
     slopes1 = torch.where(v @ z1.T + a >= 0, 1., gamma)
     slopes2 = torch.where(v @ z2.T + a >= 0, 1., gamma)
-    return slopes1.T @ slopes2 / MAP_SAMPLES
+    return slopes1.T @ slopes2 / samples
