@@ -5,6 +5,7 @@ Usage, on a machine with CUDA (prints figures; nothing is a pass or a fail):
 
     python benchmarks/gpu_paper.py                      # rates, the CPU tier, the projection
     python benchmarks/gpu_paper.py --run experiments/paper/shifted_gauss_a.yaml   # also a full spec
+    python benchmarks/gpu_paper.py --reference          # also their draws in fp16, against their figure
 
 1. Per-shape rates: for every training shape (d, N, m) of the specs' stacked groups (as the plan
    forms them with `--config stack=on`), multiply-adds per second of one net alone and of a stack
@@ -14,6 +15,11 @@ Usage, on a machine with CUDA (prints figures; nothing is a pass or a fail):
    (experiments/paper-small) and each spec given with --run.
 3. Projection: every spec of experiments/paper, each stacked group's cost over the stacked rate
    of its shape, plus the other units at the one-net rate: GPU-hours per spec and in all.
+
+4. With --reference: experiments/reference/shifted_gauss_a_cuda.yaml (the authors' Shifted Gauss (a)
+   runs with their random streams, fp16 on CUDA, as their LightningLite(precision=16)) through
+   `pl-dsl run` into results/ of the checkout, then its results and claims: each claim's value
+   beside the point read off the authors' figure that its threshold comes from (its source).
 
 `--device cpu` runs steps 1 and 3 on the CPU (a check of the script, not a figure to publish).
 """
@@ -137,12 +143,30 @@ def whole(target: str, cores: int) -> None:
         print(f"{target}: {wall:.1f} s wall, {nets} nets trained ({nets / wall:.1f} nets/s), {util}", flush=True)
 
 
+REFERENCE_SPEC = REPO / "experiments" / "reference" / "shifted_gauss_a_cuda.yaml"
+
+
+def reference(cores: int) -> None:
+    """Their runs with their draws in fp16 on this GPU, then the claims against their figure."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "pl_dsl", "run", str(REFERENCE_SPEC), "--cores", str(cores)],
+                          cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"{REFERENCE_SPEC.name}: failed\n{done.stderr[-2000:]}", flush=True)
+        return
+    print(f"{REFERENCE_SPEC.name}: {time.perf_counter() - start:.1f} s wall; its figure is under "
+          f"results/reference-shifted_gauss_a-cuda/", flush=True)
+    subprocess.run([sys.executable, "-m", "pl_dsl", "results", str(REFERENCE_SPEC)], cwd=REPO)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--run", nargs="*", default=[], help="full-scale specs to run whole, besides the CPU tier")
     parser.add_argument("--cores", type=int, default=4, help="cores for the workflow's local jobs")
     parser.add_argument("--specs", nargs="*", type=Path, help="specs to project (default: experiments/paper/*.yaml)")
+    parser.add_argument("--reference", action="store_true",
+                        help="also run the authors' Shifted Gauss (a) runs with their draws in fp16 (step 4)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("no CUDA device: nothing measured (--device cpu checks the script on the CPU)")
@@ -162,6 +186,8 @@ def main() -> None:
         whole("paper-small", args.cores)
         for target in args.run:
             whole(target, args.cores)
+        if args.reference:
+            reference(args.cores)
     projection(groups, measured, "GPU" if device.type == "cuda" else "CPU")
 
 

@@ -260,3 +260,71 @@ def test_a_reference_map_is_their_map_py(tmp_path: Path) -> None:
     for name, their_name in (("fhat", "hat_f"), ("ghat", "hat_g")):
         assert np.allclose(ours[name], np.flipud(theirs[their_name].numpy()), rtol=1e-4, atol=1e-6), name
     assert np.array_equal(ours["agree"], np.flipud(theirs["agreements"].numpy().astype(bool)))
+
+
+def their_order_on_a_device(seed: int, data, network, device: torch.device) -> tuple:
+    """Their train.py's draws for synthetic data written out for a run on `device`, step by step:
+    set_seed; f's TwoLayerNet on the CPU; the data on the device; the targets on the device; g's
+    TwoLayerNet on the CPU."""
+    from pl_dsl.science.reference import GENERATORS, rand_labels, their_net
+
+    torch.manual_seed(seed)  # seeds the CPU generator and every CUDA device's, as their set_seed
+    f = their_net(data.dim, network.width)
+    x, _ = GENERATORS[data.kind](data, True, device)
+    targets = rand_labels(len(x), device)
+    return f, x, targets, their_net(data.dim, network.width)
+
+
+def test_on_a_gpu_the_networks_draw_from_the_cpu_generator_and_the_data_from_the_device() -> None:
+    """The CUDA path's draw order, on the CPU: a device that records shapes only ('meta') stands in
+    for the GPU, whose generator the data, targets and test samples use; f's and g's weights (and a
+    real data set's loader draw) come from the CPU generator alone, so g's weights are the CPU
+    generator's next draws after f's (after the loader's int64 for real data), whatever the data."""
+    from pl_dsl.science.reference import draws, their_net
+    from pl_dsl.spec.config import DataConfig, NetworkConfig
+
+    network, gpu = NetworkConfig(WIDTH, SLOPE, "gaussian", True), torch.device("meta")
+    for kind in ("gauss", "shifted_gauss"):
+        data = DataConfig(kind, DIM, N, 1000, 0.3 if kind == "shifted_gauss" else None)
+        ours = draws(11, data, network, gpu, until="test")
+        torch.manual_seed(11)
+        f, g = their_net(DIM, WIDTH), their_net(DIM, WIDTH)
+        assert torch.equal(ours.f.weight, f.weight) and torch.equal(ours.g.weight, g.weight), kind
+        assert torch.equal(ours.g.readout, g.readout.flatten()) and torch.equal(ours.g.bias, g.bias)
+        assert ours.x.device.type == ours.targets.device.type == ours.x_test.device.type == "meta"
+        assert ours.x.shape == (N, DIM) and ours.targets.shape == (N,) and ours.x_test.shape == (1000, DIM)
+        # on the CPU the same seed gives another g: there the data and targets come between f and g
+        assert not torch.equal(draws(11, data, network, torch.device("cpu"), until="g").g.weight, g.weight)
+
+
+@pytest.mark.cuda
+def test_on_cuda_the_draws_follow_their_order() -> None:
+    """On a CUDA device: the replay equals their order written out step by step on that device."""
+    from pl_dsl.science.reference import draws
+    from pl_dsl.spec.config import DataConfig, NetworkConfig
+
+    network, gpu = NetworkConfig(WIDTH, SLOPE, "gaussian", True), torch.device("cuda")
+    for kind in ("gauss", "shifted_gauss"):
+        data = DataConfig(kind, DIM, N, 1000, 0.3 if kind == "shifted_gauss" else None)
+        ours = draws(11, data, network, gpu, until="g")
+        f, x, targets, g = their_order_on_a_device(11, data, network, gpu)
+        assert ours.x.is_cuda and torch.equal(ours.x, x) and torch.equal(ours.targets, targets), kind
+        assert torch.equal(ours.f.weight, f.weight) and torch.equal(ours.g.weight, g.weight), kind
+
+
+def test_on_a_gpu_a_real_data_set_takes_one_cpu_draw_between_f_and_g() -> None:
+    """Real data on the stand-in GPU: the CPU generator gives f, then the DataLoader's int64, then g."""
+    require_real_data()
+    from pl_dsl.science.datasets import REAL_DATASETS, files_content
+    from pl_dsl.science.reference import draws, their_net
+    from pl_dsl.spec.config import DataConfig, NetworkConfig
+
+    data = DataConfig("mnist", 784, None, None, None, REAL_DATASETS["mnist"].default_classes, None,
+                      files_content("mnist", None))
+    ours = draws(5, data, NetworkConfig(REAL_WIDTH, SLOPE, "gaussian", True), torch.device("meta"), until="g")
+    torch.manual_seed(5)
+    f = their_net(784, REAL_WIDTH)
+    torch.empty((), dtype=torch.int64).random_()
+    g = their_net(784, REAL_WIDTH)
+    assert torch.equal(ours.f.weight, f.weight) and torch.equal(ours.g.weight, g.weight)
+    assert ours.x.device.type == "meta" and ours.x.shape == (12700, 784)
