@@ -51,9 +51,9 @@ def their_dataset_root(kind: str, folder: Path) -> Path:
 
 def run_theirs(arguments: dict, folder: Path) -> dict:
     """Their train.py with these command-line values: {"drawn": {"nets", "data", "targets"},
-    "metrics": {"acc", "adv_acc_for_natural", "agreement"}} (with "for_map": True, as their
-    --for_map, "metrics" holds f's and g's state dicts and the perturbed set R instead). Raises with
-    their stderr on failure."""
+    "metrics": {"acc", "adv_acc_for_natural", "agreement"}, "trained": {}} (with "for_map": True, as
+    their --for_map, "trained" holds f's and g's state dicts and the perturbed set R that their map.py
+    reads). Raises with their stderr on failure."""
     data = arguments.get("data_gen_method", arguments.get("dataset_name"))
     name = f"{data}-{arguments['seed']}-{arguments['lr_1']}-{arguments['lr_2']}"
     given, out = folder / f"{name}.json", folder / f"{name}.pt"
@@ -113,11 +113,12 @@ def record(reference: str, out: str, arguments: dict) -> None:
     with tempfile.TemporaryDirectory() as root:
         interface = interface_class(data_root=root, **arguments)
         train.Main(accelerator="cpu", devices=1, precision=32).run(interface, False, for_map)
-        kept = ("classifier", "adv_classifier", "advs") if for_map else ("acc", "adv_acc_for_natural", "agreement")
-        saved = {key: torch.load(os.path.join(interface.path, key), weights_only=False) for key in kept}
-    if for_map:
-        saved = {"f": saved["classifier"], "g": saved["adv_classifier"], "R": saved["advs"]}
-    torch.save({"drawn": drawn, "metrics": saved, "torch": str(torch.__version__)}, out)
+        def saved(key: str):
+            return torch.load(os.path.join(interface.path, key), weights_only=False)
+
+        metrics = {key: saved(key) for key in ("acc", "adv_acc_for_natural", "agreement")}
+        trained = {"f": saved("classifier"), "g": saved("adv_classifier"), "R": saved("advs")} if for_map else {}
+    torch.save({"drawn": drawn, "metrics": metrics, "trained": trained, "torch": str(torch.__version__)}, out)
 
 
 def their_map(reference: str, out: str, inputs: dict) -> None:

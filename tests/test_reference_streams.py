@@ -98,7 +98,24 @@ def theirs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str
     return {(kind, scenario, loss, seed): run_theirs({
         "hidden_dim": WIDTH, "slope": SLOPE, "loss_name": loss, "lr_1": LR_F, "lr_2": LR_G, "epochs_1": STEPS_F,
         "epochs_2": STEPS_G, "perturbation_size": EPS, "seed": seed, "on_original": scenario == "b",
-        "in_dim": DIM, "data_gen_method": kind, "n_sample": N}, folder) for kind, scenario, loss, seed in CONFIGS}
+        "in_dim": DIM, "data_gen_method": kind, "n_sample": N, "for_map": True}, folder)
+        for kind, scenario, loss, seed in CONFIGS}
+
+
+MAP_RESOLUTION, MAP_LIMITS = 30, (-2.0, 3.0)
+
+
+@pytest.fixture(scope="module")
+def ours(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pl-dsl run` of the synthetic configurations in reference mode, with decision maps."""
+    folder = tmp_path_factory.mktemp("ours")
+    low, high = MAP_LIMITS
+    maps = f"decision_map: {{enabled: true, resolution: {MAP_RESOLUTION}, limits: [{low}, {high}, {low}, {high}]}}\n"
+    for kind in ("gauss", "shifted_gauss"):
+        (folder / f"{kind}.yaml").write_text(spec(kind).replace("sweep:", f"{maps}sweep:"))
+        done = run_cli("run", str(folder / f"{kind}.yaml"), "--cores", "2", cwd=folder)
+        assert done.returncode == 0, done.stderr
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -152,13 +169,18 @@ def test_real_data_draws_are_theirs_bit_for_bit(theirs_real: dict) -> None:
         assert torch.equal(ours.targets, run["drawn"]["targets"][0].float()), kind
 
 
-def run_and_compare(specs: list[str], theirs: dict, folder: Path) -> int:
-    """Run each spec with `pl-dsl run` and compare every run's metrics with their run's; how many."""
+def run_specs(specs: list[str], folder: Path) -> Path:
+    """`pl-dsl run` of each spec in the folder."""
     for text in specs:
         name = text.splitlines()[0].split(": ")[1]
         (folder / f"{name}.yaml").write_text(text)
         done = run_cli("run", str(folder / f"{name}.yaml"), "--cores", "2", cwd=folder)
         assert done.returncode == 0, done.stderr
+    return folder
+
+
+def compare(theirs: dict, folder: Path) -> int:
+    """Compare every run's metrics under the folder with their run's; how many were compared."""
     compared = 0
     for metrics_file in (folder / "results").glob("reference-*/runs/*/metrics.json"):
         record = json.loads(metrics_file.read_text())
@@ -173,12 +195,12 @@ def run_and_compare(specs: list[str], theirs: dict, folder: Path) -> int:
     return compared
 
 
-def test_a_reference_run_gives_their_accuracies(theirs: dict, tmp_path: Path) -> None:
-    assert run_and_compare([spec("gauss"), spec("shifted_gauss")], theirs, tmp_path) == len(CONFIGS)
+def test_a_reference_run_gives_their_accuracies(theirs: dict, ours: Path) -> None:
+    assert compare(theirs, ours) == len(CONFIGS)
 
 
 def test_a_reference_run_on_real_data_gives_their_accuracies(theirs_real: dict, tmp_path: Path) -> None:
-    assert run_and_compare([spec(kind) for kind in THEIR_DATASETS], theirs_real, tmp_path) == len(REAL_CONFIGS)
+    assert compare(theirs_real, run_specs([spec(kind) for kind in THEIR_DATASETS], tmp_path)) == len(REAL_CONFIGS)
     # neither run is degenerate: f learnt its training set
     assert all(run["metrics"]["acc"] > 0.9 for run in theirs_real.values())
 
@@ -217,49 +239,37 @@ def test_replaying_leaves_the_process_generators_alone() -> None:
     assert not torch.equal(first.x, draws(8, data, network, torch.device("cpu"), until="data").x)
 
 
-MAP_RESOLUTION, MAP_LIMITS = 30, (-2.0, 3.0)
-
-
-def test_a_reference_map_is_their_map_py(tmp_path: Path) -> None:
+def test_a_reference_map_is_their_map_py(theirs: dict, ours: Path, tmp_path: Path) -> None:
     """Their train.py --for_map then their map.py's calculation (CPU, fp32, samplings 100) against
     a decision map of `pl-dsl run` in reference mode: the same f-hat and g-hat from their
     Monte-Carlo Phi, and the same agreement of f and g, on the same grid."""
-    require_authors()
     kind, scenario, loss, seed = CONFIGS[2]  # Shifted Gauss (a)
-    trained = run_theirs({
-        "hidden_dim": WIDTH, "slope": SLOPE, "loss_name": loss, "lr_1": LR_F, "lr_2": LR_G, "epochs_1": STEPS_F,
-        "epochs_2": STEPS_G, "perturbation_size": EPS, "seed": seed, "on_original": scenario == "b", "in_dim": DIM,
-        "data_gen_method": kind, "n_sample": N, "for_map": True}, tmp_path)
-    (x, y), _ = trained["drawn"]["data"]
+    run = theirs[(kind, scenario, loss, seed)]
+    (x, y), _ = run["drawn"]["data"]
+    r = run["trained"]["R"]
     z = torch.randn(40, DIM, generator=torch.Generator().manual_seed(0)) * 2
-    theirs = run_their_map({"X": x, "y": y, "R": trained["metrics"]["R"], "Z": z, "gamma": SLOPE, "width": WIDTH,
-                            "f": trained["metrics"]["f"], "g": trained["metrics"]["g"], "limits": list(MAP_LIMITS),
-                            "resolution": MAP_RESOLUTION, "samplings": 100}, tmp_path)
+    their_map = run_their_map({"X": x, "y": y, "R": r, "Z": z, "gamma": SLOPE, "width": WIDTH,
+                               "f": run["trained"]["f"], "g": run["trained"]["g"], "limits": list(MAP_LIMITS),
+                               "resolution": MAP_RESOLUTION, "samplings": 100}, tmp_path)
 
     from pl_dsl.science.reference import their_phi
     from pl_dsl.science.theory import direction, f_hat, g_hat, phi
 
-    x, y, r = x.float(), y.float(), trained["metrics"]["R"]
-    assert torch.equal(their_phi(x, z, SLOPE), theirs["phi_z"])  # their kernel, bit for bit
-    assert not torch.allclose(phi(x, z, SLOPE), theirs["phi_z"], atol=1e-3)  # and not the closed form
+    x, y = x.float(), y.float()
+    assert torch.equal(their_phi(x, z, SLOPE), their_map["phi_z"])  # their kernel, bit for bit
+    assert not torch.allclose(phi(x, z, SLOPE), their_map["phi_z"], atol=1e-3)  # and not the closed form
     w = direction(x, y, SLOPE, kernel=their_phi)
-    assert torch.allclose(f_hat(x, y, z, SLOPE, kernel=their_phi), theirs["hat_f_z"], rtol=1e-5, atol=1e-6)
-    assert torch.allclose(g_hat(r, w, z, SLOPE, kernel=their_phi), theirs["hat_g_z"], rtol=1e-5, atol=1e-6)
+    assert torch.allclose(f_hat(x, y, z, SLOPE, kernel=their_phi), their_map["hat_f_z"], rtol=1e-5, atol=1e-6)
+    assert torch.allclose(g_hat(r, w, z, SLOPE, kernel=their_phi), their_map["hat_g_z"], rtol=1e-5, atol=1e-6)
 
-    low, high = MAP_LIMITS
-    (tmp_path / "map.yaml").write_text(spec(kind).replace("name: reference-shifted_gauss", "name: reference-map")
-                                       .replace("sweep:", f"decision_map: {{enabled: true, resolution: {MAP_RESOLUTION}, "
-                                                          f"limits: [{low}, {high}, {low}, {high}]}}\nsweep:"))
-    done = run_cli("run", str(tmp_path / "map.yaml"), "--cores", "2", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    for metrics_file in (tmp_path / "results/reference-map/runs").glob("*/metrics.json"):
-        config = json.loads(metrics_file.read_text())["spec"]
-        if config["seed"] == seed:
-            ours = np.load(metrics_file.parent / "decision_map.npz")
+    maps = [np.load(m.parent / "decision_map.npz") for m in (ours / "results").glob("reference-*/runs/*/metrics.json")
+            if (json.loads(m.read_text())["spec"]["seed"], json.loads(m.read_text())["spec"]["data"]["kind"])
+            == (seed, kind)]
+    assert len(maps) == 1
     # their rows run from the top of the plane down, ours from the bottom up
     for name, their_name in (("fhat", "hat_f"), ("ghat", "hat_g")):
-        assert np.allclose(ours[name], np.flipud(theirs[their_name].numpy()), rtol=1e-4, atol=1e-6), name
-    assert np.array_equal(ours["agree"], np.flipud(theirs["agreements"].numpy().astype(bool)))
+        assert np.allclose(maps[0][name], np.flipud(their_map[their_name].numpy()), rtol=1e-4, atol=1e-6), name
+    assert np.array_equal(maps[0]["agree"], np.flipud(their_map["agreements"].numpy().astype(bool)))
 
 
 def their_order_on_a_device(seed: int, data, network, device: torch.device) -> tuple:
