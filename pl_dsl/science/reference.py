@@ -39,15 +39,6 @@ def _one_of(*allowed: Any) -> tuple[Callable[[Any], bool], str]:
 # what is). `pl-dsl validate` refuses a run in reference mode with any other value.
 _THEIR_TRAINING = {"optimizer": _one_of("sgd"), "momentum": _one_of(0.9), "schedule": _one_of("plateau"),
                    "loss": _one_of("identity", "logistic")}
-SUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "data.kind": _one_of("gauss", "shifted_gauss", "mnist", "fmnist"),
-    "network.readout": _one_of("gaussian"),
-    "network.bias": _one_of(True),
-    **{f"{network}.{name}": rule for network in ("train_f", "train_g") for name, rule in _THEIR_TRAINING.items()},
-    "attack.norm": _one_of("l2"),
-    "attack.steps": _one_of(1),
-    "attack.targets": _one_of("random"),
-}
 _SYNTHETIC = {"data.n_train": ((lambda n: n is not None and n % 2 == 0), "an even count (their generator asserts it)"),
               "data.n_test": _one_of(TEST_SAMPLES)}
 _EVERY_SAMPLE = ((lambda n: n is None), "every sample of the two classes (no count given)")
@@ -66,6 +57,15 @@ def _their_classes(pair: tuple[int, int]) -> dict[str, tuple[Callable[[Any], boo
 # checked also where the value is absent.
 SUPPORTED_DATA: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "gauss": _SYNTHETIC, "shifted_gauss": _SYNTHETIC, "mnist": _their_classes((1, 2)), "fmnist": _their_classes((0, 9))}
+SUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "data.kind": _one_of(*SUPPORTED_DATA),
+    "network.readout": _one_of("gaussian"),
+    "network.bias": _one_of(True),
+    **{f"{network}.{name}": rule for network in ("train_f", "train_g") for name, rule in _THEIR_TRAINING.items()},
+    "attack.norm": _one_of("l2"),
+    "attack.steps": _one_of(1),
+    "attack.targets": _one_of("random"),
+}
 
 
 def _value(run: Any, path: str) -> Any:
