@@ -20,6 +20,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 from authors_train import run_theirs, their_dataset_root  # noqa: E402  (the harness the equality test uses)
@@ -30,18 +32,17 @@ class Setting:
     """A base point: the spec that runs it both ways, and their command-line values for it."""
 
     spec: str  # in experiments/reference/
-    name: str  # the spec's name (its results folder)
     lrs: tuple[float, ...]  # their learning-rate grid, for f and for g
     arguments: dict  # their train.py's values, less seed and learning rates
     data_kind: str | None = None  # a real data set: their loader reads the files pl-dsl finds
 
 
 SETTINGS = {
-    "shifted_gauss_a": Setting("streams_base_point.yaml", "paper-streams-base-point", (1.0, 0.1), {
+    "shifted_gauss_a": Setting("streams_base_point.yaml", (1.0, 0.1), {
         "hidden_dim": 100, "slope": 0.0, "loss_name": "identity", "epochs_1": 1000, "epochs_2": 1000,
         "perturbation_size": 0.01, "on_original": False, "in_dim": 100, "data_gen_method": "shifted_gauss",
         "n_sample": 1000}),
-    "fmnist_b": Setting("fmnist_b_base_point.yaml", "paper-fmnist-b-base-point", (0.01, 0.001), {
+    "fmnist_b": Setting("fmnist_b_base_point.yaml", (0.01, 0.001), {
         "hidden_dim": 100, "slope": 0.0, "loss_name": "identity", "epochs_1": 100, "epochs_2": 100,
         "perturbation_size": 0.14, "on_original": True, "dataset_name": "FMNIST"}, data_kind="fmnist"),
 }
@@ -62,10 +63,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(Path(sys.executable).parent / "pl-dsl"), "run",
-                        str(REPO / "experiments" / "reference" / setting.spec), "--cores", "2"],
+        spec = REPO / "experiments" / "reference" / setting.spec
+        subprocess.run([str(Path(sys.executable).parent / "pl-dsl"), "run", str(spec), "--cores", "2"],
                        cwd=workdir, check=True, capture_output=True)
-        with open(workdir / "results" / setting.name / "results.csv", newline="") as handle:
+        name = yaml.safe_load(spec.read_text())["name"]  # its results folder
+        with open(workdir / "results" / name / "results.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
         best: dict[tuple[str, int], float] = {}
         for row in rows:

@@ -262,9 +262,9 @@ def test_a_reference_map_is_their_map_py(theirs: dict, ours: Path, tmp_path: Pat
     assert torch.allclose(f_hat(x, y, z, SLOPE, kernel=their_phi), their_map["hat_f_z"], rtol=1e-5, atol=1e-6)
     assert torch.allclose(g_hat(r, w, z, SLOPE, kernel=their_phi), their_map["hat_g_z"], rtol=1e-5, atol=1e-6)
 
-    maps = [np.load(m.parent / "decision_map.npz") for m in (ours / "results").glob("reference-*/runs/*/metrics.json")
-            if (json.loads(m.read_text())["spec"]["seed"], json.loads(m.read_text())["spec"]["data"]["kind"])
-            == (seed, kind)]
+    runs = {m.parent: json.loads(m.read_text())["spec"] for m in (ours / "results").glob("reference-*/runs/*/metrics.json")}
+    maps = [np.load(folder / "decision_map.npz") for folder, config in runs.items()
+            if (config["seed"], config["data"]["kind"]) == (seed, kind)]
     assert len(maps) == 1
     # their rows run from the top of the plane down, ours from the bottom up
     for name, their_name in (("fhat", "hat_f"), ("ghat", "hat_g")):
