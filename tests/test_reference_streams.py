@@ -338,3 +338,143 @@ def test_on_a_gpu_a_real_data_set_takes_one_cpu_draw_between_f_and_g() -> None:
     g = their_net(784, REAL_WIDTH)
     assert torch.equal(ours.f.weight, f.weight) and torch.equal(ours.g.weight, g.weight)
     assert ours.x.device.type == "meta" and ours.x.shape == (12700, 784)
+
+
+# Their arithmetic where it departs from a textbook computation, against their train.py: each
+# configuration is the cheapest found to reach its regime, and each asserts that their run does.
+# (name, their arguments): slopes 0.0 and 0.9 beside the 0.5 above.
+REGIMES = {
+    # logistic, large lr, Shifted Gauss (b): |f| beyond 88.72, their exp overflows at the targets
+    # that disagree with f, those perturbations are NaN, g trains on them and becomes NaN
+    "overflow": {"hidden_dim": 50, "slope": 0.0, "loss_name": "logistic", "lr_1": 100.0, "lr_2": 10.0,
+                 "epochs_1": 100, "epochs_2": 20, "perturbation_size": 0.1, "seed": 6, "on_original": True,
+                 "in_dim": 20, "data_gen_method": "shifted_gauss", "n_sample": 200},
+    # logistic, T = 1000: margins above about 28 make the gradient shorter than normalize's floor of
+    # 1e-12, so their perturbation is shorter than eps (down to 0), where a projection would keep eps
+    "floor": {"hidden_dim": 50, "slope": 0.9, "loss_name": "logistic", "lr_1": 3.0, "lr_2": 1.0,
+              "epochs_1": 1000, "epochs_2": 20, "perturbation_size": 0.1, "seed": 7, "on_original": False,
+              "in_dim": 20, "data_gen_method": "shifted_gauss", "n_sample": 200},
+}
+# Runs of their bash/train.sh, drawn with a fixed seed among those estimated under 30 s on a core.
+TRAIN_SH_DRAW = (2, 32)
+
+
+def reference_spec(name: str, arguments: dict) -> str:
+    """A pl-dsl spec in reference mode for one command line of their train.py."""
+    if "dataset_name" in arguments:
+        kind = next(k for k, v in THEIR_DATASETS.items() if v == arguments["dataset_name"])
+        data = f"{{kind: {kind}}}"
+    else:
+        data = (f"{{kind: {arguments['data_gen_method']}, dim: {arguments['in_dim']}, n_train: {arguments['n_sample']}, "
+                "n_test: 1000}")
+    return f"""name: {name}
+rng: reference
+device: cpu
+data: {data}
+network: {{width: {arguments['hidden_dim']}, leaky_slope: {arguments['slope']}}}
+training: {{loss: {arguments['loss_name']}, steps: {arguments['epochs_1']}, lr: {arguments['lr_1']}, optimizer: sgd,
+            momentum: 0.9, schedule: plateau}}
+train_g: {{steps: {arguments['epochs_2']}, lr: {arguments['lr_2']}}}
+attack: {{norm: l2, eps: {arguments['perturbation_size']}, targets: random}}
+scenario: {'b' if arguments['on_original'] else 'a'}
+seeds: [{arguments['seed']}]
+"""
+
+
+@pytest.fixture(scope="module")
+def regimes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict, dict, dict]]:
+    """name -> (their arguments, their run with --for_map, our run: metrics.json plus g's and r_n's files)."""
+    require_authors()
+    from their_train_sh import drawn
+
+    from pl_dsl.engine.paths import Layout
+    from pl_dsl.engine.store import load_file
+
+    cases = dict(REGIMES)
+    cases.update({f"train-sh-{i}": arguments for i, arguments in enumerate(drawn(*TRAIN_SH_DRAW))})
+    folder = tmp_path_factory.mktemp("regimes")
+    found = {}
+    for name, arguments in cases.items():
+        theirs = run_theirs({**arguments, "for_map": True}, folder)
+        (folder / f"{name}.yaml").write_text(reference_spec(name, arguments))
+        done = run_cli("run", str(folder / f"{name}.yaml"), "--cores", "2", cwd=folder)
+        assert done.returncode == 0, done.stderr
+        (record_file,) = (folder / "results" / name / "runs").glob("*/metrics.json")
+        record = json.loads(record_file.read_text())
+        layout = Layout(folder / "results")
+        ours = {"record": record, "g": load_file(layout.unit("train_g", record["units"]["train_g"]), "model.pt"),
+                "attack": load_file(layout.unit("attack", record["units"]["attack"]), "perturbations.pt")}
+        found[name] = (arguments, theirs, ours)
+    return found
+
+
+def test_their_arithmetic_gives_their_numbers_where_it_overflows_and_floors(regimes: dict) -> None:
+    """Every case: f, g and agreement to 1e-6, g's NaN pattern and r_n (so their norms) equal to theirs."""
+    for name, (arguments, theirs, ours) in regimes.items():
+        metrics = ours["record"]["metrics"]
+        assert metrics["f_train_acc"] == pytest.approx(theirs["metrics"]["acc"], abs=1e-6), name
+        assert metrics["g_clean_acc"] == pytest.approx(theirs["metrics"]["adv_acc_for_natural"], abs=1e-6), name
+        assert metrics["agreement"] == pytest.approx(theirs["metrics"]["agreement"], abs=1e-6), name
+        their_g, our_g = theirs["trained"]["g"], ours["g"]["state"]
+        assert torch.equal(their_g["linear.weight"].isnan(), our_g["weight"].isnan()), name
+        assert torch.equal(their_g["linear.bias"].isnan(), our_g["bias"].isnan()), name
+        # g's inputs R (r_n in (a), x_n + r_n in (b)) bit for bit, NaN where theirs are
+        (x, _), _ = theirs["drawn"]["data"]
+        their_inputs, delta = theirs["trained"]["R"].flatten(1), ours["attack"]["delta"]
+        our_inputs = x + delta if arguments["on_original"] else delta
+        assert torch.equal(their_inputs.isnan(), our_inputs.isnan()), name
+        assert torch.equal(their_inputs.nan_to_num(), our_inputs.nan_to_num()), name
+        if not arguments["on_original"]:  # the perturbations' norms, as theirs
+            assert torch.equal(their_inputs.norm(dim=1).nan_to_num(), delta.norm(dim=1).nan_to_num()), name
+
+
+def test_each_regime_is_reached_and_marked(regimes: dict) -> None:
+    """Their overflow case has NaN perturbations and a NaN g, scored 0 and marked in our table; their
+    floor case has finite perturbations shorter than eps."""
+    _, theirs, ours = regimes["overflow"]
+    assert theirs["trained"]["g"]["linear.weight"].isnan().all()
+    assert theirs["metrics"]["adv_acc_for_natural"] == 0.0 and theirs["metrics"]["agreement"] == 0.0
+    record = ours["record"]
+    assert record["status"] == "non-finite" and "g non-finite (as their code)" in record["note"]
+    assert 0 < record["metrics"]["pert_nonfinite"] < 1
+    arguments, theirs, ours = regimes["floor"]
+    r = theirs["trained"]["R"]
+    norms = r.norm(dim=1)
+    assert r.isfinite().all() and (norms < arguments["perturbation_size"] * 0.999).sum() > 0
+    assert ours["record"]["metrics"]["pert_norm_min"] < arguments["perturbation_size"] * 0.999
+    assert ours["record"]["status"] == "ok"
+    assert {arguments["slope"] for arguments, _, _ in regimes.values()} - {0.5}  # slopes other than 0.5
+
+
+def test_every_field_of_a_resolved_run_is_replayed_refused_or_without_effect() -> None:
+    """A field added to the language later cannot pass reference mode unaccounted for."""
+    from pl_dsl.science.reference import accounted_for
+    from pl_dsl.spec.check import check_text
+    from pl_dsl.spec.config import to_json
+
+    def paths(value: object, prefix: str = "") -> list[str]:
+        if isinstance(value, dict):
+            return [p for key, item in value.items() for p in paths(item, f"{prefix}{key}.")]
+        return [prefix[:-1]]
+
+    for kind in ("gauss", "shifted_gauss", "mnist"):
+        experiment, errors = check_text(spec(kind) if kind != "mnist" else real_spec(kind), "s.yaml")
+        assert experiment is not None and not errors, errors
+        fields = paths(to_json(experiment.runs[0].config))
+        assert len(fields) > 40
+        assert [f for f in fields if not accounted_for(f)] == [], kind
+
+
+def test_reference_mode_refuses_their_generator_cannot_make(tmp_path: Path) -> None:
+    """A mean shift other than their 0.3, and a loss for g other than f's (their one loss_name)."""
+    (tmp_path / "s.yaml").write_text(spec("shifted_gauss").replace("n_test: 1000}", "n_test: 1000, mean_shift: 0.5}")
+                                     .replace("train_g: {", "train_g: {loss: identity, "))
+    done = run_cli("validate", str(tmp_path / "s.yaml"))
+    assert done.returncode == 1
+    assert "data.mean_shift: rng: reference replays the authors' train.py, which has data.mean_shift = 0.3; this " \
+           "run has 0.5" in done.stderr
+    assert "train_g.loss: rng: reference replays the authors' train.py, which trains f and g with one loss" \
+        in done.stderr
+    (tmp_path / "b.yaml").write_text(spec("gauss").replace("network: {", "network: {bias: false, "))
+    done = run_cli("validate", str(tmp_path / "b.yaml"))
+    assert "network.bias = true; this run has false" in done.stderr  # the spec's words, not Python's False

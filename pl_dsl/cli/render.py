@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pl_dsl.cli.common import cell
+from pl_dsl.engine.store import DIVERGED, NONFINITE
 
 if TYPE_CHECKING:
     from pl_dsl.cli.results import Compared
@@ -89,14 +90,23 @@ def results_table(console: Console, name: str, rows: list[dict[str, str]], table
         for row in rows:
             table.add_row(row["run"], *[cell(row[a]) for a in axes], *[cell(row[m]) if row[m] else "-" for m in shown])
         console.print(table)
-    diverged = [row for row in rows if row.get("status") == "diverged"]
-    if diverged:
-        console.print(f"{len(diverged)} of {len(rows)} runs diverged (no metrics):", style="yellow", markup=False)
-        for row in diverged:
-            values = ", ".join(f"{a}={row[a]}" for a in axes)
-            console.print(f"  {row['run']} ({values}): {row['note']}", style="yellow", markup=False)
+    for status, heading in NOT_OK_HEADINGS.items():
+        marked = [row for row in rows if row.get("status") == status]
+        if marked:
+            console.print(f"{len(marked)} of {len(rows)} runs {heading}:", style="yellow", markup=False)
+            for row in marked:
+                values = ", ".join(f"{a}={row[a]}" for a in axes)
+                console.print(f"  {row['run']} ({values}): {row['note']}", style="yellow", markup=False)
     if layout.claims(name).exists():
         claims(console, name, read_table(layout.claims(name)))
+
+
+# How a results table lists its runs that are not ok, per status (engine/store.py).
+NOT_OK_HEADINGS = {
+    DIVERGED: "diverged (no metrics)",
+    NONFINITE: "went non-finite as the authors' code computes them (their scores shown: a NaN output is wrong "
+                  "and agrees with nothing)",
+}
 
 
 def claims(console: Console, name: str, rows: list[dict[str, str]]) -> None:
@@ -184,6 +194,9 @@ def status(console: Console, state: Status, verify: bool) -> None:
         console.print(table)
         for failure in experiment.failures:
             console.print(f"failed: {failure}", style="red", markup=False)
+        for state_name, count in experiment.not_ok.items():
+            console.print(f"{count} runs {NOT_OK_HEADINGS.get(state_name, state_name)} (`pl-dsl results "
+                          f"{experiment.name}` lists them)", style="yellow", markup=False)
     if state.jobs:
         table = _table("running jobs", ["stage", "batch", "unit", "step", "loss", "ETA", "host", "last report"])
         now = time.time()

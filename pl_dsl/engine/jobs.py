@@ -109,13 +109,13 @@ def _batch(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
 def _collect(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
     from pl_dsl.report.results import collect
 
-    count, diverged = collect(read_json(args.plan), layout, Path(args.table), Path(args.runs))
+    count, not_ok = collect(read_json(args.plan), layout, Path(args.table), Path(args.runs))
     _log(log, f"collected {count} runs into {args.table}")
-    for line in diverged:
-        _log(log, f"diverged: {line}")
-    if diverged:
-        print(f"pl-dsl warning: {len(diverged)} of {count} runs diverged; their rows in {args.table} say where:\n  "
-              + "\n  ".join(diverged), file=sys.stderr)
+    for line in not_ok:
+        _log(log, f"not ok: {line}")
+    if not_ok:
+        print(f"pl-dsl warning: {len(not_ok)} of {count} runs diverged or went non-finite; their rows in {args.table} "
+              "say where:\n  " + "\n  ".join(not_ok), file=sys.stderr)
 
 
 def _report(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:

@@ -72,6 +72,10 @@ class Output:
 
     files: dict[str, Any]
     metrics: dict[str, float | None] = field(default_factory=dict)
+    # Set where the result is computed but a reader must be told about it (a network or
+    # perturbations that went non-finite, as the authors' code goes on with them): stored with
+    # the status `non-finite` and this note, and read on by the stages after it.
+    note: str | None = None
 
 
 @dataclass(frozen=True)

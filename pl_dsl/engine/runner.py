@@ -15,7 +15,7 @@ from pl_dsl.engine.plan import Unit
 from pl_dsl.engine.progress import Progress
 from pl_dsl.engine.provenance import device_name, software
 from pl_dsl.engine.registry import Output, Registry, Stage
-from pl_dsl.engine.store import DIVERGED, OK, is_stored, load_file, read_record, save_unit, write_json
+from pl_dsl.engine.store import DIVERGED, NONFINITE, OK, is_stored, load_file, read_record, save_unit, write_json
 from pl_dsl.errors import StageFailure
 from pl_dsl.science.data import Dataset, make_dataset
 from pl_dsl.science.nn import Divergence, TwoLayerNet, build_network
@@ -173,7 +173,8 @@ class UnitRunner:
                     self._save(unit, {**record, "seconds": seconds, "status": DIVERGED, "note": note}, {})
                     self.diverged.append((unit, note))
                 elif isinstance(result, Output):
-                    self._save(unit, {**record, "seconds": seconds, "metrics": result.metrics}, result.files)
+                    marked = {"status": NONFINITE, "note": result.note} if result.note else {}
+                    self._save(unit, {**record, "seconds": seconds, "metrics": result.metrics, **marked}, result.files)
                 else:
                     raise result
                 stored.add(unit.key)

@@ -12,7 +12,7 @@ from typing import Any
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import Plan, Unit, estimated_seconds
 from pl_dsl.engine.progress import is_stale, read_progress
-from pl_dsl.engine.store import damage, is_stored, read_json
+from pl_dsl.engine.store import OK, damage, is_stored, read_json
 
 
 @dataclass
@@ -37,6 +37,9 @@ class ExperimentStatus:
     stages: list[StageStatus] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # the messages of failed units
     damage: list[str] = field(default_factory=list)  # what is wrong with damaged units (only with verify)
+    # Runs of the last collected results table that are not ok, per status (engine/store.py):
+    # diverged, or non-finite as the authors' code computes them.
+    not_ok: dict[str, int] = field(default_factory=dict)
 
     @property
     def remaining_seconds(self) -> float:
@@ -58,6 +61,21 @@ def _failure(layout: Layout, unit: Unit) -> str | None:
         return str(read_json(layout.failure(unit.stage, unit.key))["message"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _not_ok(layout: Layout, name: str) -> dict[str, int]:
+    """How many runs of an experiment's results table are not ok, per status (none without a table)."""
+    from pl_dsl.report.results import read_table
+
+    try:
+        rows = read_table(layout.table(name))
+    except OSError:
+        return {}
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row.get("status", OK) != OK:
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return counts
 
 
 def collect_status(plan: Plan, layout: Layout, now: float | None = None, verify: bool = False) -> Status:
@@ -100,6 +118,7 @@ def collect_status(plan: Plan, layout: Layout, now: float | None = None, verify:
                 else:
                     stage.pending += 1
             result.stages.append(stage)
+        result.not_ok = _not_ok(layout, name)
         result.runs_complete = sum(all(stored.get(key, False) for key in keys.values())
                                    for keys in experiment.unit_keys.values())
         experiments.append(result)

@@ -155,10 +155,15 @@ def _record_digest(record: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-# A unit's status in its record: computed, or its computation diverged (no files; `note` says
-# where). A unit whose input diverged is stored as diverged too, with that input's note.
+# A unit's status in its record: computed; computed with a network or perturbations that went
+# non-finite, as the authors' code goes on with them (files and metrics as usual; `note` says
+# which, and a run's metrics are then the numbers their script reports); or its computation
+# diverged (no files; `note` says where). A unit whose input diverged is stored as diverged too,
+# with that input's note. A run takes the gravest status of its units, in this order.
 OK = "ok"
+NONFINITE = "non-finite"
 DIVERGED = "diverged"
+STATUS_ORDER = (OK, NONFINITE, DIVERGED)
 
 
 def read_record(folder: Path) -> dict[str, Any]:

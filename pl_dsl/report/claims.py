@@ -18,7 +18,7 @@ from typing import Any
 from pl_dsl.engine.store import atomic_path
 from pl_dsl.errors import lookup
 from pl_dsl.report.reduce import PER_METRIC, Point, curves, reduction_plan
-from pl_dsl.report.results import read_table
+from pl_dsl.report.results import nonfinite_note, read_table
 
 COLUMNS = ["claim", "passed", "value", "threshold", "detail", "source"]
 Curve = list[tuple[Any, float]]  # (x, checked value), sorted by x
@@ -207,6 +207,16 @@ def evaluate(claim: dict[str, Any], rows: list[dict[str, str]], panels: dict[str
     panel where it fails, else of the panel closest to its threshold."""
     kind = lookup(CLAIM_KINDS, claim["kind"], "claim kind")
     names = claim_panels(claim)
+    verdict = _verdict(claim, kind, rows, panels, axes, names)
+    counted = [row for row in rows if not names or set(names) & set(row.get("panels", "").split(";"))]
+    note = nonfinite_note(counted)
+    if note:
+        verdict = Verdict(verdict.passed, verdict.value, verdict.threshold, f"{verdict.detail}; {note}")
+    return verdict
+
+
+def _verdict(claim: dict[str, Any], kind: ClaimKind, rows: list[dict[str, str]], panels: dict[str, str],
+             axes: list[str], names: list[str]) -> Verdict:
     if not names:
         verdict = _decide(claim, kind, rows, None, axes)
     else:

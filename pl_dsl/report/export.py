@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pl_dsl.engine.paths import Layout
-from pl_dsl.engine.store import read_json
+from pl_dsl.engine.store import DIVERGED, read_json
 from pl_dsl.errors import StageFailure, lookup
 
 # The stages whose units hold a trained network's loss curve, and the series each gives.
@@ -120,7 +120,7 @@ def _to_mlflow(client: Any, name: str, layout: Layout) -> tuple[int, str]:
         for start in range(PARAMS_PER_BATCH, len(params), PARAMS_PER_BATCH):
             client.log_batch(run_id, params=params[start:start + PARAMS_PER_BATCH])
         client.log_text(run_id, json.dumps(run.spec, indent=1), "spec.json")
-        client.set_terminated(run_id, "FINISHED" if run.status == "ok" else "FAILED")
+        client.set_terminated(run_id, "FAILED" if run.status == DIVERGED else "FINISHED")  # the status tag says non-finite
         count += 1
     return count, client.tracking_uri
 

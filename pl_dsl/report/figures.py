@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pl_dsl.engine.store import atomic_path
+from pl_dsl.engine.store import DIVERGED, NONFINITE, atomic_path
 from pl_dsl.errors import StageFailure, lookup
 from pl_dsl.report.reduce import PER_METRIC, Point, curves, reduction_plan, sort_values
 from pl_dsl.report.results import read_table
@@ -133,8 +133,30 @@ def _pyplot() -> Any:
 
 def diverged_note(rows: list[dict[str, str]]) -> str:
     """Says how many runs diverged and are therefore missing from a drawing ('' when none)."""
-    count = sum(row.get("status") == "diverged" for row in rows)
+    count = sum(row.get("status") == DIVERGED for row in rows)
     return f"{count} of {len(rows)} runs diverged and are not shown (see results.csv)" if count else ""
+
+
+def nonfinite_points(rows: list[dict[str, str]], x: str) -> str:
+    """The points of a curve that hold runs gone non-finite as the authors' code computes them,
+    each with how many of its runs ('' when none): those runs count with their script's scores."""
+    counts: dict[str, list[int]] = {}
+    for row in rows:
+        count = counts.setdefault(row.get(x, ""), [0, 0])
+        count[0] += row.get("status") == NONFINITE
+        count[1] += 1
+    marked = [f"{symbol(x)}={value} ({bad} of {total})" for value, (bad, total) in counts.items() if bad]
+    return ", ".join(marked)
+
+
+def drawing_note(rows: list[dict[str, str]], nonfinite: list[str], width: int = 110) -> str:
+    """What a drawing's caption tells besides its title: the runs that diverged (not shown) and
+    the points holding runs gone non-finite as the authors' code (shown with their scores)."""
+    notes = [diverged_note(rows)]
+    if nonfinite:
+        notes.append(textwrap.fill("runs non-finite as their code, counted with their script's scores (a NaN "
+                                   "output is wrong): " + "; ".join(nonfinite), width))
+    return "\n".join(n for n in notes if n)
 
 
 def draw_curves(figure: dict[str, Any], table: Path, png: Path, svg: Path, runs: Path) -> None:
@@ -150,6 +172,7 @@ def draw_curves(figure: dict[str, Any], table: Path, png: Path, svg: Path, runs:
     colors = {metric: f"C{i}" for i, metric in enumerate(metrics)}
     styles = curve_styles(metrics)
     reduced: dict[str, str] = {}  # over every panel, what was really reduced
+    nonfinite: list[str] = []  # per panel, its points with runs non-finite as the authors' code
     band, banded = None, False
     for index, ax in enumerate(grid.flat):
         if index >= len(entries):
@@ -169,6 +192,9 @@ def draw_curves(figure: dict[str, Any], table: Path, png: Path, svg: Path, runs:
                 marker, style = styles[metric]
                 _draw_curve(ax, found[(metric, None)], position, metric_label(metric), colors[metric], style, marker,
                             figure.get("statistic", "mean"))
+        marked = nonfinite_points(members, info["x"])
+        if marked:
+            nonfinite.append(f"{entry.get('title') or entry['panel']}: {marked}")
         extras = ", ".join(f"{symbol(k)} = {v}" for k, v in info["set"].items())
         xlabel = entry.get("xlabel") or symbol(info["x"])
         title = entry.get("title") or (f"varying {xlabel}" + (f" ({extras})" if extras else ""))
@@ -182,7 +208,7 @@ def draw_curves(figure: dict[str, Any], table: Path, png: Path, svg: Path, runs:
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels) if n_cols > 1 else 1, fontsize=9,
                title=describe_reduction(reduced, figure.get("select", PER_METRIC), figure.get("statistic", "mean"),
                                         band, banded) or None, title_fontsize=8)
-    note = diverged_note(rows)
+    note = drawing_note(rows, nonfinite)
     fig.suptitle(figure.get("title", "") + (f"\n{note}" if note else ""), fontsize=11)
     save_figure(fig, png, svg)
     plt.close(fig)
@@ -199,7 +225,7 @@ def draw_decision_maps(figure: dict[str, Any], table: Path, png: Path, svg: Path
     maps = []
     for entry in entries:
         members = [row for row in rows if entry["panel"] in row.get("panels", "").split(";")]
-        if len(members) != 1 or members[0].get("status") != "ok":
+        if len(members) != 1 or members[0].get("status") == DIVERGED:
             state = f"{len(members)} runs" if len(members) != 1 else f"its run {members[0]['status']}"
             raise StageFailure(f"decision-map figure {figure['name']}: panel {entry['panel']} has {state}, "
                                "so there is no single map to draw")
@@ -268,7 +294,8 @@ def draw_plot(plot: dict[str, Any], table: Path, png: Path, svg: Path) -> None:
     ax.set_xlabel(plot.get("xlabel") or symbol(plot["x"]))
     ax.set_ylabel(plot.get("ylabel") or metrics_label(metrics), fontsize=9)
     reduced = describe_reduction(found.reduced, plot.get("select", PER_METRIC), "mean", found.band, found.banded)
-    note = diverged_note(rows)
+    marked = nonfinite_points(rows, plot["x"])
+    note = drawing_note(rows, [marked] if marked else [], width=80)
     ax.set_title(plot.get("title", "") + (f"\n({reduced})" if reduced else "") + (f"\n{note}" if note else ""),
                  fontsize=10)
     ax.grid(alpha=0.3)

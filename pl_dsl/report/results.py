@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from pl_dsl.engine.paths import Layout
-from pl_dsl.engine.store import OK, atomic_path, read_record, write_json
+from pl_dsl.engine.store import DIVERGED, NONFINITE, OK, STATUS_ORDER, atomic_path, read_record, write_json
 
-# Columns of the table after the metrics: whether the run's result is ok or diverged, and why.
+# Columns of the table after the metrics: whether the run's result is ok, non-finite (computed as
+# the authors' code computes it, see engine.store) or diverged, and why.
 STATUS_COLUMNS = ("status", "note")
 
 
@@ -25,8 +26,9 @@ def describe_run(run: dict[str, Any]) -> str:
 def collect(table_plan: dict[str, Any], layout: Layout, table: Path, runs_dir: Path) -> tuple[int, list[str]]:
     """Write runs_dir/<run>/metrics.json (plus each stage's run files) and the CSV table from
     the records of every unit of every run. A run with a diverged unit gets its row with status
-    `diverged`, the note saying where, and no metrics. Returns the number of runs and a line per
-    diverged run."""
+    `diverged`, the note saying where, and no metrics; one with a non-finite unit (and none
+    diverged) the status `non-finite`, the notes, and its metrics. Returns the number of runs and
+    a line per run that is not ok."""
     tmp_dir = runs_dir.with_name(f".{runs_dir.name}.tmp")
     shutil.rmtree(tmp_dir, ignore_errors=True)
     names = table_plan["metrics"]
@@ -36,7 +38,7 @@ def collect(table_plan: dict[str, Any], layout: Layout, table: Path, runs_dir: P
         found: dict[str, Any] = {}
         devices: list[str] = []
         provenance: dict[str, Any] = {}
-        status, note = OK, ""
+        status, notes = OK, dict[str, None]()  # every unit's note, once, in stage order
         run_dir = tmp_dir / run["id"]
         for stage, key in run["units"].items():
             record = read_record(layout.unit(stage, key))
@@ -45,11 +47,14 @@ def collect(table_plan: dict[str, Any], layout: Layout, table: Path, runs_dir: P
             if "provenance" in record:
                 provenance[stage] = record["provenance"]
             if record["status"] != OK:
-                status, note = record["status"], note or str(record.get("note", ""))
+                status = max(status, record["status"], key=STATUS_ORDER.index)
+                notes.setdefault(str(record.get("note", "")))
+            if record["status"] == DIVERGED:
                 continue
             for name in table_plan["run_files"].get(stage, []):
                 run_dir.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(layout.unit(stage, key) / name, run_dir / name)
+        note = "; ".join(notes)
         if status != OK:
             diverged.append(f"{describe_run(run)}: {note}")
         metrics = {name: found.get(name) for name in names}
@@ -74,6 +79,13 @@ def collect(table_plan: dict[str, Any], layout: Layout, table: Path, runs_dir: P
             writer.writeheader()
             writer.writerows(rows)
     return len(rows), diverged
+
+
+def nonfinite_note(rows: list[dict[str, str]]) -> str:
+    """How many of these runs went non-finite as the authors' code computes them ('' when none)."""
+    count = sum(row.get("status") == NONFINITE for row in rows)
+    return (f"{count} of {len(rows)} runs non-finite (as their code: a NaN output scores as wrong and agrees with "
+            "nothing, as their script scores it)") if count else ""
 
 
 def read_table(path: str | Path) -> list[dict[str, str]]:

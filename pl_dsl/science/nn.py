@@ -6,6 +6,7 @@ import contextlib
 import copy
 import math
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -86,6 +87,27 @@ def margin_loss(name: str, margin: torch.Tensor) -> torch.Tensor:
     return lookup(LOSSES, name, "loss")(margin)
 
 
+def own_loss(name: str, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-sample loss of outputs f(x) at labels y, through the margins y f(x)."""
+    return margin_loss(name, labels * outputs)
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """How a run's training computes: its per-sample loss of (loss name, outputs, labels), whether
+    a non-finite loss stops training (pl-dsl) or training goes on with it (the authors' code), and
+    whether nets may train stacked (a computation of its own, equal up to rounding); `whose`
+    names it in notes to readers."""
+
+    whose: str
+    loss: Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor]
+    stops_when_not_finite: bool
+    stacks: bool
+
+
+OWN_ARITHMETIC = Arithmetic("pl-dsl's arithmetic", own_loss, stops_when_not_finite=True, stacks=True)
+
+
 # Autocast dtype per training precision; None trains in plain fp32.
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -108,13 +130,15 @@ SCHEDULES: dict[str, Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.
 
 def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: TrainingConfig,
           on_step: Callable[[int, int, float], None] | None = None, snapshots: Collection[int] = (),
-          on_snapshot: Callable[[int, list[float]], None] | None = None) -> list[float]:
+          on_snapshot: Callable[[int, list[float]], None] | None = None,
+          arithmetic: Arithmetic = OWN_ARITHMETIC) -> list[float]:
     """Full-batch training for config.steps steps; returns the loss curve. After each step,
     on_step(steps done, config.steps, loss) if given (progress reports), and after step t for
     every t in snapshots, on_snapshot(t, losses so far) while the model holds its state after t
     steps: with a causal schedule that is the network a training of t steps ends with.
 
-    Raises Divergence with the step number as soon as the loss is not finite.
+    Raises Divergence with the step number as soon as the loss is not finite, unless the
+    arithmetic goes on with it (the authors' code: the weights become NaN and stay so).
     """
     optimizer = lookup(OPTIMIZERS, config.optimizer, "optimizer")(
         [p for p in model.parameters() if p.requires_grad], config)
@@ -126,9 +150,9 @@ def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: Training
     for step in range(config.steps):
         optimizer.zero_grad(set_to_none=True)
         with autocast(device_type, config.precision):
-            loss = margin_loss(config.loss, y * model(x).float()).mean()
+            loss = arithmetic.loss(config.loss, model(x).float(), y).mean()
         value = loss.item()
-        if not math.isfinite(value):
+        if not math.isfinite(value) and arithmetic.stops_when_not_finite:
             raise Divergence(step, value)
         if scaler is None:
             loss.backward()  # type: ignore[no-untyped-call]
@@ -178,11 +202,13 @@ class _StackedSGD:
             scheduler.step(loss)
 
 
-def stacks(device: torch.device, configs: list[TrainingConfig], force: bool = False) -> bool:
+def stacks(device: torch.device, configs: list[TrainingConfig], force: bool = False,
+           arithmetic: Arithmetic = OWN_ARITHMETIC) -> bool:
     """Whether nets of one shape train as one stacked model: on CUDA, where one small net leaves
     the device idle, for two or more fp32 nets; on the CPU, per-net training was measured faster
     (benchmarks/stacked_nets.py), so only when forced (`--config stack=on`, and the tests)."""
-    return (device.type == "cuda" or force) and len(configs) > 1 and all(c.precision == "fp32" for c in configs)
+    return arithmetic.stacks and (device.type == "cuda" or force) and len(configs) > 1 \
+        and all(c.precision == "fp32" for c in configs)
 
 
 def _stack_inputs(items: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -265,7 +291,8 @@ def outputs(model: TwoLayerNet, x: torch.Tensor, chunk: int = 65536) -> torch.Te
 
 def labels_of(values: torch.Tensor) -> torch.Tensor:
     """Signs as the authors score them (train.py `test`, `calc_agreement`): +1, -1, and 0 for an
-    output of exactly 0, which is wrong against any label and agrees only with another 0."""
+    output of exactly 0, which is wrong against any label and agrees only with another 0; NaN for
+    a NaN output, wrong against any label and agreeing with nothing (NaN != NaN)."""
     return torch.sign(values)
 
 

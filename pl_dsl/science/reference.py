@@ -22,17 +22,23 @@ from typing import Any
 import torch
 from torch import nn
 from torch.distributions.normal import Normal
+from torch.nn import functional as F
 
 from pl_dsl.errors import lookup
+from pl_dsl.science.nn import Arithmetic
 from pl_dsl.spec.config import DataConfig, NetworkConfig
 
 # Their synthetic generator draws this many fresh samples for the agreement (train=False).
 TEST_SAMPLES = 1000
 
 
+def _written(value: Any) -> str:
+    """A value as a spec writes it (true, not Python's True)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _one_of(*allowed: Any) -> tuple[Callable[[Any], bool], str]:
-    return (lambda value: value in allowed), " or ".join(str(a).lower() if isinstance(a, bool) else str(a)
-                                                         for a in allowed)
+    return (lambda value: value in allowed), " or ".join(_written(a) for a in allowed)
 
 
 # What reference mode replays, field by field of a resolved run: (whether a value is replayed,
@@ -41,6 +47,8 @@ _THEIR_TRAINING = {"optimizer": _one_of("sgd"), "momentum": _one_of(0.9), "sched
                    "loss": _one_of("identity", "logistic")}
 _SYNTHETIC = {"data.n_train": ((lambda n: n is not None and n % 2 == 0), "an even count (their generator asserts it)"),
               "data.n_test": _one_of(TEST_SAMPLES)}
+# Their Shifted Gauss generator hard-codes the class means +-0.3 in every coordinate.
+THEIR_MEAN_SHIFT = 0.3
 _EVERY_SAMPLE = ((lambda n: n is None), "every sample of the two classes (no count given)")
 
 
@@ -56,7 +64,8 @@ def _their_classes(pair: tuple[int, int]) -> dict[str, tuple[Callable[[Any], boo
 # every sample of the two classes; their synthetic generator: n even, 1000 test samples). These are
 # checked also where the value is absent.
 SUPPORTED_DATA: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
-    "gauss": _SYNTHETIC, "shifted_gauss": _SYNTHETIC, "mnist": _their_classes((1, 2)), "fmnist": _their_classes((0, 9))}
+    "gauss": _SYNTHETIC, "shifted_gauss": {**_SYNTHETIC, "data.mean_shift": _one_of(THEIR_MEAN_SHIFT)},
+    "mnist": _their_classes((1, 2)), "fmnist": _their_classes((0, 9))}
 SUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.kind": _one_of(*SUPPORTED_DATA),
     "network.readout": _one_of("gaussian"),
@@ -68,6 +77,41 @@ SUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+# Every other field of a resolved run, and why reference mode takes any value of it: a value their
+# command line takes, replayed as their train.py uses it, or a field that changes none of the
+# numbers their script computes. A section's name covers all its fields. tests/
+# test_reference_streams.py walks a resolved run: a field added to the language must be listed
+# here or refused above.
+REPLAYED: dict[str, str] = {
+    "data.kind": "their data_gen_method (synthetic) or dataset_name (real)",
+    "data.dim": "their in_dim", "data.n_train": "their n_sample",
+    "network.width": "their hidden_dim", "network.leaky_slope": "their slope",
+    "train_f.loss": "their loss_name", "train_g.loss": "their loss_name (the same as f's: checked)",
+    "train_f.steps": "their epochs_1", "train_g.steps": "their epochs_2",
+    "train_f.lr": "their lr_1", "train_g.lr": "their lr_2",
+    "train_f.precision": "fp32 (their CPU port), or fp16 on CUDA (their precision=16): checked",
+    "train_g.precision": "as train_f.precision",
+    "attack.eps": "their perturbation_size", "scenario": "their --on_original (b)", "seed": "their seed",
+    "device": "where their draws and arithmetic run (the CPU, or CUDA as their GPU launch)",
+    "rng": "this mode",
+}
+WITHOUT_EFFECT: dict[str, str] = {
+    "data.root": "where the files lie, not what they hold",
+    "data.content": "the files' checksum (the files are read as their loader reads them)",
+    "attack.l0_k": "read by the l0 norm only, which is refused",
+    "attack.step_size": "read by PGD only (attack.steps is 1)",
+    "theory": "metrics of pl-dsl's own, computed beside their numbers from the trained networks",
+    "decision_map": "drawn with their map.py's Monte-Carlo Phi from the trained networks",
+    "robustness": "metrics of pl-dsl's own attack on the trained networks, beside their numbers",
+}
+
+
+def accounted_for(path: str) -> bool:
+    """Whether a resolved run's field is refused, replayed or without effect in reference mode."""
+    declared = {*SUPPORTED, *(field for rules in SUPPORTED_DATA.values() for field in rules), *REPLAYED, *WITHOUT_EFFECT}
+    return path in declared or path.split(".")[0] in WITHOUT_EFFECT
+
+
 def _value(run: Any, path: str) -> Any:
     value: Any = run
     for part in path.split("."):
@@ -76,7 +120,7 @@ def _value(run: Any, path: str) -> Any:
 
 
 def _shown(value: Any) -> str:
-    return "every sample" if value is None else str(list(value) if isinstance(value, tuple) else value)
+    return "every sample" if value is None else _written(list(value) if isinstance(value, tuple) else value)
 
 
 def unsupported(run: Any) -> list[tuple[str, str]]:
@@ -89,6 +133,9 @@ def unsupported(run: Any) -> list[tuple[str, str]]:
         if (value is not None or even_absent) and not replayed(value):
             found.append((path, f"rng: reference replays the authors' train.py, which has {path} = {what}; "
                                 f"this run has {_shown(value)}"))
+    if run.train_g.loss != run.train_f.loss:
+        found.append(("train_g.loss", f"rng: reference replays the authors' train.py, which trains f and g with one "
+                                      f"loss; this run has {run.train_f.loss} for f and {run.train_g.loss} for g"))
     precision = [n for n in ("train_f", "train_g") if getattr(run, n).precision != "fp32" and run.device != "cuda"]
     found += [(f"{n}.precision", "rng: reference trains in fp32 on the CPU (fp16 only on CUDA, as their "
                                  "LightningLite(precision=16))") for n in precision]
@@ -238,3 +285,40 @@ def their_phi(z1: torch.Tensor, z2: torch.Tensor, gamma: float, samples: int = M
     slopes1 = torch.where(v @ z1.T + a >= 0, 1., gamma)
     slopes2 = torch.where(v @ z2.T + a >= 0, 1., gamma)
     return slopes1.T @ slopes2 / samples
+
+
+# Their arithmetic (train.py's _TrainingInterface), operation for operation in the run's precision:
+# the losses of (outputs, labels), the attack, and training that goes on through a non-finite loss.
+def _their_identity(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return -outputs * labels
+
+
+def _their_logistic(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """log(1 + exp(-y f)) as written: in fp32, exp overflows above a margin of -88.72 (the loss is
+    inf and its gradient NaN), and 1 + exp(-s) rounds to 1 above a margin of about 16.6."""
+    return torch.log(1 + _their_identity(outputs, labels).exp())
+
+
+THEIR_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "identity": _their_identity, "logistic": _their_logistic}
+
+
+def their_loss(name: str, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-sample loss of their train.py (`identity`, `logistic`)."""
+    return lookup(THEIR_LOSSES, name, "loss in reference mode")(outputs, labels)
+
+
+THEIR_ARITHMETIC = Arithmetic("as their code", their_loss, stops_when_not_finite=False, stacks=False)
+
+
+def their_perturbations(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, loss: str,
+                        eps: float) -> torch.Tensor:
+    """Their gen_perturbations: the gradient of the summed loss at the targets, F.normalize'd per
+    sample (its norm floored at 1e-12, so a gradient shorter than that gives a perturbation shorter
+    than eps, down to 0), times eps, negated; no projection, and a NaN gradient gives a NaN row."""
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    point = x.detach().requires_grad_(True)
+    total = their_loss(loss, model(point), targets).sum()
+    (grad,) = torch.autograd.grad(total, point)
+    return -(F.normalize(grad.flatten(1)).view(grad.shape) * eps)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import torch
 
     from pl_dsl.science.data import Dataset
+    from pl_dsl.science.nn import TwoLayerNet
 from pl_dsl.stages.common import (
     BaseParams,
     absolute_eps,
@@ -52,26 +53,52 @@ def _reference_targets(ctx: UnitContext, params: AttackParams, data: Dataset) ->
     return targets
 
 
-# The target labels y_adv per random streams (`rng`, stages/streams.py).
-TARGETS: dict[str, Callable[[UnitContext, AttackParams, Dataset], torch.Tensor]] = {
-    "pl-dsl": _own_targets, "reference": _reference_targets}
+def _own_perturbations(f: TwoLayerNet, x: torch.Tensor, y_adv: torch.Tensor, params: AttackParams) -> torch.Tensor:
+    from pl_dsl.science.attack import perturb
+
+    return perturb(f, x, y_adv, params.train.loss, params.attack)
+
+
+def _their_perturbations(f: TwoLayerNet, x: torch.Tensor, y_adv: torch.Tensor, params: AttackParams) -> torch.Tensor:
+    from pl_dsl.science.reference import their_perturbations
+
+    return their_perturbations(f, x, y_adv, params.train.loss, params.attack.eps)
+
+
+@dataclass(frozen=True)
+class AttackMode:
+    """Per random streams (`rng`, stages/streams.py): where the target labels y_adv come from, and
+    whose arithmetic computes r_n (pl-dsl's projected steps, or their one normalised step)."""
+
+    targets: Callable[[UnitContext, AttackParams, Dataset], torch.Tensor]
+    perturbations: Callable[[TwoLayerNet, torch.Tensor, torch.Tensor, AttackParams], torch.Tensor]
+
+
+MODES: dict[str, AttackMode] = {"pl-dsl": AttackMode(_own_targets, _own_perturbations),
+                                "reference": AttackMode(_reference_targets, _their_perturbations)}
 
 
 def compute(ctx: UnitContext, params: AttackParams) -> Output:
-    from pl_dsl.science.attack import perturb, perturbation_norm
+    from pl_dsl.science.attack import perturbation_norm
     from pl_dsl.science.nn import predict
 
     data = run_dataset(ctx, params)
     f = ctx.network("f", params.network, data.x.shape[1])
-    y_adv = lookup(TARGETS, params.rng, "rng")(ctx, params, data)
-    delta = perturb(f, data.x, y_adv, params.train.loss, params.attack)
-    norms = perturbation_norm(delta, params.attack.norm)
+    mode = lookup(MODES, params.rng, "rng")
+    y_adv = mode.targets(ctx, params, data)
+    delta = mode.perturbations(f, data.x, y_adv, params)
+    finite = delta.isfinite().all(dim=1)
+    norms = perturbation_norm(delta[finite], params.attack.norm)
+    lost = int((~finite).sum())
+    note = f"r_n non-finite for {lost} of {len(delta)} samples (as their code)" if lost else None
     return Output({"perturbations.pt": {"delta": delta.cpu(), "y_adv": y_adv.cpu()}}, {
         "attack_success": accuracy(predict(f, data.x + delta), y_adv),
-        "pert_norm_mean": norms.mean().item(),
-        "pert_norm_max": norms.max().item(),
+        "pert_norm_mean": norms.mean().item() if len(norms) else None,
+        "pert_norm_min": norms.min().item() if len(norms) else None,
+        "pert_norm_max": norms.max().item() if len(norms) else None,
+        "pert_nonfinite": lost / len(delta),
         "target_mean": y_adv.mean().item(),
-    })
+    }, note=note)
 
 
 SECTION = Section("attack", AttackConfig, schema_beside(__file__), resolve=absolute_eps("attack"),
@@ -85,8 +112,10 @@ STAGE = Stage(
     writes={"perturbations.pt": "r_n (delta) and the target labels y_adv of every training sample"},
     metrics={
         "attack_success": "fraction of n with sign f(x_n + r_n) = y_adv_n",
-        "pert_norm_mean": "mean norm of r_n in the attack's norm",
-        "pert_norm_max": "largest norm of r_n in the attack's norm",
+        "pert_norm_mean": "mean norm of the finite r_n in the attack's norm",
+        "pert_norm_min": "smallest norm of the finite r_n (below eps where the authors' normalisation floor shrinks it)",
+        "pert_norm_max": "largest norm of the finite r_n in the attack's norm",
+        "pert_nonfinite": "fraction of n whose r_n is not finite (only as the authors' code computes it)",
         "target_mean": "mean target label y_adv (0 for balanced targets)",
     },
     batch_size=64, sections=(SECTION,),

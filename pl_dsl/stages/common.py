@@ -91,6 +91,7 @@ def fit_together(ctx: UnitContext, members: Sequence[BaseParams], role: str,
     for index in range(len(members)):
         trajectories.setdefault(ctx.member(index).trajectory, []).append(index)
     groups = list(trajectories.values())
+    arithmetic = streams(members[0]).arithmetic()  # one rng per group: it is part of every unit's identity
     configs = [replace(trainings[group[0]], steps=max(trainings[i].steps for i in group)) for group in groups]
     emitted: set[int] = set()
 
@@ -102,8 +103,10 @@ def fit_together(ctx: UnitContext, members: Sequence[BaseParams], role: str,
 
     def model_file(net: TwoLayerNet, losses: list[float]) -> Output:
         state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+        finite = all(bool(v.isfinite().all()) for v in state.values())
         return Output({"model.pt": {"state": state, "final_loss": losses[-1] if losses else None,
-                                    "loss_curve": loss_curve(losses)}})
+                                    "loss_curve": loss_curve(losses)}},
+                      note=None if finite else f"{role} non-finite ({arithmetic.whose})")
 
     def fresh(group: list[int]) -> TwoLayerNet:
         member = members[group[0]]
@@ -111,7 +114,7 @@ def fit_together(ctx: UnitContext, members: Sequence[BaseParams], role: str,
 
     for group in groups:  # zero steps: the initial network
         emit(group, 0, model_file(fresh(group), []))
-    if stacks(ctx.device, configs, force=ctx.force_stack):
+    if stacks(ctx.device, configs, force=ctx.force_stack, arithmetic=arithmetic):
         train_stacked([fresh(group) for group in groups], [data[group[0]][0] for group in groups],
                       [data[group[0]][1] for group in groups], configs,
                       [{trainings[i].steps for i in group} for group in groups],
@@ -124,7 +127,7 @@ def fit_together(ctx: UnitContext, members: Sequence[BaseParams], role: str,
         try:
             train(model, x, y, config, on_step=ctx.progress, snapshots={trainings[i].steps for i in group},
                   on_snapshot=lambda steps, losses, group=group, model=model: emit(  # type: ignore[misc]
-                      group, steps, model_file(model, losses)))
+                      group, steps, model_file(model, losses)), arithmetic=arithmetic)
         except Divergence as error:
             emit(group, -1, error)
 

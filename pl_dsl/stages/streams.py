@@ -1,6 +1,6 @@
 """Whose random streams a run draws from (`rng:`), declared once: where its data set, its
-networks' initial weights and its target labels come from. The stages ask this table, never the
-mode's name."""
+networks' initial weights and its target labels come from, and whose arithmetic its training
+computes with. The stages ask this table, never the mode's name."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from pl_dsl.engine.registry import UnitContext
     from pl_dsl.science.data import Dataset
-    from pl_dsl.science.nn import TwoLayerNet
+    from pl_dsl.science.nn import Arithmetic, TwoLayerNet
     from pl_dsl.science.reference import Draws
     from pl_dsl.spec.config import DataConfig, NetworkConfig
     from pl_dsl.stages.common import BaseParams
@@ -24,11 +24,14 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Streams:
     """dataset: a run's D and clean test set on the unit's device; network: a fresh network for a
-    role ('f' or 'g'). The attack's target labels are declared per mode beside the attack
-    (stages/attack.py), so that f's code fingerprint does not cover the attack's."""
+    role ('f' or 'g'); arithmetic: the losses and training f and g compute with (science.nn's, or
+    the authors' as science/reference.py writes them out). The attack's target labels and
+    perturbations are declared per mode beside the attack (stages/attack.py), so that f's code
+    fingerprint does not cover the attack's."""
 
     dataset: Callable[[UnitContext, BaseParams], Dataset]
     network: Callable[[UnitContext, BaseParams, str, int], TwoLayerNet]
+    arithmetic: Callable[[], Arithmetic]
 
 
 def _own_network(ctx: UnitContext, params: BaseParams, role: str, dim: int) -> TwoLayerNet:
@@ -72,9 +75,21 @@ def _reference_network(ctx: UnitContext, params: BaseParams, role: str, dim: int
     return net
 
 
+def _own_arithmetic() -> Arithmetic:
+    from pl_dsl.science.nn import OWN_ARITHMETIC
+
+    return OWN_ARITHMETIC
+
+
+def _their_arithmetic() -> Arithmetic:
+    from pl_dsl.science.reference import THEIR_ARITHMETIC
+
+    return THEIR_ARITHMETIC
+
+
 STREAMS: dict[str, Streams] = {
-    "pl-dsl": Streams(lambda ctx, params: ctx.dataset(params.data, params.seed), _own_network),
-    "reference": Streams(_reference_dataset, _reference_network),
+    "pl-dsl": Streams(lambda ctx, params: ctx.dataset(params.data, params.seed), _own_network, _own_arithmetic),
+    "reference": Streams(_reference_dataset, _reference_network, _their_arithmetic),
 }
 
 
