@@ -289,6 +289,16 @@ def outputs(model: TwoLayerNet, x: torch.Tensor, chunk: int = 65536) -> torch.Te
         return torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
 
 
+def input_gradient(model: TwoLayerNet, x: torch.Tensor, labels: torch.Tensor, loss: str,
+                   arithmetic: Arithmetic = OWN_ARITHMETIC) -> torch.Tensor:
+    """The gradient in x of the summed loss at (x, labels), the weights held fixed: what the
+    attack's first step follows."""
+    point = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(arithmetic.loss(loss, model(point), labels).sum(), point)
+    return grad
+
+
 def labels_of(values: torch.Tensor) -> torch.Tensor:
     """Signs as the authors score them (train.py `test`, `calc_agreement`): +1, -1, and 0 for an
     output of exactly 0, which is wrong against any label and agrees only with another 0; NaN for

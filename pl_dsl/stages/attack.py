@@ -80,12 +80,16 @@ MODES: dict[str, AttackMode] = {"pl-dsl": AttackMode(_own_targets, _own_perturba
 
 def compute(ctx: UnitContext, params: AttackParams) -> Output:
     from pl_dsl.science.attack import perturbation_norm
-    from pl_dsl.science.nn import predict
+    from pl_dsl.science.nn import input_gradient, outputs, predict
+    from pl_dsl.stages.streams import streams
 
     data = run_dataset(ctx, params)
     f = ctx.network("f", params.network, data.x.shape[1])
     mode = lookup(MODES, params.rng, "rng")
     y_adv = mode.targets(ctx, params, data)
+    # where the authors' arithmetic departs from pl-dsl's (docs/spec.md, "Their arithmetic")
+    margins = y_adv * outputs(f, data.x)
+    gradients = input_gradient(f, data.x, y_adv, params.train.loss, streams(params).arithmetic()).flatten(1).norm(dim=1)
     delta = mode.perturbations(f, data.x, y_adv, params)
     finite = delta.isfinite().all(dim=1)
     norms = perturbation_norm(delta[finite], params.attack.norm)
@@ -97,6 +101,8 @@ def compute(ctx: UnitContext, params: AttackParams) -> Output:
         "pert_norm_min": norms.min().item() if len(norms) else None,
         "pert_norm_max": norms.max().item() if len(norms) else None,
         "pert_nonfinite": lost / len(delta),
+        "target_margin_min": margins.min().item(),
+        "grad_norm_min": gradients[gradients.isfinite()].min().item() if gradients.isfinite().any() else None,
         "target_mean": y_adv.mean().item(),
     }, note=note)
 
@@ -116,6 +122,10 @@ STAGE = Stage(
         "pert_norm_min": "smallest norm of the finite r_n (below eps where the authors' normalisation floor shrinks it)",
         "pert_norm_max": "largest norm of the finite r_n in the attack's norm",
         "pert_nonfinite": "fraction of n whose r_n is not finite (only as the authors' code computes it)",
+        "target_margin_min": "smallest margin y_adv_n f(x_n) at the targets (below -88.72 the authors' fp32 logistic "
+                             "loss overflows)",
+        "grad_norm_min": "smallest norm of the loss gradient at x_n towards y_adv_n (below 1e-12 the authors' "
+                         "normalisation shortens r_n)",
         "target_mean": "mean target label y_adv (0 for balanced targets)",
     },
     batch_size=64, sections=(SECTION,),
