@@ -106,7 +106,7 @@ def markdown_rows(text: str) -> list[dict[str, str]]:
 
 def latex_rows(text: str) -> list[dict[str, str]]:
     assert text.startswith("\\begin{tabular}") and "\\toprule" in text and "\\bottomrule" in text
-    lines = [line for line in text.splitlines() if line.rstrip().endswith("\\\\")]
+    lines = [line for line in text.splitlines() if line.rstrip().endswith("\\\\") and "multicolumn" not in line]
     cells = [[c.strip().replace("\\_", "_") for c in line.rstrip().removesuffix("\\\\").split("&")] for line in lines]
     return [dict(zip(cells[0], line)) for line in cells[1:]]
 
@@ -127,3 +127,23 @@ def test_tables_for_papers_parse_back_to_the_results(workdir: Path) -> None:
             "mean", "std", "median", "min", "max")}) for p in points]
     refused = run_cli("results", "tiny", "--stat", "median", cwd=workdir)
     assert refused.returncode == 2 and "--stat chooses how --over-seeds writes a point" in refused.stderr
+
+
+def test_a_table_over_seeds_gives_the_sample_std_and_says_so_with_n(workdir: Path) -> None:
+    """The sample standard deviation (n - 1), as a paper's reader reads '±', named with n under the
+    table; metric columns right-aligned in LaTeX."""
+    from statistics import stdev
+
+    runs = csv_rows(run_cli("results", "tiny", "--csv", cwd=workdir).stdout)
+    points = csv_rows(run_cli("results", "tiny", "--over-seeds", "--csv", cwd=workdir).stdout)
+    for point in points:
+        values = [float(r["agreement"]) for r in runs if all(r[k] == point[k] for k in point if k in r and k != "seed")]
+        assert len(values) == int(point["seeds"]) > 1
+        assert float(point["agreement_std"]) == pytest.approx(stdev(values))
+    n = points[0]["seeds"]
+    latex = run_cli("results", "tiny", "--over-seeds", "--format", "latex", "-m", "agreement", cwd=workdir).stdout
+    assert f"mean ± s.d. (sample standard deviation, n − 1) over n = {n} seeds" in latex
+    assert "\\multicolumn" in latex and latex.index("multicolumn") > latex.index("bottomrule")
+    assert latex.splitlines()[0].endswith("rr}")  # seeds and agreement right-aligned
+    markdown = run_cli("results", "tiny", "--over-seeds", "--format", "markdown", "--stat", "median", cwd=workdir)
+    assert markdown.stdout.rstrip().endswith(f"median [min, max] over n = {n} seeds")

@@ -53,19 +53,21 @@ def paper_table(rows: list[dict[str, str]], axes: list[str], shown: list[str], f
                 stat: str, all_columns: bool) -> str:
     """The results as CSV (full precision), Markdown or LaTeX (4 significant digits), one row per
     run or, over the seeds, per point."""
-    from pl_dsl.report.results import formatted, over_seeds_rows, paper_rows
+    from pl_dsl.report.results import formatted, over_seeds_rows, paper_rows, statistic_note
 
     keys = [a for a in axes if a != "seed"]
+    note = ""
     if over_seeds:
         points = over_seeds_rows(rows, keys, shown)
         table_rows = points if fmt == "csv" else paper_rows(points, keys, shown, stat)
+        note = statistic_note(points, stat)
     elif fmt == "csv" and all_columns:
         table_rows = rows
     else:
         table_rows = [{c: row[c] for c in ("run", *axes, *shown)} for row in rows]
     if fmt != "csv":
         table_rows = [{k: cell(str(v)) for k, v in row.items()} for row in table_rows]
-    return formatted(table_rows, fmt)
+    return formatted(table_rows, fmt, numeric={*shown, "seeds"}, note=note)
 
 
 @click.command()
@@ -77,7 +79,8 @@ def paper_table(rows: list[dict[str, str]], axes: list[str], shown: list[str], f
                    "swept columns and those metrics); markdown (GitHub) or latex (booktabs rules): for a paper.")
 @click.option("--csv", "as_csv", is_flag=True, help="The same as --format csv.")
 @click.option("--stat", type=click.Choice(["mean", "median"]), default="mean", show_default=True,
-              help="With --over-seeds in markdown or latex: mean ± std, or median [min, max], over the seeds.")
+              help="With --over-seeds in markdown or latex: mean ± sample s.d. (n - 1), or median [min, max], over "
+                   "the seeds; a line under the table says which, with n.")
 @click.option("--metric", "-m", "metrics", multiple=True, help="Metric columns to show (default: the main ones).")
 @click.option("--over-seeds", is_flag=True,
               help="One row per point (the other swept values): mean, min and max of each metric over the seeds.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +109,9 @@ def table_columns(rows: list[dict[str, str]], known: dict[str, str] | set[str],
 
 def over_seeds_rows(rows: list[dict[str, str]], keys: list[str], metrics: list[str]) -> list[dict[str, Any]]:
     """One row per point (the values of `keys`, in first-seen order): how many seeds, and each
-    metric's mean, min and max over them (`<metric>_mean`, ...; '' where no run has it)."""
-    from statistics import fmean, median, pstdev
+    metric's mean, sample standard deviation (n - 1; '' for one seed), median, min and max over
+    them (`<metric>_mean`, ...; '' where no run has it)."""
+    from statistics import fmean, median, stdev
 
     groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
     for row in rows:
@@ -121,24 +122,36 @@ def over_seeds_rows(rows: list[dict[str, str]], keys: list[str], metrics: list[s
         for metric in metrics:
             values = [float(m[metric]) for m in members if m.get(metric)]
             summary.update({f"{metric}_mean": fmean(values) if values else "",
-                            f"{metric}_std": pstdev(values) if values else "",
+                            f"{metric}_std": stdev(values) if len(values) > 1 else "",
                             f"{metric}_median": median(values) if values else "",
                             f"{metric}_min": min(values, default=""), f"{metric}_max": max(values, default="")})
         points.append(summary)
     return points
 
 
-# How a point over seeds is written in a table for a paper (`pl-dsl results --stat`).
+# How a point over seeds is written in a table for a paper (`pl-dsl results --stat`), and the line
+# under the table that says so ({n}: the seeds per point).
 STATISTICS: dict[str, Callable[[dict[str, Any], str], str]] = {
-    "mean": lambda p, m: f"{p[f'{m}_mean']:.3f} ± {p[f'{m}_std']:.3f}",
+    "mean": lambda p, m: f"{p[f'{m}_mean']:.3f}" + (f" ± {p[f'{m}_std']:.3f}" if p[f"{m}_std"] != "" else ""),
     "median": lambda p, m: f"{p[f'{m}_median']:.3f} [{p[f'{m}_min']:.3f}, {p[f'{m}_max']:.3f}]",
 }
+STATISTIC_NOTES = {"mean": "mean ± s.d. (sample standard deviation, n − 1) over n = {n} seeds",
+                   "median": "median [min, max] over n = {n} seeds"}
+
+
+def statistic_note(points: list[dict[str, Any]], statistic: str) -> str:
+    """What a table over seeds shows, with n: 'mean ± s.d. (...) over n = 3 seeds' (or n = 2–3)."""
+    counts = sorted({int(p["seeds"]) for p in points}) or [0]
+    n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    return STATISTIC_NOTES[statistic].format(n=n)
 # Table formats of `pl-dsl results --format` (tabulate's names): GitHub markdown, LaTeX with booktabs rules.
 TABLE_FORMATS = {"markdown": "github", "latex": "latex_booktabs"}
 
 
-def formatted(rows: list[dict[str, Any]], fmt: str) -> str:
-    """Rows (all with the same columns) as csv, markdown or LaTeX (booktabs) text."""
+def formatted(rows: list[dict[str, Any]], fmt: str, numeric: Collection[str] = (), note: str = "") -> str:
+    """Rows (all with the same columns) as csv, markdown or LaTeX (booktabs) text; the `numeric`
+    columns right-aligned, and `note` (what the numbers are) under the table: a line in markdown,
+    a last row spanning the table in LaTeX."""
     if fmt == "csv":
         return as_text(rows)
     from typing import cast
@@ -147,8 +160,14 @@ def formatted(rows: list[dict[str, Any]], fmt: str) -> str:
 
     table = cast(Callable[..., str], tabulate)  # tabulate ships no type hints
     columns = list(rows[0]) if rows else []
-    return table([[row[c] for c in columns] for row in rows], headers=columns, tablefmt=TABLE_FORMATS[fmt],
-                 disable_numparse=True) + "\n"
+    text = table([[row[c] for c in columns] for row in rows], headers=columns, tablefmt=TABLE_FORMATS[fmt],
+                 disable_numparse=True, colalign=["right" if c in numeric else "left" for c in columns] or None)
+    if note and fmt == "latex":
+        end = "\\end{tabular}"
+        text = text.replace(end, f"\\multicolumn{{{len(columns)}}}{{l}}{{\\footnotesize {note}}} \\\\\n{end}")
+    elif note:
+        text += f"\n\n{note}"
+    return text + "\n"
 
 
 def paper_rows(points: list[dict[str, Any]], keys: list[str], metrics: list[str], statistic: str) -> list[dict[str, Any]]:
