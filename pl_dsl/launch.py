@@ -108,9 +108,10 @@ def parse_change(argument: str, schema: dict[str, Any], multirun: bool = False) 
 
 
 def derive(spec: Path, changes: list[Change], layout: Layout, registry: Registry,
-           name: str | None = None) -> tuple[Path, list[SpecError]]:
-    """Write the derived spec of `spec` with `changes` to results/<derived name>/spec.yaml and
-    check it. Errors at a changed field name its argument; the file is only written when valid."""
+           name: str | None = None, scratch: Path | None = None) -> tuple[Path, list[SpecError]]:
+    """Write the derived spec of `spec` with `changes` to results/<derived name>/spec.yaml (under
+    `scratch` instead, for a dry run, which leaves nothing in results/) and check it. Errors at a
+    changed field name its argument; the file is only written when valid."""
     experiment, errors = check_file(spec, registry)
     if experiment is None:
         return spec, errors
@@ -131,7 +132,7 @@ def derive(spec: Path, changes: list[Change], layout: Layout, registry: Registry
     data["name"] = name or f"{experiment.name}+{digest}"
     data["description"] = (f"{experiment.spec.get('description') or experiment.name}; derived from {spec} with "
                            + " ".join(("-m " if c.multirun else "") + c.argument for c in changes))
-    target = layout.experiment(data["name"]) / "spec.yaml"
+    target = (scratch / data["name"] if scratch is not None else layout.experiment(data["name"])) / "spec.yaml"
     text = (f"# Derived by `pl-dsl run` from {spec.resolve()} with: "
             + " ".join(("-m " if c.multirun else "") + c.argument for c in changes) + "\n"
             + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120))

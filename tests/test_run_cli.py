@@ -96,6 +96,16 @@ def test_a_dry_run_and_snakemake_arguments_pass_through(ran: Path) -> None:
     assert wrong.returncode != 0 and "stack=sometimes" in wrong.stdout + wrong.stderr
 
 
+def test_a_dry_run_of_a_derived_experiment_leaves_nothing_in_results(ran: Path) -> None:
+    """Its derived spec goes to a folder of its own, so no results/<name>/ is left for list,
+    status, results and rm to stumble on."""
+    dry = run_cli("run", str(ran / "tiny.yaml"), "-m", "network.width=3,5", "--name", "dry-only", "-n", "--cores", "1",
+                  cwd=ran)
+    assert dry.returncode == 0 and "to compute" in dry.stdout, dry.stderr[-2000:]
+    assert not (ran / "results" / "dry-only").exists()
+    assert "dry-only" not in run_cli("list", cwd=ran).stdout
+
+
 def test_list_and_compare(ran: Path) -> None:
     listed = run_cli("list", cwd=ran)
     name = derived_name(ran)

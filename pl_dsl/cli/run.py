@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,11 +36,12 @@ class Prepared:
 
 
 def prepare(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None, layout: Layout,
-            registry: Registry, skip_missing_data: bool = False) -> Prepared:
+            registry: Registry, skip_missing_data: bool = False, scratch: Path | None = None) -> Prepared:
     """Resolve ITEMS (specs and FIELD=VALUE changes) and -m axes to checked experiments, deriving
-    an experiment per spec where there are changes; usage errors exit 2, invalid specs 1. Missing
-    data files are errors too (the workflow would refuse to start), unless skip_missing_data (the
-    workflow's `missing_data=skip`, which leaves such specs out)."""
+    an experiment per spec where there are changes (its spec written under `scratch` when given,
+    else in results/); usage errors exit 2, invalid specs 1. Missing data files are errors too
+    (the workflow would refuse to start), unless skip_missing_data (the workflow's
+    `missing_data=skip`, which leaves such specs out)."""
     from pl_dsl.engine.names import spec_files
     from pl_dsl.launch import UsageError, derive, parse_change, project_root
 
@@ -64,7 +66,7 @@ def prepare(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None,
         derived = []
         for file in files:
             try:
-                target, derive_errors = derive(file, changes, layout, registry, name)
+                target, derive_errors = derive(file, changes, layout, registry, name, scratch)
             except UsageError as exc:
                 raise CommandError(str(exc), 2) from None
             errors.extend(derive_errors)
@@ -124,15 +126,21 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
     stages = registry(None)
     snakemake_args = ctx.meta.get("snakemake_args", [])
     skip = "missing_data=skip" in snakemake_args  # the workflow leaves specs without data out
+    if dry_run:  # derived specs go to a folder of its own: a dry run leaves nothing in results/
+        with tempfile.TemporaryDirectory(prefix="pl-dsl-dry-run-") as scratch:
+            prepared = prepare(items, multirun, name, layout, stages, skip, Path(scratch))
+            for warning in prepared.warnings:
+                err.print(str(warning), markup=False)
+            tracker = Tracker.of(prepared.experiments, layout, stages)
+            code = subprocess.run(snakemake_command(prepared.files, cores, profile, True, force, layout,
+                                                    snakemake_args)).returncode
+        out.print(f"units per stage: {tracker.reuse(planned=True)}", markup=False)
+        sys.exit(code)
     prepared = prepare(items, multirun, name, layout, stages, skip_missing_data=skip)
     for warning in prepared.warnings:
         err.print(str(warning), markup=False)
     command = snakemake_command(prepared.files, cores, profile, dry_run, force, layout, snakemake_args)
     tracker = Tracker.of(prepared.experiments, layout, stages)
-    if dry_run:
-        code = subprocess.run(command).returncode
-        out.print(f"units per stage: {tracker.reuse(planned=True)}", markup=False)
-        sys.exit(code)
     log = layout.logs / "run" / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
     names = ", ".join(e.name for e in prepared.experiments)
     out.print(f"running {names} (Snakemake's log: {log})", markup=False)
