@@ -66,7 +66,7 @@ def test_a_missing_experiment_is_a_command_error_naming_where_it_looked(tmp_path
     layout = Layout(tmp_path / "results")
     with pytest.raises(CommandError) as missing:
         stored_table("nothing-here", layout)
-    assert missing.value.code == 1 and "'nothing-here' names nothing" in missing.value.message
+    assert missing.value.code == 2 and "'nothing-here' names nothing" in missing.value.message
     with pytest.raises(CommandError):
         compare_experiments("a", "b", [], layout, default_registry().metrics())
 

@@ -138,3 +138,28 @@ def test_the_readme_starts_where_users_start_and_stays_short() -> None:
         assert section in text
     for page in ("docs/spec.md", "docs/internals.md", "docs/performance.md", "docs/cluster.md", "docs/paper.md"):
         assert page in text and (REPO / page).exists()
+
+
+def test_exit_codes_are_the_readmes_table(tmp_path: Path) -> None:
+    """One table of exit codes (README, pl_dsl/cli/common.py), and each code where it is meant:
+    read input wrong -> 1, the command line wrong -> 2 (test_interrupt.py: 130)."""
+    import re
+
+    from pl_dsl.cli.common import EXIT_CODES
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = re.findall(r"^\| (\d+|other) \| (.+) \|$", readme, flags=re.MULTILINE)
+    assert {code for code, _ in table} == {*map(str, EXIT_CODES), "other"}
+    for code, meaning in table:
+        if code != "other":
+            assert meaning.startswith(EXIT_CODES[int(code)]), code
+    valid, invalid = REPO / "tests/specs/valid/tiny.yaml", next((REPO / "tests/specs/invalid").glob("*.yaml"))
+    assert run_cli("validate", str(valid), cwd=tmp_path).returncode == 0
+    assert run_cli("validate", str(invalid), cwd=tmp_path).returncode == 1  # a spec with errors
+    (tmp_path / "results").mkdir()
+    for argv in (["validate", "--bogus", str(valid)],  # an unknown option
+                 ["results", "nothing-here"], ["status", "nothing-here"], ["run", "nothing-here"],  # names nothing
+                 ["run", str(valid), "network.widht=3"],  # no such field
+                 ["results", "tiny", "--csv", "--format", "latex"]):  # contradicting options (names first)
+        done = run_cli(*argv, cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, (argv, done.returncode, done.stderr)

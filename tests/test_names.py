@@ -62,7 +62,7 @@ def test_a_spec_path_and_a_spec_under_experiments_name_the_same_experiment(outsi
                                      ["compare", "my-width"], ["gc"]], ids=lambda c: c[0])
 def test_a_name_found_nowhere_says_where_it_looked(outside: Path, command: list[str]) -> None:
     result = run_cli(*command[:1], "my-widht", *command[1:], cwd=outside)
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr
     assert "'my-widht' names nothing" in result.stderr
     assert "no experiment 'my-widht' in results/ (my-width)" in result.stderr
     assert f"no spec named 'my-widht' under {outside / 'experiments'}/ (none there)" in result.stderr

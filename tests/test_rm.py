@@ -42,4 +42,4 @@ def test_rm_lists_then_removes_only_what_no_other_experiment_uses(tmp_path: Path
     assert all((tmp_path / "results/store" / stage / key / "record.json").exists() for stage, key in kept)
     assert "Nothing to be done" in run_cli("run", str(keep), "-n", cwd=tmp_path).stdout
     gone = run_cli("rm", "drop", cwd=tmp_path)
-    assert gone.returncode == 1 and "'drop' names nothing" in gone.stderr
+    assert gone.returncode == 2 and "'drop' names nothing" in gone.stderr

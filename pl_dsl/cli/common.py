@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -14,6 +15,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 FC = TypeVar("FC", bound=Callable[..., Any])
+
+
+# What each exit code of a pl-dsl command means (the README's table says the same; tests/
+# test_cli_validate.py keeps them equal).
+EXIT_CODES = {
+    0: "done",
+    1: "what the command read is wrong or missing, or the work failed",
+    2: "the command line is wrong",
+    130: "interrupted",
+}
 
 
 class CommandError(Exception):
@@ -64,13 +75,14 @@ def fail_with(errors: list[Any], code: int = 1) -> NoReturn:
 
 
 def named(resolve: Callable[[], T]) -> T:
-    """What a resolver of engine.names returns; where it looked (exit 1) when it finds nothing."""
+    """What a resolver of engine.names returns; where it looked when it finds nothing (exit 2: an
+    argument that names nothing is a mistake of the command line)."""
     from pl_dsl.engine.names import NotFound
 
     try:
         return resolve()
     except NotFound as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(str(exc), 2) from None
 
 
 def registry(stage_modules: str | None) -> Registry:
@@ -93,3 +105,9 @@ def results_option(help_text: str = "Results root.") -> Callable[[FC], FC]:
     """The --results option (the results root) every command that reads or writes results takes."""
     return click.option("--results", "results_root", default="results", show_default=True,
                         type=click.Path(file_okay=False), help=help_text)
+
+
+def no_experiments(root: Path) -> str:
+    """What list and status say where a results root holds nothing, naming the folder looked in."""
+    return (f"no experiments in {root.resolve()}/ yet (pl-dsl reads {root}/ in the folder it runs in; --results DIR "
+            "names another): `pl-dsl run SPEC` makes one")

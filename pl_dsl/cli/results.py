@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING
 import click
 
 from pl_dsl.cli import render
-from pl_dsl.cli.common import STAGE_MODULES, CommandError, cell, console, named, registry, results_option
+from pl_dsl.cli.common import (
+    STAGE_MODULES,
+    CommandError,
+    cell,
+    console,
+    named,
+    no_experiments,
+    registry,
+    results_option,
+)
 from pl_dsl.suggest import did_you_mean
 from pl_dsl.suggest import known as known_names
 
@@ -126,7 +135,7 @@ def list_experiments(results_root: str) -> None:
 
     entries = experiments(Layout(Path(results_root)))
     if not entries:
-        console().print(f"no experiments in {results_root}/ yet: `pl-dsl run SPEC` makes one", markup=False)
+        console().print(no_experiments(Path(results_root)), markup=False)
         return
     console().print(render.catalog(entries, results_root))
 

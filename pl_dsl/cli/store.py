@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING
 import click
 
 from pl_dsl.cli import render
-from pl_dsl.cli.common import STAGE_MODULES, CommandError, console, fail_with, named, registry, results_option
+from pl_dsl.cli.common import (
+    STAGE_MODULES,
+    CommandError,
+    console,
+    fail_with,
+    named,
+    no_experiments,
+    registry,
+    results_option,
+)
 from pl_dsl.spec.check import check_file
 
 if TYPE_CHECKING:
@@ -75,7 +84,7 @@ def status(experiments: tuple[str, ...], results_root: str, stage_modules: str |
     for note in report.notes:
         console(err=True).print(f"pl-dsl status: {note}", markup=False)
     if report.state is None:
-        console().print(f"no experiments in {layout.root}/ yet: `pl-dsl run SPEC` makes one", markup=False)
+        console().print(no_experiments(layout.root), markup=False)
         return
     if as_json:
         click.echo(json.dumps(report.state.to_json(), indent=1))

@@ -83,7 +83,9 @@ def _nowhere(item: str, layout: Layout, root: Path) -> NotFound:
     where = ["not a spec file or folder",
              f"no experiment '{item}' in {layout.root}/ ({', '.join(known) if known else 'none there'})",
              f"no spec named '{item}' under {folder}/ ({there or 'none there'})"]
-    return NotFound(f"'{item}' names nothing: {'; '.join(where)}{did_you_mean(item, known + project)}")
+    looks_like_a_field = re.fullmatch(r"[A-Za-z_]+(\.[A-Za-z_0-9]+)+", item) and not item.endswith((".yaml", ".yml"))
+    field = f"; to set the field {item}, write {item}=VALUE" if looks_like_a_field else ""
+    return NotFound(f"'{item}' names nothing: {'; '.join(where)}{did_you_mean(item, known + project)}{field}")
 
 
 def spec_files(items: str | Iterable[str] | None, layout: Layout, root: Path) -> list[Path]:
