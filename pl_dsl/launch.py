@@ -107,23 +107,61 @@ def parse_change(argument: str, schema: dict[str, Any], multirun: bool = False) 
     return Change(argument, path, value, multirun)
 
 
+def _multirun(data: dict[str, Any], change: Change, spec: Path) -> str:
+    """Sweep the spec over a -m axis: replacing its own sweep of that field, or adding an axis,
+    which every plot that does not show it takes as its series (never a silent reduction).
+    Returns what was done, for the run's output."""
+    swept_in_panels = any(change.path in panel.get("vary", {}) or change.path in panel.get("vary", {}).get("zip", {})
+                          for panel in data.get("panels", []))
+    if swept_in_panels:
+        raise UsageError(f"-m {change.argument}: '{change.path}' is a panel's factor in {spec}")
+    sweep = data.setdefault("sweep", {})
+    if change.path in sweep.get("zip", {}):
+        raise UsageError(f"-m {change.argument}: '{change.path}' is swept in step with other fields (sweep.zip) in "
+                         f"{spec}: change the spec, or set the zip's fields one by one")
+    grid = sweep.setdefault("grid", {})
+    before = grid.get(change.path)
+    grid[change.path] = change.value
+    if before is not None:
+        return f"-m {change.argument}: replaces the spec's sweep over {change.path} ({before})"
+    axes = [*grid, *sweep.get("zip", {}), *(["seed"] if len(data.get("seeds", [])) > 1 else [])]
+    shown = []
+    for plot in data.get("plots", []):
+        if change.path in (plot.get("x"), plot.get("series")):
+            continue
+        old = plot.get("series")
+        if old is not None:  # the old series is kept visible, as a band
+            reduce = plot.get("reduce", "max")
+            plan = {a: reduce for a in axes if a not in (plot["x"], change.path)} if isinstance(reduce, str) \
+                else dict(reduce)
+            if "band" in plan.values():
+                raise UsageError(f"-m {change.argument}: plot '{plot['name']}' shows {old} as its series and already "
+                                 f"has a band axis, so it cannot show {change.path} too; sweep {change.path} in a "
+                                 "spec whose plot shows it")
+            plot["reduce"] = {**plan, old: "band"}
+        plot["series"] = change.path
+        shown.append(f"plot {plot['name']}: series {change.path}" + (f", {old} as a band" if old else ""))
+    figures = [figure["name"] for figure in data.get("figures", [])]
+    return (f"-m {change.argument}: adds the axis {change.path}" + (f" ({'; '.join(shown)})" if shown else "")
+            + (f"; figure(s) {', '.join(figures)} reduce it as their `reduce` says (max where it names nothing)"
+               if figures else ""))
+
+
 def derive(spec: Path, changes: list[Change], layout: Layout, registry: Registry,
-           name: str | None = None, scratch: Path | None = None) -> tuple[Path, list[SpecError]]:
+           name: str | None = None, scratch: Path | None = None) -> tuple[Path, list[SpecError], list[str]]:
     """Write the derived spec of `spec` with `changes` to results/<derived name>/spec.yaml (under
     `scratch` instead, for a dry run, which leaves nothing in results/) and check it. Errors at a
-    changed field name its argument; the file is only written when valid."""
+    changed field name its argument; the file is only written when valid. Also returns what
+    each -m did (replaced the spec's sweep of a field, or added an axis)."""
     experiment, errors = check_file(spec, registry)
     if experiment is None:
-        return spec, errors
+        return spec, errors, []
     raw = load_composed(spec.read_text(encoding="utf-8"), str(spec)).data  # its bases merged in
     data = copy.deepcopy(raw)
+    notes = []
     for change in changes:
         if change.multirun:
-            swept_in_panels = any(change.path in panel.get("vary", {}) or change.path in panel.get("vary", {}).get("zip", {})
-                                  for panel in data.get("panels", []))
-            if swept_in_panels:
-                raise UsageError(f"-m {change.argument}: '{change.path}' is a panel's factor in {spec}")
-            data.setdefault("sweep", {}).setdefault("grid", {})[change.path] = change.value
+            notes.append(_multirun(data, change, spec))
         elif "." in change.path:
             set_path(data, change.path, change.value)
         else:
@@ -138,11 +176,11 @@ def derive(spec: Path, changes: list[Change], layout: Layout, registry: Registry
             + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120))
     derived, errors = check_text(text, str(target), registry)
     if derived is None:
-        return target, [_name_argument(error, changes) for error in errors]
+        return target, [_name_argument(error, changes) for error in errors], notes
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists() or target.read_text(encoding="utf-8") != text:
         target.write_text(text, encoding="utf-8")
-    return target, []
+    return target, [], notes
 
 
 def _name_argument(error: SpecError, changes: list[Change]) -> SpecError:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, run_cli, write_spec
 
@@ -34,6 +35,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       "--cores", "2", cwd=workdir)
     assert derived.returncode == 0, derived.stderr[-2000:]
     (workdir / "derived.txt").write_text(derived.stdout)
+    (workdir / "derived-notes.txt").write_text(derived.stderr)
     return workdir
 
 
@@ -75,11 +77,11 @@ def test_argument_mistakes_name_the_argument(tmp_path: Path) -> None:
     assert "training.learning_rate=0.1: 'training.learning_rate' is not a field of the spec " \
            "(did you mean 'training.lr'?)" in typo.stderr
     bad = run_cli("run", str(spec), "training.lr=fast", "network.width=0", cwd=tmp_path)
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert "argument training.lr=fast: expected number, got str 'fast'" in bad.stderr
     assert "argument network.width=0: 0 is less than the minimum of 1" in bad.stderr
     unknown = run_cli("run", "tinny", cwd=tmp_path)
-    assert unknown.returncode == 1 and "no experiment 'tinny'" in unknown.stderr
+    assert unknown.returncode == 2 and "no experiment 'tinny'" in unknown.stderr
     assert not (tmp_path / "results").exists()  # nothing ran
 
 
@@ -94,6 +96,20 @@ def test_a_dry_run_and_snakemake_arguments_pass_through(ran: Path) -> None:
     assert stacked.returncode == 0 and "runs 6/6 done" in stacked.stdout, stacked.stderr[-2000:]
     wrong = run_cli("run", str(ran / "tiny.yaml"), "--cores", "1", "--", "--config", "stack=sometimes", cwd=ran)
     assert wrong.returncode != 0 and "stack=sometimes" in wrong.stdout + wrong.stderr
+
+
+def test_a_multirun_axis_is_shown_never_reduced_silently(ran: Path) -> None:
+    """-m adding an axis: the plot that does not show it draws it as its series (its old series,
+    the seeds, kept as a band), and the run says so; -m of a swept field says it replaces that sweep."""
+    name = derived_name(ran)
+    plot = yaml.safe_load((ran / f"results/{name}/spec.yaml").read_text())["plots"][0]
+    assert plot["series"] == "network.width" and plot["reduce"]["seed"] == "band"
+    assert "-m network.width=10,30: adds the axis network.width (plot by_eps: series network.width, seed as a band)" \
+        in (ran / "derived-notes.txt").read_text()
+    replaced = run_cli("run", str(ran / "tiny.yaml"), "-m", "attack.eps_per_coord=0.01", "-n", "--cores", "1", cwd=ran)
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert "-m attack.eps_per_coord=0.01: replaces the spec's sweep over attack.eps_per_coord ([0.01, 0.02, 0.05])" \
+        in replaced.stderr
 
 
 def test_a_dry_run_of_a_derived_experiment_leaves_nothing_in_results(ran: Path) -> None:
@@ -119,7 +135,7 @@ def test_list_and_compare(ran: Path) -> None:
     assert "the specs also differ in:" in compared.stdout and "attack.targets: balanced vs random" in compared.stdout
     assert "0 of 0 matched points differ (marked *); 6 only in A and 12 only in B" in compared.stdout
     wrong = run_cli("compare", "tiny", "tiyn", cwd=ran)
-    assert wrong.returncode == 1 and "did you mean 'tiny'" in wrong.stderr
+    assert wrong.returncode == 2 and "did you mean 'tiny'" in wrong.stderr
 
 
 def test_mlflow_export_reads_back(ran: Path) -> None:

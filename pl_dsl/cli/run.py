@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,7 @@ class Prepared:
     files: list[Path]
     experiments: list[Experiment]
     warnings: list[SpecError]
+    notes: list[str] = field(default_factory=list)  # what each -m did to the spec's sweep and plots
 
 
 def prepare(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None, layout: Layout,
@@ -62,18 +63,20 @@ def prepare(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None,
         raise CommandError("--name names a derived experiment, and there is none without FIELD=VALUE or -m "
                            "(to rename an experiment, change its spec's name:)", 2)
     errors: list[SpecError] = []
+    notes: list[str] = []
     if changes:
         derived = []
         for file in files:
             try:
-                target, derive_errors = derive(file, changes, layout, registry, name, scratch)
+                target, derive_errors, derive_notes = derive(file, changes, layout, registry, name, scratch)
             except UsageError as exc:
                 raise CommandError(str(exc), 2) from None
             errors.extend(derive_errors)
+            notes.extend(dict.fromkeys(derive_notes))
             if not derive_errors:
                 derived.append(target)
         files = derived
-    prepared = Prepared(files, [], [])
+    prepared = Prepared(files, [], [], list(dict.fromkeys(notes)))
     for file in files:  # the same check, and messages, as `pl-dsl validate`
         experiment, found = check_file(file, registry)
         errors.extend(found)
@@ -82,8 +85,9 @@ def prepare(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None,
             stopping = [w for w in experiment.warnings if w.stops_runs and not skip_missing_data]
             errors.extend(replace(warning, level="error") for warning in stopping)
             prepared.warnings.extend(w for w in experiment.warnings if w not in stopping)
-    if errors:
-        fail_with([*errors, *prepared.warnings])
+    if errors:  # a mistake in a FIELD=VALUE argument is one of the command line (exit 2)
+        at_arguments = any(error.file.startswith("argument ") for error in errors)
+        fail_with([*errors, *prepared.warnings], 2 if at_arguments else 1)
     return prepared
 
 
@@ -129,16 +133,16 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
     if dry_run:  # derived specs go to a folder of its own: a dry run leaves nothing in results/
         with tempfile.TemporaryDirectory(prefix="pl-dsl-dry-run-") as scratch:
             prepared = prepare(items, multirun, name, layout, stages, skip, Path(scratch))
-            for warning in prepared.warnings:
-                err.print(str(warning), markup=False)
+            for line in [*map(str, prepared.warnings), *prepared.notes]:
+                err.print(line, markup=False)
             tracker = Tracker.of(prepared.experiments, layout, stages)
             code = subprocess.run(snakemake_command(prepared.files, cores, profile, True, force, layout,
                                                     snakemake_args)).returncode
         out.print(f"units per stage: {tracker.reuse(planned=True)}", markup=False)
         sys.exit(code)
     prepared = prepare(items, multirun, name, layout, stages, skip_missing_data=skip)
-    for warning in prepared.warnings:
-        err.print(str(warning), markup=False)
+    for line in [*map(str, prepared.warnings), *prepared.notes]:
+        err.print(line, markup=False)
     command = snakemake_command(prepared.files, cores, profile, dry_run, force, layout, snakemake_args)
     tracker = Tracker.of(prepared.experiments, layout, stages)
     log = layout.logs / "run" / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
