@@ -251,6 +251,10 @@ def test_a_different_spec_with_the_same_name_is_refused_unless_forced(tmp_path: 
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert f"holds the results of {first.resolve()}, and {second.resolve()} has the same name 'tiny'" in refused.stderr
     assert len(read_rows(tmp_path / "results/tiny/results.csv")) == 6  # untouched
+    # pl-dsl run refuses it before printing anything: no progress, no table of the other spec's runs
+    run = run_cli("run", str(second), "--cores", "1", cwd=tmp_path)
+    assert run.returncode == 1 and run.stdout == "", run.stdout
+    assert run.stderr.startswith(f"pl-dsl: {Path('results/tiny')} holds the results of {first.resolve()}")
     # The same file, edited, is simply rerun; another file with the same name replaces it when forced.
     first.write_text(TINY.replace("[0.01, 0.02, 0.05]", "[0.01, 0.02]"))
     assert snakemake(tmp_path, "--config", f"experiments={first}").returncode == 0

@@ -37,12 +37,14 @@ class Prepared:
 
 
 def prepare(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None, layout: Layout,
-            registry: Registry, skip_missing_data: bool = False, scratch: Path | None = None) -> Prepared:
+            registry: Registry, skip_missing_data: bool = False, scratch: Path | None = None,
+            force: bool = False) -> Prepared:
     """Resolve ITEMS (specs and FIELD=VALUE changes) and -m axes to checked experiments, deriving
     an experiment per spec where there are changes (its spec written under `scratch` when given,
     else in results/); usage errors exit 2, invalid specs 1. Missing data files are errors too
     (the workflow would refuse to start), unless skip_missing_data (the workflow's
-    `missing_data=skip`, which leaves such specs out)."""
+    `missing_data=skip`, which leaves such specs out); so is a spec whose name holds another spec's
+    results, unless force."""
     from pl_dsl.engine.names import spec_files
     from pl_dsl.launch import UsageError, derive, parse_change, project_root
 
@@ -88,6 +90,12 @@ def prepare(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None,
     if errors:  # a mistake in a FIELD=VALUE argument is one of the command line (exit 2)
         at_arguments = any(error.file.startswith("argument ") for error in errors)
         fail_with([*errors, *prepared.warnings], 2 if at_arguments else 1)
+    if not force:  # refused before anything is printed, so nothing of the other spec shows as this run's
+        from pl_dsl.engine.workflow import name_clashes
+
+        clashes = name_clashes(prepared.experiments, layout)
+        if clashes:
+            raise CommandError("\n".join(clashes), bare=True)
     return prepared
 
 
@@ -132,7 +140,7 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
     skip = "missing_data=skip" in snakemake_args  # the workflow leaves specs without data out
     if dry_run:  # derived specs go to a folder of its own: a dry run leaves nothing in results/
         with tempfile.TemporaryDirectory(prefix="pl-dsl-dry-run-") as scratch:
-            prepared = prepare(items, multirun, name, layout, stages, skip, Path(scratch))
+            prepared = prepare(items, multirun, name, layout, stages, skip, Path(scratch), force)
             for line in [*map(str, prepared.warnings), *prepared.notes]:
                 err.print(line, markup=False)
             tracker = Tracker.of(prepared.experiments, layout, stages)
@@ -140,7 +148,7 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
                                                     snakemake_args)).returncode
         out.print(f"units per stage: {tracker.reuse(planned=True)}", markup=False)
         sys.exit(code)
-    prepared = prepare(items, multirun, name, layout, stages, skip_missing_data=skip)
+    prepared = prepare(items, multirun, name, layout, stages, skip_missing_data=skip, force=force)
     for line in [*map(str, prepared.warnings), *prepared.notes]:
         err.print(line, markup=False)
     command = snakemake_command(prepared.files, cores, profile, dry_run, force, layout, snakemake_args)

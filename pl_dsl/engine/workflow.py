@@ -88,8 +88,16 @@ def check_or_exit(files: list[Path], registry: Registry, skip_missing_data: bool
 
 def refuse_name_clashes(experiments: list[Experiment], layout: Layout) -> None:
     """Exit when an experiment's results folder holds the results of another spec with the same
-    name (another file, other content): running would overwrite them. `--config force=1`
-    (`pl-dsl run --force`) replaces them; the same file edited is simply rerun."""
+    name (see name_clashes)."""
+    clashes = name_clashes(experiments, layout)
+    if clashes:
+        sys.exit("\n".join(clashes))
+
+
+def name_clashes(experiments: list[Experiment], layout: Layout) -> list[str]:
+    """Why each experiment whose results folder holds the results of another spec with the same
+    name (another file, other content) may not run: running would overwrite them. `--config
+    force=1` (`pl-dsl run --force`) replaces them; the same file edited is simply rerun."""
     clashes = []
     for experiment in experiments:
         path = layout.source(experiment.name)
@@ -104,8 +112,7 @@ def refuse_name_clashes(experiments: list[Experiment], layout: Layout) -> None:
             clashes.append(f"pl-dsl: {layout.experiment(experiment.name)} holds the results of {recorded.get('spec')}, "
                            f"and {current['spec']} has the same name '{experiment.name}': rename one of them, or "
                            "replace those results with --config force=1 (pl-dsl run --force)")
-    if clashes:
-        sys.exit("\n".join(clashes))
+    return clashes
 
 
 def load_registry(config: dict[str, Any]) -> Registry:
