@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from pl_dsl.engine.names import DERIVED_HEADER
 from pl_dsl.engine.paths import Layout
 from pl_dsl.hashing import stable_hash
 from pl_dsl.spec.check import check_file, check_text
@@ -171,8 +172,8 @@ def derive(spec: Path, changes: list[Change], layout: Layout, registry: Registry
     data["description"] = (f"{experiment.spec.get('description') or experiment.name}; derived from {spec} with "
                            + " ".join(("-m " if c.multirun else "") + c.argument for c in changes))
     target = (scratch / data["name"] if scratch is not None else layout.experiment(data["name"])) / "spec.yaml"
-    text = (f"# Derived by `pl-dsl run` from {spec.resolve()} with: "
-            + " ".join(("-m " if c.multirun else "") + c.argument for c in changes) + "\n"
+    arguments = " ".join(("-m " if c.multirun else "") + c.argument for c in changes)
+    text = (DERIVED_HEADER.format(spec=spec.resolve(), arguments=arguments) + "\n"
             + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120))
     derived, errors = check_text(text, str(target), registry)
     if derived is None:

@@ -98,6 +98,16 @@ def test_a_dry_run_and_snakemake_arguments_pass_through(ran: Path) -> None:
     assert wrong.returncode != 0 and "stack=sometimes" in wrong.stdout + wrong.stderr
 
 
+def test_a_derived_experiment_says_what_it_overrides_everywhere(ran: Path) -> None:
+    """run, results and list show the base spec and the arguments a derived name stands for."""
+    name = derived_name(ran)
+    said = f"{name} is tiny.yaml + training.steps=20 attack.targets=random -m network.width=10,30"
+    assert said in (ran / "derived.txt").read_text()
+    assert said in run_cli("results", name, cwd=ran).stdout
+    listed = run_cli("list", cwd=ran)
+    assert "tiny.yaml + training.steps=20" in listed.stdout.replace("\n", ""), listed.stdout
+
+
 def test_a_multirun_axis_is_shown_never_reduced_silently(ran: Path) -> None:
     """-m adding an axis: the plot that does not show it draws it as its series (its old series,
     the seeds, kept as a band), and the run says so; -m of a swept field says it replaces that sweep."""

@@ -69,11 +69,15 @@ def results_table(console: Console, name: str, rows: list[dict[str, str]], table
                   metrics: list[str], over_seeds: bool, registry: Registry, max_rows: int | None = None) -> None:
     """An experiment's results table (or one row per point over the seeds), its diverged runs and
     its claims. With max_rows, a longer table is left to `pl-dsl results`."""
+    from pl_dsl.engine.names import derivation
     from pl_dsl.report.results import over_seeds_rows, read_table, table_columns
 
     known = registry.metrics()
     axes, shown = table_columns(rows, known, metrics)
     keys = [a for a in axes if a != "seed"]
+    derived = derivation(layout.experiment(name) / "spec.yaml")
+    if derived:
+        console.print(f"{name} is {derived}", markup=False)
     if max_rows is not None and len(rows) > max_rows:
         console.print(f"{name}: {len(rows)} runs in {table_path} (`pl-dsl results {name}` shows them)", markup=False)
     elif over_seeds:

@@ -129,6 +129,7 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
     Overrides and -m axes make a derived experiment with its own name and results folder. Shows
     one progress line (Snakemake's output goes to a log file), then each experiment's results
     and claims. Anything after `--` is passed to Snakemake."""
+    from pl_dsl.engine.names import derivation
     from pl_dsl.engine.paths import Layout
     from pl_dsl.launch import INTERRUPTED, PlainProgress, Tracker, failure_lines, locked_out, run_workflow, snakemake_command
     from pl_dsl.report.results import read_table
@@ -155,6 +156,10 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
     tracker = Tracker.of(prepared.experiments, layout, stages)
     log = layout.logs / "run" / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
     names = ", ".join(e.name for e in prepared.experiments)
+    for experiment in prepared.experiments:
+        derived = derivation(Path(experiment.file))
+        if derived:
+            out.print(f"{experiment.name} is {derived}", markup=False)
     out.print(f"running {names} (Snakemake's log: {log})", markup=False)
     if out.is_terminal:
         with out.status("") as status:

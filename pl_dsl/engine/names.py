@@ -137,3 +137,23 @@ def experiment_name(item: str, layout: Layout, root: Path) -> str:
     if name is None:
         raise NotFound(f"{files[0]} gives no `name:`; `pl-dsl validate {files[0]}` says what is wrong")
     return name
+
+
+# The first line of a derived experiment's spec.yaml (pl-dsl run with FIELD=VALUE or -m): its base
+# spec and the arguments that changed it.
+DERIVED_HEADER = "# Derived by `pl-dsl run` from {spec} with: {arguments}"
+_DERIVED_PREFIX = DERIVED_HEADER.split("{spec}")[0]
+
+
+def derivation(spec_file: Path) -> str | None:
+    """'BASE + ARGUMENTS' of a derived experiment's spec.yaml (None for a spec of one's own), so
+    that every command shows what a derived name stands for."""
+    try:
+        with open(spec_file, encoding="utf-8") as handle:
+            first = handle.readline().rstrip("\n")
+    except OSError:
+        return None
+    if not first.startswith(_DERIVED_PREFIX) or " with: " not in first:
+        return None
+    base, arguments = first[len(_DERIVED_PREFIX):].split(" with: ", 1)
+    return f"{Path(base).name} + {arguments}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pl_dsl.engine.names import derivation
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.store import read_json
 from pl_dsl.report.reduce import order_key, parse_cell
@@ -50,8 +51,8 @@ def experiments(layout: Layout) -> list[Entry]:
         marks = [layout.source(name), layout.table(name), folder / "spec.yaml"]
         if not any(mark.exists() for mark in marks):
             continue
-        spec = ""
-        if layout.source(name).exists():
+        spec = derivation(folder / "spec.yaml") or ""
+        if not spec and layout.source(name).exists():
             try:
                 spec = str(read_json(layout.source(name)).get("spec", ""))
             except (OSError, ValueError):
