@@ -238,3 +238,25 @@ def test_truncated_cifar_batch_is_reported(tmp_path: Path) -> None:
     batch.write_bytes(batch.read_bytes()[:500])
     with pytest.raises(DataNotFound, match="data_batch_3 is not a readable CIFAR-10 python batch"):
         make_dataset(resolve_data({"kind": "cifar10", "root": str(tmp_path)}), seed=0)
+
+
+def test_a_data_folder_holding_part_of_a_data_set_is_named_when_passed_over(tmp_path: Path) -> None:
+    """$PL_DSL_DATA with only MNIST's training files: validate warns at data.kind, naming that
+    folder, the files it lacks and the folder the files are read from."""
+    partial, whole = tmp_path / "partial", tmp_path / "whole"
+    write_idx_folder(whole, fake_mnist(np.random.default_rng(0)), gz=False)
+    partial.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (partial / name).write_bytes((whole / name).read_bytes())
+    spec = write_spec(tmp_path, "part", f"name: part\ndata: {{kind: mnist, root: {whole}, n_train: 4, n_test: 2}}\n")
+    env = {"HOME": str(tmp_path / "home"), "PL_DSL_DATA": str(partial)}
+    # the spec's root comes first: the partial folder after it is not passed over
+    assert "holds only part" not in run_cli("validate", str(spec), cwd=tmp_path, env=env).stderr
+    spec.write_text(spec.read_text().replace(f"root: {whole}, ", ""))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "data").symlink_to(whole)  # one of the usual places, after $PL_DSL_DATA
+    result = run_cli("validate", str(spec), cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (f"{spec}:2:14: data.kind: warning: {partial} holds only part of MNIST (it lacks t10k-images-idx3-ubyte, "
+            f"t10k-labels-idx1-ubyte), so it was passed over: the files are read from {tmp_path / 'home' / 'data'}") \
+        in result.stderr

@@ -168,6 +168,21 @@ def locate(kind: str, root: str | None) -> dict[str, Path]:
         f"Expected files: {', '.join(f + '[.gz]' for f in info.files)}. To provide them: {info.how_to_get}.")
 
 
+def passed_over(kind: str, root: str | None, used: Path) -> list[tuple[Path, list[str]]]:
+    """The folders searched before `used` that hold some of the data set's files but not all, each
+    with the files it lacks: a folder one pointed data.root or $PL_DSL_DATA at, left silently
+    for another, would read other files than one meant."""
+    info = lookup(REAL_DATASETS, kind, "real data set")
+    found = []
+    for folder in dict.fromkeys(searched_folders(kind, root)):
+        if folder == used:
+            break
+        missing = [name for name in info.files if _with_gz(folder, name) is None]
+        if 0 < len(missing) < len(info.files):
+            found.append((folder, missing))
+    return found
+
+
 def file_checks(kind: str, files: dict[str, Path]) -> list[tuple[str, str]]:
     """(file, verdict) for each file of a located data set: whether its content's sha256 is the
     canonical one (recorded in the data set's declaration), or that none is recorded."""

@@ -190,7 +190,7 @@ def _data_sets(checker: Checker, runs: list[Run], registry: Registry) -> None:
     another data set's (by their published checksums), a warning once per folder when they match
     no published checksum, an error when it asks for more samples of a class than the data set
     has (known when the files are there)."""
-    from pl_dsl.science.datasets import REAL_DATASETS, DataNotFound, class_sizes, identify
+    from pl_dsl.science.datasets import REAL_DATASETS, DataNotFound, class_sizes, identify, passed_over
     from pl_dsl.spec.sections import data_set_paths
 
     seen: set[tuple[str, str, str | None, Any, Any, Any]] = set()
@@ -218,6 +218,12 @@ def _data_sets(checker: Checker, runs: list[Run], registry: Registry) -> None:
             if files.note() is not None and files.folder not in noted:
                 noted.add(files.folder)
                 checker.warn(anchor, str(files.note()))
+            for folder, missing in passed_over(data.kind, data.root, files.folder):
+                if folder not in noted:
+                    noted.add(folder)
+                    checker.warn(anchor, f"{folder} holds only part of {REAL_DATASETS[data.kind].title} (it lacks "
+                                         f"{', '.join(missing)}), so it was passed over: the files are read from "
+                                         f"{files.folder}")
             sizes = class_sizes(data.kind, data.root)
             if sizes is None or data.classes is None:
                 continue
