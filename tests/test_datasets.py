@@ -253,7 +253,7 @@ def test_a_data_folder_holding_part_of_a_data_set_is_named_when_passed_over(tmp_
     # the spec's root comes first: the partial folder after it is not passed over
     assert "holds only part" not in run_cli("validate", str(spec), cwd=tmp_path, env=env).stderr
     spec.write_text(spec.read_text().replace(f"root: {whole}, ", ""))
-    (tmp_path / "home").mkdir()
+    (tmp_path / "home").mkdir(exist_ok=True)  # validate made it (its checksum cache)
     (tmp_path / "home" / "data").symlink_to(whole)  # one of the usual places, after $PL_DSL_DATA
     result = run_cli("validate", str(spec), cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
