@@ -79,3 +79,17 @@ def test_a_cycle_of_bases_is_refused_naming_the_chain(tmp_path: Path) -> None:
     missing = write_spec(tmp_path, "missing", "extends: nowhere.yaml\nname: missing\n")
     result = run_cli("validate", str(missing))
     assert result.returncode == 1 and f"cannot read the base spec {tmp_path / 'nowhere.yaml'}" in result.stderr
+
+
+def test_a_misspelt_base_and_a_key_given_twice_in_a_base_are_told(tmp_path: Path) -> None:
+    """A base path with a typo suggests the spec beside it; a key given twice in a base is an error
+    located in the base, reported with the child's own errors."""
+    child = layout(tmp_path)
+    typo = write_spec(tmp_path, "typo", "extends: bsae.yaml\nname: typo\n")
+    result = run_cli("validate", str(typo))
+    assert result.returncode == 1 and "(did you mean 'base.yaml'?)" in result.stderr
+    (tmp_path / "base.yaml").write_text(BASE.replace("leaky_slope: 0.0", "leaky_slope: 0.0, leaky_slope: 0.1"))
+    (tmp_path / "sub/middle.yaml").write_text(MIDDLE.replace("width: 30", "widht: 30"))
+    result = run_cli("validate", str(child))
+    assert f"{tmp_path / 'base.yaml'}:3:" in result.stderr and "key 'leaky_slope' appears twice" in result.stderr
+    assert "network.widht: unknown field" in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,7 @@ def check_text(text: str, file: str, registry: Registry | None = None) -> tuple[
     except YamlDocumentError as exc:
         return None, [SpecError(exc.mark.file or file, exc.mark.line, exc.mark.col, "", exc.message)]
     checker = Checker(file, doc, registry.schema)
+    checker.errors.extend(SpecError(e.mark.file or file, e.mark.line, e.mark.col, "", e.message) for e in doc.problems)
     if not isinstance(doc.data, dict):
         checker.add((), "an experiment spec must be a mapping of fields (name, data, network, ...)")
         return None, checker.errors
@@ -66,9 +68,17 @@ def check_text(text: str, file: str, registry: Registry | None = None) -> tuple[
     _non_finite_numbers(checker, doc.data, ())
     _seed_and_seeds(checker, doc.data)
     # Sections the schema already rejected are not checked further; the others still are,
-    # so one pass reports every independent mistake.
+    # so one pass reports every independent mistake. A sweep axis the schema rejected (an empty
+    # list, say) is left out, and the rest of the sweep is still checked.
+    data = doc.data
+    sweep_errors = [error.field for error in checker.errors if error.field.startswith("sweep")]
+    bad_axes = {match.group(2) for field in sweep_errors if (match := _AXIS_ERROR.match(field))}
+    if bad_axes and all(_AXIS_ERROR.match(f) for f in sweep_errors):
+        data = _without_axes(data, bad_axes)
     broken = {error.field.split(".")[0].split("[")[0] for error in checker.errors}
-    spec = fill_defaults(doc.data, root=checker.schema)
+    if data is not doc.data:
+        broken.discard("sweep")
+    spec = fill_defaults(data, root=checker.schema)
     sweeping = not broken & {"sweep", "seeds", "panels"}
     axes = sweep_axes(checker, spec) if sweeping and not spec["panels"] else []
     panels = panels_of(checker, spec) if sweeping and spec["panels"] else []
@@ -82,7 +92,7 @@ def check_text(text: str, file: str, registry: Registry | None = None) -> tuple[
     # already rejected may then stop it, which adds nothing to what is reported.
     earlier = bool(checker.errors)
     try:
-        runs = expand_runs(checker, spec, doc.data, axes, panels, registry)
+        runs = expand_runs(checker, spec, data, axes, panels, registry)
     except Exception:
         if not earlier:
             raise
@@ -104,6 +114,17 @@ def check_text(text: str, file: str, registry: Registry | None = None) -> tuple[
         checker.warn(path, message)
     experiment.warnings = _sorted(checker.warnings)
     return experiment, []
+
+
+# A schema error at one axis of a sweep: sweep.grid["network.width"] (or its values).
+_AXIS_ERROR = re.compile(r'^sweep\.(grid|zip)\["([^"]+)"\]')
+
+
+def _without_axes(data: dict[str, Any], axes: set[str]) -> dict[str, Any]:
+    """The spec without these sweep axes (to check the rest of it while they are in error)."""
+    sweep = {form: {path: values for path, values in entries.items() if path not in axes}
+             if isinstance(entries, dict) else entries for form, entries in data["sweep"].items()}
+    return {**data, "sweep": {form: entries for form, entries in sweep.items() if entries != {}}}
 
 
 def _sorted(errors: list[SpecError]) -> list[SpecError]:

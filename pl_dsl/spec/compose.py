@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pl_dsl.spec.yamlpos import LocatedDocument, Mark, YamlDocumentError, load_located
+from pl_dsl.suggest import did_you_mean
 
 EXTENDS = "extends"
 # Bases deeper than this are refused (a chain this long is a mistake, not a design).
@@ -38,8 +39,9 @@ def load_composed(text: str, file: str, chain: tuple[Path, ...] = ()) -> Located
     try:
         base_text = base_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise YamlDocumentError(f"extends: cannot read the base spec {base_path}: {getattr(exc, 'strerror', exc)}",
-                                where) from None
+        nearby = [p.name for p in base_path.parent.glob("*.y*ml")] if base_path.parent.is_dir() else []
+        raise YamlDocumentError(f"extends: cannot read the base spec {base_path}: {getattr(exc, 'strerror', exc)}"
+                                f"{did_you_mean(base_path.name, nearby)}", where) from None
     try:
         base = load_composed(base_text, str(base_path), seen)
     except YamlDocumentError as exc:  # located in the base: say so, at its own line
@@ -52,7 +54,8 @@ def load_composed(text: str, file: str, chain: tuple[Path, ...] = ()) -> Located
     keys = {path: _in(mark, base_file) for path, mark in base.keys.items()}
     values.update({path: mark for path, mark in doc.values.items() if path[:1] != (EXTENDS,)})
     keys.update({path: mark for path, mark in doc.keys.items() if path[:1] != (EXTENDS,)})
-    return LocatedDocument(data, values, keys)
+    in_base = [YamlDocumentError(e.message, _in(e.mark, base_file)) for e in base.problems]
+    return LocatedDocument(data, values, keys, [*in_base, *doc.problems])
 
 
 def _in(mark: Mark, file: str) -> Mark:

@@ -101,7 +101,8 @@ def _describe_schema_error(error: jsonschema.ValidationError) -> list[tuple[tupl
                  bool(path))]  # at the section's own key
     if error.validator == "enum":
         options = ", ".join(map(str, error.validator_value))
-        return [(path, f"{error.instance!r} is not one of: {options}", False)]
+        hint = did_you_mean(error.instance, map(str, error.validator_value)) if isinstance(error.instance, str) else ""
+        return [(path, f"{error.instance!r} is not one of: {options}{hint}", False)]
     if error.validator == "type":
         hint = ""
         if error.validator_value == "integer" and isinstance(error.instance, float) and error.instance.is_integer():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -37,6 +37,9 @@ class LocatedDocument:
     data: Any
     values: dict[Path, Mark]
     keys: dict[Path, Mark]
+    # Problems that leave the document readable, reported with every other error of the spec:
+    # a key given twice in one mapping (its last value is the one read).
+    problems: list[YamlDocumentError] = field(default_factory=list)
 
     def locate(self, path: Path, *, key: bool = False) -> Mark:
         """Position of the value (or key) at path, else of its nearest existing ancestor."""
@@ -95,8 +98,9 @@ def _yaml_message(exc: yaml.YAMLError) -> str:
 
 
 def load_located(text: str) -> LocatedDocument:
-    """Parse YAML with the safe loader; reject duplicate keys, oversized or self-containing
-    documents; record positions. Every problem is a YamlDocumentError with a position."""
+    """Parse YAML with the safe loader; reject oversized or self-containing documents; record
+    positions and keys given twice (`problems`). Every problem is a YamlDocumentError with a
+    position."""
     if len(text) > MAX_SPEC_BYTES:
         raise YamlDocumentError(f"the file has {len(text)} characters; a spec may have at most {MAX_SPEC_BYTES}",
                                 Mark(1, 1))
@@ -111,7 +115,8 @@ def load_located(text: str) -> LocatedDocument:
     keys: dict[Path, Mark] = {}
     if root is None:
         return LocatedDocument(None, {(): Mark(1, 1)}, {})
-    _walk(root, (), values, keys)
+    problems: list[YamlDocumentError] = []
+    _walk(root, (), values, keys, problems)
     constructor = SpecLoader("")
     try:
         data = constructor.construct_document(root)
@@ -120,10 +125,11 @@ def load_located(text: str) -> LocatedDocument:
         raise YamlDocumentError(
             f"not valid YAML: {exc.problem}", Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
         ) from None
-    return LocatedDocument(data, values, keys)
+    return LocatedDocument(data, values, keys, problems)
 
 
-def _walk(node: yaml.Node, path: Path, values: dict[Path, Mark], keys: dict[Path, Mark]) -> None:
+def _walk(node: yaml.Node, path: Path, values: dict[Path, Mark], keys: dict[Path, Mark],
+          problems: list[YamlDocumentError]) -> None:
     if len(path) > MAX_DEPTH:
         raise YamlDocumentError(f"nested more than {MAX_DEPTH} levels deep (or an alias refers to a value that "
                                 "contains it)", _mark(node))
@@ -137,10 +143,11 @@ def _walk(node: yaml.Node, path: Path, values: dict[Path, Mark], keys: dict[Path
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             if key in seen:
                 where = ".".join(str(p) for p in path + (key,))
-                raise YamlDocumentError(f"{where}: key {key!r} appears twice in this mapping", _mark(key_node))
+                problems.append(YamlDocumentError(f"{where}: key {key!r} appears twice in this mapping",
+                                                  _mark(key_node)))
             seen.add(key)
             keys[path + (key,)] = _mark(key_node)
-            _walk(value_node, path + (key,), values, keys)
+            _walk(value_node, path + (key,), values, keys, problems)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _walk(item, path + (index,), values, keys)
+            _walk(item, path + (index,), values, keys, problems)
