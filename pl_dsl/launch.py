@@ -57,12 +57,20 @@ class UsageError(Exception):
 
 @dataclass
 class Change:
-    """One command-line change: `FIELD=VALUE` (an override) or `-m FIELD=a,b` (a multirun axis)."""
+    """One command-line change: `FIELD=VALUE` (an override), `-m FIELD=a,b` (a multirun axis) or
+    `~FIELD` (the spec's value removed, as Hydra writes it, so that its default or another field
+    takes over: `~attack.eps attack.eps_per_coord=0.001`)."""
 
     argument: str
     path: str
     value: Any
     multirun: bool = False
+    removes: bool = False
+
+
+def is_change(item: str) -> bool:
+    """Whether a command-line item is a change (FIELD=VALUE or ~FIELD) rather than a spec."""
+    return "=" in item or item.startswith("~")
 
 
 @dataclass
@@ -83,7 +91,15 @@ def parse_value(text: str) -> Any:
 
 
 def parse_change(argument: str, schema: dict[str, Any], multirun: bool = False) -> Change:
-    """`FIELD=VALUE` into a change; the field must exist (with a hint when it does not)."""
+    """`FIELD=VALUE` or `~FIELD` into a change; the field must exist (with a hint when it does not)."""
+    if argument.startswith("~") and not multirun:
+        path = argument[1:]
+        if "=" in path or not path:
+            raise UsageError(f"{argument!r}: expected ~FIELD (a dotted field path to remove, e.g. ~attack.eps)")
+        if subschema(path, schema) is None and path not in SETTABLE_TOP:
+            raise UsageError(f"{argument}: '{path}' is not a field of the spec"
+                             f"{did_you_mean(path, [*field_paths(schema), *SETTABLE_TOP])}")
+        return Change(argument, path, None, removes=True)
     path, sep, text = argument.partition("=")
     if not sep or not path:
         raise UsageError(f"{argument!r}: expected FIELD=VALUE (a dotted field path, e.g. training.lr=0.1)")
@@ -148,6 +164,17 @@ def _multirun(data: dict[str, Any], change: Change, spec: Path) -> str:
                if figures else ""))
 
 
+def _remove(data: dict[str, Any], change: Change, spec: Path) -> None:
+    """Remove a field the spec (with its bases) gives."""
+    *parents, leaf = change.path.split(".")
+    target: Any = data
+    for part in parents:
+        target = target.get(part) if isinstance(target, dict) else None
+    if not isinstance(target, dict) or leaf not in target:
+        raise UsageError(f"{change.argument}: {spec} gives no {change.path} to remove")
+    del target[leaf]
+
+
 def derive(spec: Path, changes: list[Change], layout: Layout, registry: Registry,
            name: str | None = None, scratch: Path | None = None) -> tuple[Path, list[SpecError], list[str]]:
     """Write the derived spec of `spec` with `changes` to results/<derived name>/spec.yaml (under
@@ -163,6 +190,8 @@ def derive(spec: Path, changes: list[Change], layout: Layout, registry: Registry
     for change in changes:
         if change.multirun:
             notes.append(_multirun(data, change, spec))
+        elif change.removes:
+            _remove(data, change, spec)
         elif "." in change.path:
             set_path(data, change.path, change.value)
         else:
@@ -185,12 +214,16 @@ def derive(spec: Path, changes: list[Change], layout: Layout, registry: Registry
 
 
 def _name_argument(error: SpecError, changes: list[Change]) -> SpecError:
-    """An error at a changed field, told as an error of the argument that changed it."""
+    """An error at a changed field (or at its section, as two fields that contradict each other),
+    told as an error of the argument that changed it."""
     for change in changes:
-        if error.field == change.path or error.field.startswith((change.path + "[", change.path + ".")) \
-                or f'["{change.path}"]' in error.field:
+        at_field = error.field == change.path or error.field.startswith((change.path + "[", change.path + ".")) \
+            or f'["{change.path}"]' in error.field
+        at_section = bool(error.field) and change.path.startswith(error.field + ".")
+        if at_field or at_section:
+            hint = "; ~FIELD removes a field the spec gives (e.g. ~attack.eps)" if at_section else ""
             return SpecError(f"argument {'-m ' if change.multirun else ''}{change.argument}", 0, 0, "",
-                             error.message)
+                             f"{error.field}: {error.message}{hint}" if at_section else error.message)
     return error
 
 

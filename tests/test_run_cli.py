@@ -85,6 +85,23 @@ def test_argument_mistakes_name_the_argument(tmp_path: Path) -> None:
     assert not (tmp_path / "results").exists()  # nothing ran
 
 
+def test_an_override_that_contradicts_the_spec_is_told_at_the_argument_and_tilde_removes(tmp_path: Path) -> None:
+    """eps_per_coord over a spec's eps: the error names the argument (not a generated file), and
+    ~attack.eps removes the spec's eps, as Hydra users write it."""
+    spec = write_spec(tmp_path, "e", "name: e\ndata: {kind: gauss, dim: 10, n_train: 20}\ntraining: {steps: 2}\n"
+                                     "attack: {eps: 0.1}\n")
+    both = run_cli("run", str(spec), "attack.eps_per_coord=0.001", "-n", cwd=tmp_path)
+    assert both.returncode == 2 and both.stderr.startswith("argument attack.eps_per_coord=0.001: attack: give either "
+                                                           "eps or eps_per_coord, not both"), both.stderr
+    assert "~attack.eps" in both.stderr and "spec.yaml" not in both.stderr
+    removed = run_cli("run", str(spec), "~attack.eps", "attack.eps_per_coord=0.001", "--cores", "1", cwd=tmp_path)
+    assert removed.returncode == 0, removed.stderr[-2000:]
+    (metrics,) = (tmp_path / "results").glob("e+*/runs/*/metrics.json")
+    assert json.loads(metrics.read_text())["spec"]["attack"]["eps"] == pytest.approx(0.001 * 10 ** 0.5)
+    missing = run_cli("run", str(spec), "~network.width", "-n", cwd=tmp_path)
+    assert missing.returncode == 2 and "gives no network.width to remove" in missing.stderr
+
+
 def test_a_dry_run_and_snakemake_arguments_pass_through(ran: Path) -> None:
     dry = run_cli("run", str(ran / "tiny.yaml"), "-n", "--cores", "1", cwd=ran)
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr

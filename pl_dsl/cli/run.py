@@ -46,11 +46,11 @@ def prepare(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None,
     `missing_data=skip`, which leaves such specs out); so is a spec whose name holds another spec's
     results, unless force."""
     from pl_dsl.engine.names import spec_files
-    from pl_dsl.launch import UsageError, derive, parse_change, project_root
+    from pl_dsl.launch import UsageError, derive, is_change, parse_change, project_root
 
-    specs = [item for item in items if "=" not in item]
+    specs = [item for item in items if not is_change(item)]
     try:
-        changes = ([parse_change(item, registry.schema) for item in items if "=" in item]
+        changes = ([parse_change(item, registry.schema) for item in items if is_change(item)]
                    + [parse_change(argument, registry.schema, True) for argument in multirun])
         project_root()  # the workflow that runs them
     except UsageError as exc:
