@@ -271,6 +271,8 @@ class Tracker:
     started: float = field(default_factory=time.monotonic)
     done_seconds: float = 0.0
     reused: dict[str, int] = field(default_factory=dict)  # units per stage stored before the run
+    estimates: list[tuple[float, float]] = field(default_factory=list)  # (elapsed, time left said) per line shown
+    first_done: tuple[float, float] | None = None  # (elapsed, estimated seconds done) when a first unit was stored
 
     def reuse(self, planned: bool) -> str:
         """Per stage, units computed (or, planned, to compute) and units reused from the store."""
@@ -315,10 +317,31 @@ class Tracker:
         elapsed = time.monotonic() - self.started
         left = sum(self.pending.values())
         eta = ""
-        if self.done_seconds > 0 and left > 0:
-            eta = f"; about {_duration(elapsed * left / self.done_seconds)} left"
+        if self.done_seconds > 0 and self.first_done is None:
+            self.first_done = (elapsed, self.done_seconds)
+        if self.first_done is not None and self.done_seconds > self.first_done[1] and left > 0:
+            # the rate since the first unit was stored: Snakemake's start-up is not work done
+            rate = (elapsed - self.first_done[0]) / (self.done_seconds - self.first_done[1])
+            self.estimates.append((elapsed, rate * left))
+            eta = f"; about {_duration(self.estimates[-1][1])} left"
         units = f"units {sum(self.done.values())}/{sum(self.total.values())}"
         return f"runs {finished}/{runs} done, {units} ({stages}); {_duration(elapsed)} elapsed{eta}"
+
+
+    def accuracy(self) -> str:
+        """How far off the time-left estimates were, told at the end of a run: the first one and the
+        one halfway through, each against the time the run then really took ('' with none)."""
+        if not self.estimates:
+            return ""
+        total = time.monotonic() - self.started
+        picks = {"first": 0, **({"halfway": len(self.estimates) // 2} if len(self.estimates) > 1 else {})}
+        said = []
+        for label, index in picks.items():
+            at, left = self.estimates[index]
+            took = total - at
+            said.append(f"{label}, at {_duration(at)}: about {_duration(left)} left, it took {_duration(took)} "
+                        f"({took / left:.2f}x)")
+        return "time-left estimates (the stage cost model, scaled by the rate since the first unit): " + "; ".join(said)
 
 
 def _duration(seconds: float) -> str:

@@ -174,6 +174,8 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
                            f"killed), `{again} -- --unlock` removes its stale lock.", code)
     out.print(tracker.line(), markup=False)
     out.print(f"units per stage: {tracker.reuse(planned=False)}", markup=False)
+    if tracker.accuracy():
+        out.print(tracker.accuracy(), markup=False)
     if code == INTERRUPTED:
         finished, total = tracker.runs_done()
         raise CommandError(f"interrupted; {finished} of {total} runs are complete and every unit computed so far is "
