@@ -147,3 +147,26 @@ def test_a_table_over_seeds_gives_the_sample_std_and_says_so_with_n(workdir: Pat
     assert latex.splitlines()[0].endswith("rr}")  # seeds and agreement right-aligned
     markdown = run_cli("results", "tiny", "--over-seeds", "--format", "markdown", "--stat", "median", cwd=workdir)
     assert markdown.stdout.rstrip().endswith(f"median [min, max] over n = {n} seeds")
+
+
+def test_a_narrow_terminal_folds_headers_instead_of_cutting_them(workdir: Path) -> None:
+    """In an 80-column terminal every header and run id is there in full (folded over lines)."""
+    from rich.console import Console
+
+    from pl_dsl.cli import render
+    from pl_dsl.engine.paths import Layout
+    from pl_dsl.report.results import read_table
+    from pl_dsl.stages import REGISTRY
+
+    layout = Layout(workdir / "results")
+    console = Console(width=80, force_terminal=True, color_system=None, record=True)
+    rows = read_table(layout.table("tiny"))
+    render.results_table(console, "tiny", rows, layout.table("tiny"), layout, [], False, REGISTRY)
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    lines = text.splitlines()
+    header = [line.split("┃")[1:-1] for line in lines if line.startswith("┃")]
+    columns = ["".join(part[i].strip() for part in header) for i in range(len(header[0]))]
+    assert {"run", "attack.eps_per_coord", "f_train_acc", "g_clean_acc", "attack_success"} <= set(columns), columns
+    first_column = "".join(line.split("│")[1].strip() for line in lines if line.startswith("│"))
+    assert all(row["run"] in first_column for row in rows)

@@ -22,10 +22,11 @@ if TYPE_CHECKING:
 
 
 def _table(title: str, columns: list[str], right: set[str] | None = None, **options: Any) -> Table:
-    """A table with these columns, those in right aligned right."""
+    """A table with these columns, those in right aligned right; a narrow terminal folds a long
+    header or cell onto more lines instead of cutting it."""
     table = Table(title=title, **options)
     for column in columns:
-        table.add_column(column, justify="right" if right and column in right else "left")
+        table.add_column(column, justify="right" if right and column in right else "left", overflow="fold")
     return table
 
 
