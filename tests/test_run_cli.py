@@ -186,6 +186,15 @@ def test_mlflow_export_reads_back(ran: Path) -> None:
         assert mlrun.data.metrics["g_clean_acc"] == pytest.approx(float(row["g_clean_acc"]))
         history = client.get_metric_history(mlrun.info.run_id, "loss_g")
         assert [m.step for m in history][:2] == [0, 1] and len(history) == 40  # T_g = 40: every step kept
+        # the run's own times, not the export's: its start and end, and its steps' times within g's training
+        recorded = json.loads((ran / "results/tiny/runs" / row["run"] / "metrics.json").read_text())
+        assert mlrun.info.start_time == int(recorded["started"] * 1000)
+        assert mlrun.info.end_time == int(recorded["finished"] * 1000)
+        g_training = recorded["provenance"]["train_g"]
+        times = [m.timestamp for m in history]
+        assert times == sorted(times) and times[0] > 0
+        assert int(g_training["started"] * 1000) <= times[0] and times[-1] <= int(g_training["finished"] * 1000) + 1
+        assert mlrun.info.run_name == f"eps_per_coord={row['attack.eps_per_coord']} seed={row['seed']}"
         artifact = client.download_artifacts(mlrun.info.run_id, "spec.json", str(ran / "dl"))
         assert json.loads(Path(artifact).read_text())["train_g"]["steps"] == 40
     again = run_cli("export", "tiny", "--to", "mlflow", "--uri", str(ran / "mlruns"), cwd=ran)

@@ -32,6 +32,25 @@ class RunRecord:
     spec: dict[str, Any]
     tags: dict[str, str]
     curves: dict[str, list[tuple[int, float]]]
+    started: float | None = None  # epoch seconds: when its first unit started, and its last finished
+    finished: float | None = None
+    spans: dict[str, tuple[float, float]] | None = None  # per loss series, its training's start and finish
+
+    @property
+    def title(self) -> str:
+        """What the run is, for a tracker's run name: its swept values by their short names."""
+        short = [path.split(".")[-1] for path in self.varied]
+        names = [name if short.count(name) == 1 else path for name, path in zip(short, self.varied)]
+        return " ".join(f"{name}={value}" for name, value in zip(names, self.varied.values())) or self.id
+
+    def step_time(self, series: str, step: int) -> float | None:
+        """When a loss series' step was computed (epoch seconds), spread evenly over its training:
+        the store keeps the training's start and finish, not each step's time."""
+        if not self.spans or series not in self.spans or not self.curves.get(series):
+            return self.finished
+        start, end = self.spans[series]
+        last = max(s for s, _ in self.curves[series]) or 1
+        return start + (end - start) * (step + 1) / (last + 1)
 
 
 def runs_of(name: str, layout: Layout) -> Iterator[RunRecord]:
@@ -48,6 +67,9 @@ def runs_of(name: str, layout: Layout) -> Iterator[RunRecord]:
     for path in sorted(folder.glob("*/metrics.json")):
         data = read_json(path)
         curves: dict[str, list[tuple[int, float]]] = {}
+        provenance = data.get("provenance", {})
+        spans = {series: (provenance[stage]["started"], provenance[stage]["finished"]) for stage, series in
+                 LOSS_SERIES.items() if "started" in provenance.get(stage, {}) and "finished" in provenance[stage]}
         for stage, series in LOSS_SERIES.items():
             key = data.get("units", {}).get(stage)
             model = layout.unit(stage, key) / "model.pt" if key else None
@@ -64,7 +86,7 @@ def runs_of(name: str, layout: Layout) -> Iterator[RunRecord]:
                     tags[f"{stage}.{key}"] = str(info[key])
         metrics = {k: float(v) for k, v in data["metrics"].items() if isinstance(v, (int, float))}
         yield RunRecord(data["run"], data["varied"], metrics, data["status"], str(data.get("note", "")),
-                        data["spec"], tags, curves)
+                        data["spec"], tags, curves, data.get("started"), data.get("finished"), spans)
 
 
 def parameters(run: RunRecord) -> dict[str, str]:
@@ -102,6 +124,11 @@ def export_mlflow(name: str, layout: Layout, uri: str | None) -> tuple[int, str]
         raise StageFailure(f"MLflow refused the export to {tracking or 'its default store'}: {exc.message}") from None
 
 
+def _ms(seconds: float | None) -> int | None:
+    """Epoch seconds as MLflow's epoch milliseconds."""
+    return None if seconds is None else int(seconds * 1000)
+
+
 def _to_mlflow(client: Any, name: str, layout: Layout) -> tuple[int, str]:
     from mlflow.entities import Metric, Param, RunTag
 
@@ -111,16 +138,19 @@ def _to_mlflow(client: Any, name: str, layout: Layout) -> tuple[int, str]:
     for run in runs_of(name, layout):
         for old in client.search_runs([experiment_id], f"tags.`pl_dsl.run` = '{run.id}'"):
             client.delete_run(old.info.run_id)
-        created = client.create_run(experiment_id, run_name=run.id, tags=run.tags)
+        created = client.create_run(experiment_id, start_time=_ms(run.started), run_name=run.title, tags=run.tags)
         run_id = created.info.run_id
         params = [Param(key, value) for key, value in parameters(run).items()]
-        metrics = [Metric(key, value, 0, 0) for key, value in run.metrics.items()]
-        metrics += [Metric(series, loss, 0, step) for series, points in run.curves.items() for step, loss in points]
-        client.log_batch(run_id, metrics=metrics, params=params[:PARAMS_PER_BATCH], tags=[RunTag("mlflow.runName", run.id)])
+        metrics = [Metric(key, value, _ms(run.finished) or 0, 0) for key, value in run.metrics.items()]
+        metrics += [Metric(series, loss, _ms(run.step_time(series, step)) or 0, step)
+                    for series, points in run.curves.items() for step, loss in points]
+        client.log_batch(run_id, metrics=metrics, params=params[:PARAMS_PER_BATCH],
+                         tags=[RunTag("mlflow.runName", run.title)])
         for start in range(PARAMS_PER_BATCH, len(params), PARAMS_PER_BATCH):
             client.log_batch(run_id, params=params[start:start + PARAMS_PER_BATCH])
         client.log_text(run_id, json.dumps(run.spec, indent=1), "spec.json")
-        client.set_terminated(run_id, "FAILED" if run.status == DIVERGED else "FINISHED")  # the status tag says non-finite
+        client.set_terminated(run_id, "FAILED" if run.status == DIVERGED else "FINISHED",  # the status tag says non-finite
+                              end_time=_ms(run.finished))
         count += 1
     return count, client.tracking_uri
 
@@ -141,7 +171,7 @@ def export_tensorboard(name: str, layout: Layout, uri: str | None) -> tuple[int,
         with SummaryWriter(log_dir=str(folder)) as writer:
             for series, points in run.curves.items():
                 for step, loss in points:
-                    writer.add_scalar(f"loss/{series.removeprefix('loss_')}", loss, step)
+                    writer.add_scalar(f"loss/{series.removeprefix('loss_')}", loss, step, walltime=run.step_time(series, step))
             hparams: dict[str, Any] = {**parameters(run), **{key: value for key, value in run.varied.items()
                                                             if isinstance(value, (int, float, str, bool))}}
             writer.add_hparams(hparams, {f"final/{key}": value for key, value in run.metrics.items()}, run_name=".")
