@@ -258,3 +258,55 @@ def test_mlflow_export_lands_where_mlflow_reads_by_default(ran: Path, tmp_path: 
         assert params["attack.eps_per_coord"] == table[tags["pl_dsl.run"]]["attack.eps_per_coord"]
         assert tags["pl_dsl.experiment"] == "tiny" and tags["pl_dsl.spec_sha256"] == source["sha256"]
         assert run["metrics"]["g_clean_acc"] == pytest.approx(float(table[tags["pl_dsl.run"]]["g_clean_acc"]))
+
+
+def test_mlflow_ui_opens_the_export_and_serves_its_runs(ran: Path, tmp_path: Path) -> None:
+    """The environment `make` builds runs `mlflow ui` (the full MLflow): started on 127.0.0.1 in a
+    folder where `pl-dsl export` wrote its default store, it serves the runs over its REST API."""
+    import os
+    import shutil
+    import socket
+    import time
+    import urllib.request
+
+    shutil.copytree(ran / "results", tmp_path / "results")
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    exported = subprocess.run([sys.executable, "-m", "pl_dsl", "export", "tiny", "--to", "mlflow"], cwd=tmp_path,
+                              capture_output=True, text=True, env=clean)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mlflow = Path(sys.executable).with_name("mlflow")
+    log = tmp_path / "mlflow-ui.log"
+    with log.open("w") as output:
+        server = subprocess.Popen([str(mlflow), "ui", "--host", "127.0.0.1", "--port", str(port),
+                                   "--backend-store-uri", "sqlite:///mlflow.db"], cwd=tmp_path, env=clean,
+                                  stdout=output, stderr=subprocess.STDOUT)
+    api = f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    try:
+        deadline, experiment = time.monotonic() + 90, None
+        while experiment is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{api}/experiments/get-by-name?experiment_name=tiny", timeout=5) as reply:
+                    experiment = json.loads(reply.read())["experiment"]
+            except OSError:
+                time.sleep(0.5)
+        assert experiment is not None, log.read_text()[-3000:]
+        search = urllib.request.Request(f"{api}/runs/search", method="POST",
+                                        data=json.dumps({"experiment_ids": [experiment["experiment_id"]]}).encode(),
+                                        headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(search, timeout=10) as reply:
+            runs = json.loads(reply.read())["runs"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert len(runs) == 6
+    table = {r["run"]: r for r in rows(ran / "results/tiny/results.csv")}
+    for run in runs:
+        tags = {tag["key"]: tag["value"] for tag in run["data"]["tags"]}
+        metrics = {metric["key"]: metric["value"] for metric in run["data"]["metrics"]}
+        row = table[tags["pl_dsl.run"]]
+        assert run["info"]["run_name"] == f"eps_per_coord={row['attack.eps_per_coord']} seed={row['seed']}"
+        assert metrics["g_clean_acc"] == pytest.approx(float(row["g_clean_acc"]))
+        assert int(run["info"]["end_time"]) - int(run["info"]["start_time"]) > 0
