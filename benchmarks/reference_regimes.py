@@ -40,14 +40,17 @@ def regimes(rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], list[dict
     return logistic, overflow, floor
 
 
-def moved_points(rows: list[dict[str, str]], overflow: list[dict[str, str]], metric_names: set[str]) -> list[str]:
-    """Points whose best over the learning rates comes from an overflowing run, with both values."""
+def moved_points(rows: list[dict[str, str]], overflow: list[dict[str, str]],
+                 metric_names: set[str]) -> tuple[int, list[str]]:
+    """How many points hold an overflowing run, and those whose best over the learning rates
+    comes from one, with both values."""
     ignored = metric_names | set(STATUS_COLUMNS) | {"run", "device", *LEARNING_RATES}
     points: dict[tuple[tuple[str, str], ...], list[dict[str, str]]] = defaultdict(list)
     for row in rows:
         points[tuple((k, v) for k, v in row.items() if k not in ignored and not k.startswith("time_"))].append(row)
     bad = {row["run"] for row in overflow}
     found = []
+    touched = sum(any(m["run"] in bad for m in members) for members in points.values())
     for key, members in points.items():
         for metric in SCORED:
             scored = [(float(m[metric]), m["run"]) for m in members if m.get(metric)]
@@ -58,7 +61,7 @@ def moved_points(rows: list[dict[str, str]], overflow: list[dict[str, str]], met
             if best_run in bad and theirs != best:
                 where = ", ".join(f"{k}={v}" for k, v in key if k in ("panels",) or "." in k or k == "seed")
                 found.append(f"{metric} {best:.3f} -> {theirs:.3f} at {where}")
-    return found
+    return touched, found
 
 
 def main() -> None:
@@ -68,12 +71,13 @@ def main() -> None:
     args = parser.parse_args()
     layout = Layout(Path(args.results))
     metric_names = {name for stage in project_registry() for name in stage.metrics}
-    print("experiment | runs | logistic | overflow at the attack | under the floor | points that move")
+    print("experiment | runs | logistic | overflow at the attack | under the floor | points holding an overflow | "
+          "points that move")
     for name in args.experiments:
         rows = read_table(layout.table(name))
         logistic, overflow, floor = regimes(rows)
-        moved = moved_points(rows, overflow, metric_names)
-        print(f"{name} | {len(rows)} | {len(logistic)} | {len(overflow)} | {len(floor)} | {len(moved)}")
+        touched, moved = moved_points(rows, overflow, metric_names)
+        print(f"{name} | {len(rows)} | {len(logistic)} | {len(overflow)} | {len(floor)} | {touched} | {len(moved)}")
         for line in moved:
             print(f"    {line}")
 
