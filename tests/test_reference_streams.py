@@ -404,7 +404,7 @@ def regimes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict, d
         layout = Layout(folder / "results")
         ours = {"record": record, "g": load_file(layout.unit("train_g", record["units"]["train_g"]), "model.pt"),
                 "attack": load_file(layout.unit("attack", record["units"]["attack"]), "perturbations.pt")}
-        found[name] = (arguments, theirs, ours)
+        found[name] = (arguments, theirs, {**ours, "folder": folder})
     return found
 
 
@@ -437,6 +437,20 @@ def test_each_regime_is_reached_and_marked(regimes: dict) -> None:
     record = ours["record"]
     assert record["status"] == "non-finite" and "g non-finite (as their code)" in record["note"]
     assert 0 < record["metrics"]["pert_nonfinite"] < 1
+    # a reader sees it: under the results table, in status, in a claim's detail, in a figure's caption
+    shown = run_cli("results", "overflow", cwd=ours["folder"])
+    assert "1 of 1 runs went non-finite as the authors' code computes them" in shown.stdout
+    assert "g non-finite (as their code)" in shown.stdout
+    assert "1 runs went non-finite" in run_cli("status", "overflow", cwd=ours["folder"]).stdout
+    from pl_dsl.report.claims import evaluate
+    from pl_dsl.report.figures import drawing_note, nonfinite_points
+    from pl_dsl.report.results import read_table
+
+    rows = read_table(ours["folder"] / "results/overflow/results.csv")
+    verdict = evaluate({"claim": "g learns", "kind": "at_least", "metric": "g_clean_acc", "threshold": 0.9}, rows, {}, [])
+    assert not verdict.passed and verdict.value == 0.0 and "1 of 1 runs non-finite (as their code" in verdict.detail
+    assert nonfinite_points(rows, "seed") == "seed=6 (1 of 1)"
+    assert "runs non-finite as their code" in drawing_note(rows, [nonfinite_points(rows, "seed")])
     arguments, theirs, ours = regimes["floor"]
     r = theirs["trained"]["R"]
     norms = r.norm(dim=1)
