@@ -49,8 +49,8 @@ def project_root() -> Path:
     for candidate in (Path.cwd(), package.parent, package / "workflow"):
         if (candidate / "Snakefile").is_file() and (candidate / "rules").is_dir():
             return candidate
-    raise UsageError(f"pl-dsl run needs its workflow (Snakefile and rules/), which the package carries in {package / 'workflow'}: "
-                     "reinstall pl-dsl (pip install pl-dsl)")
+    raise UsageError(f"pl-dsl run needs its workflow (Snakefile and rules/), which the package carries in "
+                     f"{package / 'workflow'}: reinstall pl-dsl (pip install pl-dsl)")
 
 
 class UsageError(Exception):
