@@ -42,13 +42,15 @@ SETTABLE_TOP = ("seeds", "description", "max_runs")
 
 
 def project_root() -> Path:
-    """The pl-dsl checkout whose workflow (Snakefile, rules/, experiments/) runs: the working
-    directory when it is one, else the checkout this package is installed from."""
-    for candidate in (Path.cwd(), Path(__file__).resolve().parent.parent):
+    """Where the workflow pl-dsl runs lies (Snakefile, rules/, report/): the working directory when
+    it is a pl-dsl checkout, else the checkout this package is installed from (editable), else
+    the workflow the package carries (pl_dsl/workflow), so that an installed pl-dsl runs anywhere."""
+    package = Path(__file__).resolve().parent
+    for candidate in (Path.cwd(), package.parent, package / "workflow"):
         if (candidate / "Snakefile").is_file() and (candidate / "rules").is_dir():
             return candidate
-    raise UsageError("pl-dsl run needs the pl-dsl workflow (Snakefile and rules/): run it in a checkout of pl-dsl "
-                     "(the package installed from it), or run snakemake -s <checkout>/Snakefile yourself")
+    raise UsageError(f"pl-dsl run needs its workflow (Snakefile and rules/), which the package carries in "
+                     f"{package / 'workflow'}: reinstall pl-dsl (pip install pl-dsl)")
 
 
 class UsageError(Exception):

@@ -33,9 +33,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_cuda)
 
 
+# The interpreter whose pl-dsl the CLI tests run: this one (the checkout's editable install), or
+# the one named here (tests/test_packaging.py runs tests against a wheel installed as users do).
+CLI_PYTHON = os.environ.get("PL_DSL_TEST_PYTHON", sys.executable)
+
+
 def run_cli(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `pl-dsl ARGS` as a user would, in a subprocess (env: extra variables)."""
-    return subprocess.run([sys.executable, "-m", "pl_dsl", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([CLI_PYTHON, "-m", "pl_dsl", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
 
 

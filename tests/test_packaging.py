@@ -4,11 +4,14 @@ from that schema and nowhere else."""
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import sysconfig
 import venv
 from pathlib import Path
+
+import pytest
 
 from pl_dsl.spec.check import check_text
 from pl_dsl.spec.config import to_json
@@ -17,7 +20,10 @@ from pl_dsl.spec.schema import defaults, load_schema
 from conftest import REPO
 
 
-def test_a_wheel_installed_into_a_fresh_venv_validates_a_shipped_spec_outside_the_checkout(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with pl-dsl installed from its wheel (not editable); its bin/ folder."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     wheels = tmp_path / "wheels"
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                             str(REPO), "-w", str(wheels)], capture_output=True, text=True, timeout=300)
@@ -29,11 +35,20 @@ def test_a_wheel_installed_into_a_fresh_venv_validates_a_shipped_spec_outside_th
     installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)],
                                capture_output=True, text=True, timeout=300)
     assert installed.returncode == 0, installed.stderr[-2000:]
-    # Dependencies (torch, jsonschema, ...) are reused from this interpreter's site-packages; a
-    # plain path entry does not run the editable install's hook, so pl_dsl comes from the wheel.
+    # Dependencies (torch, jsonschema, snakemake, ...) are reused from this interpreter's
+    # site-packages; a plain path entry does not run the editable install's hook, so pl_dsl comes
+    # from the wheel.
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
     Path(site, "reuse_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return env_dir / "bin"
+
+
+def test_a_wheel_installed_into_a_fresh_venv_validates_a_shipped_spec_outside_the_checkout(
+        wheel_venv: Path, tmp_path: Path) -> None:
+    env_dir, python = wheel_venv.parent, wheel_venv / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     spec = REPO / "experiments/quickstart.yaml"
@@ -72,7 +87,6 @@ def test_the_schema_file_for_editors_is_the_one_the_package_reads() -> None:
 
 
 def test_atomic_writes_leave_files_readable_like_any_other(tmp_path: Path) -> None:
-    import os
     import stat
 
     from pl_dsl.engine.store import atomic_path
@@ -141,3 +155,26 @@ def test_every_enum_of_the_schema_is_the_table_that_implements_it() -> None:
     assert sorted(figures["kind"]["enum"]) == sorted(FIGURE_KINDS)
     words = next(option for option in schema["$defs"]["reduce"]["oneOf"] if "enum" in option)["enum"]
     assert sorted(words) == sorted(OPERATIONS)
+
+
+def test_a_wheel_runs_a_spec_in_a_folder_of_ones_own(wheel_venv: Path, tmp_path: Path) -> None:
+    """`pl-dsl run` from a wheel, outside any checkout: the workflow the package carries runs the
+    spec there (train f -> attack -> train g -> evaluate -> plot)."""
+    spec = tmp_path / "mine.yaml"
+    spec.write_text((REPO / "tests/specs/valid/tiny.yaml").read_text().replace("name: tiny", "name: mine"))
+    ran = subprocess.run([str(wheel_venv / "pl-dsl"), "run", "mine.yaml", "--cores", "2"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "runs 6/6 done" in ran.stdout and (tmp_path / "results/mine/plots/by_eps.png").exists()
+    log = next((tmp_path / "logs/run").glob("*.log")).read_text()
+    assert str(REPO) not in log  # nothing of the checkout: the packaged workflow and code
+
+
+def test_the_cli_tests_that_run_outside_the_checkout_pass_on_the_wheel(wheel_venv: Path) -> None:
+    """tests/test_names.py (every command from a folder outside the checkout) with the wheel's
+    pl-dsl in place of the editable install."""
+    env = {**os.environ, "PL_DSL_TEST_PYTHON": str(wheel_venv / "python")}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_names.py"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout
