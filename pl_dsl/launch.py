@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -166,6 +167,31 @@ def _multirun(data: dict[str, Any], change: Change, spec: Path) -> str:
                if figures else ""))
 
 
+# A derived name spells its changes out while they take at most this many characters.
+READABLE_CHANGES = 32
+NAME_LIMIT = 100  # the schema's maxLength of a name
+
+
+def derived_name(base: str, changes: list[Change]) -> str:
+    """The name of a derived experiment: `<base>+<changes>+<hash>` where the changes are short
+    (`quickstart+lr-0.1+3f2a9c`: the hash keeps two change sets that read alike apart), else
+    `<base>+<hash>`."""
+    digest = stable_hash([[c.path, c.value, c.multirun, c.removes] for c in changes], 8)
+    readable = "+".join(_readable(change) for change in changes)
+    name = f"{base}+{readable}+{digest[:6]}"
+    return name if len(readable) <= READABLE_CHANGES and len(name) <= NAME_LIMIT else f"{base}+{digest}"
+
+
+def _readable(change: Change) -> str:
+    """A change in the characters a name allows: `lr-0.1`, `width-10-30` (-m), `no-eps` (~)."""
+    leaf = change.path.split(".")[-1]
+    if change.removes:
+        return f"no-{leaf}"
+    values = change.value if change.multirun else [change.value]
+    text = re.sub(r"[^A-Za-z0-9_.]+", "-", "-".join(str(v) for v in values)).strip("-.")
+    return f"{leaf}-{text}" if text else leaf
+
+
 def _remove(data: dict[str, Any], change: Change, spec: Path) -> None:
     """Remove a field the spec (with its bases) gives."""
     *parents, leaf = change.path.split(".")
@@ -198,8 +224,7 @@ def derive(spec: Path, changes: list[Change], layout: Layout, registry: Registry
             set_path(data, change.path, change.value)
         else:
             data[change.path] = change.value
-    digest = stable_hash([[c.path, c.value, c.multirun] for c in changes], 8)
-    data["name"] = name or f"{experiment.name}+{digest}"
+    data["name"] = name or derived_name(experiment.name, changes)
     data["description"] = (f"{experiment.spec.get('description') or experiment.name}; derived from {spec} with "
                            + " ".join(("-m " if c.multirun else "") + c.argument for c in changes))
     target = (scratch / data["name"] if scratch is not None else layout.experiment(data["name"])) / "spec.yaml"

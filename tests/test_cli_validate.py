@@ -163,3 +163,9 @@ def test_exit_codes_are_the_readmes_table(tmp_path: Path) -> None:
                  ["results", "tiny", "--csv", "--format", "latex"]):  # contradicting options (names first)
         done = run_cli(*argv, cwd=tmp_path)
         assert done.returncode == 2 and "Traceback" not in done.stderr, (argv, done.returncode, done.stderr)
+    # a field path without '=' is no experiment name: the message says how to set it
+    assert "to set the field network.width, write network.width=VALUE" in \
+        run_cli("run", str(valid), "network.width", cwd=tmp_path).stderr
+    # an empty results folder is named where it is, from wherever the command runs
+    for command in ("status", "list"):
+        assert f"no experiments in {(tmp_path / 'results').resolve()}/ yet" in run_cli(command, cwd=tmp_path).stdout

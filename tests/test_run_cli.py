@@ -47,7 +47,7 @@ def test_overrides_make_a_derived_experiment_and_leave_the_base_alone(ran: Path)
     base = rows(ran / "results/tiny/results.csv")
     assert len(base) == 6 and {r["attack.targets"] if "attack.targets" in r else "balanced" for r in base} == {"balanced"}
     name = derived_name(ran)
-    assert len(name) == len("tiny+") + 8
+    assert len(name) == len("tiny+") + 8  # its changes are too long to spell out in the name
     derived = rows(ran / f"results/{name}/results.csv")
     assert len(derived) == 12  # 3 eps x 2 seeds x the 2 widths of -m
     assert {r["network.width"] for r in derived} == {"10", "30"}
@@ -96,7 +96,7 @@ def test_an_override_that_contradicts_the_spec_is_told_at_the_argument_and_tilde
     assert "~attack.eps" in both.stderr and "spec.yaml" not in both.stderr
     removed = run_cli("run", str(spec), "~attack.eps", "attack.eps_per_coord=0.001", "--cores", "1", cwd=tmp_path)
     assert removed.returncode == 0, removed.stderr[-2000:]
-    (metrics,) = (tmp_path / "results").glob("e+*/runs/*/metrics.json")
+    (metrics,) = (tmp_path / "results").glob("e+no-eps+eps_per_coord-0.001+*/runs/*/metrics.json")  # readable
     assert json.loads(metrics.read_text())["spec"]["attack"]["eps"] == pytest.approx(0.001 * 10 ** 0.5)
     missing = run_cli("run", str(spec), "~network.width", "-n", cwd=tmp_path)
     assert missing.returncode == 2 and "gives no network.width to remove" in missing.stderr

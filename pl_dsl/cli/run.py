@@ -113,7 +113,8 @@ class RunCommand(click.Command):
 @click.argument("items", nargs=-1)
 @click.option("-m", "--multirun", "multirun", multiple=True, metavar="FIELD=a,b,...",
               help="Sweep FIELD over these values too (an axis added to the spec's sweep; repeatable).")
-@click.option("--name", help="Name of the derived experiment (default: <name>+<hash of the changes>).")
+@click.option("--name", help="Name of the derived experiment (default: <name>+<changes>+<hash>, or <name>+<hash> "
+                                 "where the changes are long).")
 @click.option("--cores", type=int, help="Cores for local jobs (default: all of this machine's).")
 @click.option("--profile", help="A Snakemake profile, e.g. profiles/slurm for a SLURM cluster.")
 @click.option("-n", "--dry-run", is_flag=True, help="Only show what would be computed.")
