@@ -167,7 +167,9 @@ def test_a_wheel_runs_a_spec_in_a_folder_of_ones_own(wheel_venv: Path, tmp_path:
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert "runs 6/6 done" in ran.stdout and (tmp_path / "results/mine/plots/by_eps.png").exists()
     log = next((tmp_path / "logs/run").glob("*.log")).read_text()
-    assert str(REPO) not in log  # nothing of the checkout: the packaged workflow and code
+    # the workflow the package carries, not the checkout's (dependencies come from this environment)
+    assert f"Snakefile: {wheel_venv.parent}" in log and "/pl_dsl/workflow/Snakefile" in log
+    assert f"{REPO}/pl_dsl" not in log and f"{REPO}/Snakefile" not in log
 
 
 def test_the_cli_tests_that_run_outside_the_checkout_pass_on_the_wheel(wheel_venv: Path) -> None:
