@@ -17,7 +17,7 @@ T = TypeVar("T")
 FC = TypeVar("FC", bound=Callable[..., Any])
 
 
-# What each exit code of a pl-dsl command means (the README's table says the same; tests/
+# What each exit code of a pl-dsl command means (docs/spec.md, "Exit codes", says the same; tests/
 # test_cli_validate.py keeps them equal).
 EXIT_CODES = {
     0: "done",
