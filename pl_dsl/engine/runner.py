@@ -41,6 +41,10 @@ def resolve_device(unit: Unit, cuda_index: int | None = None) -> torch.device:
     return torch.device("cuda", cuda_index) if cuda_index is not None else torch.device("cuda")
 
 
+# How long a job waits for an input that another job may be storing before it calls it missing.
+INPUT_WAIT_SECONDS = 300.0
+
+
 class UnitRunner:
     """Computes units into a store, reusing what exists and caching data and files in memory."""
 
@@ -99,6 +103,8 @@ class UnitRunner:
             stage = self.registry[unit.stage]
             group = [] if self.has(unit) else [unit] if stage.compute_together is None \
                 else self._group(unit, units[position:], handled)
+            if unit.key not in {member.key for member in group} and not self.has(unit) and self._await_inputs(unit):
+                group = self._group(unit, units[position:], handled)  # its inputs arrived meanwhile
             if unit.key not in {member.key for member in group}:
                 if not self.has(unit):
                     raise StageFailure(f"{unit.stage} {unit.key} (runs {describe_runs(unit)}): an input it reads is "
@@ -117,6 +123,18 @@ class UnitRunner:
                 for member in group:
                     on_done(member, True, time.perf_counter() - start)
         return computed
+
+    def _await_inputs(self, unit: Unit) -> bool:
+        """Wait (at most INPUT_WAIT_SECONDS) until every input of a unit is stored: another job,
+        of an experiment sharing the input, may be storing it right now. Whether they all are."""
+        stage = self.registry[unit.stage]
+        folders = [self.layout.unit(stage.inputs[name], key) for name, key in unit.inputs.items()]
+        deadline = time.monotonic() + INPUT_WAIT_SECONDS
+        while not all(is_stored(folder) for folder in folders):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
 
     def _group(self, first: Unit, candidates: list[Unit], handled: set[str]) -> list[Unit]:
         """The unstored units among candidates that are computed together with `first`: those of
