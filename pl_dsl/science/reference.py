@@ -25,7 +25,7 @@ from torch.distributions.normal import Normal
 from torch.nn import functional as F
 
 from pl_dsl.errors import lookup
-from pl_dsl.science.nn import Arithmetic
+from pl_dsl.science.nn import Arithmetic, TwoLayerNet, input_gradient
 from pl_dsl.spec.config import DataConfig, NetworkConfig
 
 # Their synthetic generator draws this many fresh samples for the agreement (train=False).
@@ -311,14 +311,12 @@ def their_loss(name: str, outputs: torch.Tensor, labels: torch.Tensor) -> torch.
 THEIR_ARITHMETIC = Arithmetic("as their code", their_loss, stops_when_not_finite=False, stacks=False)
 
 
-def their_perturbations(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, loss: str,
+def their_perturbations(model: TwoLayerNet, x: torch.Tensor, targets: torch.Tensor, loss: str,
                         eps: float) -> torch.Tensor:
     """Their gen_perturbations: the gradient of the summed loss at the targets, F.normalize'd per
     sample (its norm floored at 1e-12, so a gradient shorter than that gives a perturbation shorter
     than eps, down to 0), times eps, negated; no projection, and a NaN gradient gives a NaN row."""
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    point = x.detach().requires_grad_(True)
-    total = their_loss(loss, model(point), targets).sum()
-    (grad,) = torch.autograd.grad(total, point)
+    grad = input_gradient(model, x, targets, loss, THEIR_ARITHMETIC)
     return -(F.normalize(grad.flatten(1)).view(grad.shape) * eps)
