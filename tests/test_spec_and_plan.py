@@ -55,6 +55,46 @@ sweep:
     assert "eps_per_coord" not in exp.runs[0].spec["attack"]
 
 
+def test_runs_resolved_once_per_axis_value_equal_each_run_resolved_on_its_own() -> None:
+    """The sweep resolver reuses a section across runs whose swept values it does not read; every
+    run must still be what resolving its own spec from scratch gives (eps from the swept d through
+    the data section, shared training through train_f/train_g, a swept data kind, a panel's set)."""
+    import copy
+
+    from pl_dsl.hashing import stable_hash
+    from pl_dsl.spec.compose import load_composed
+    from pl_dsl.spec.sections import resolve_run
+    from pl_dsl.spec.sweeps import set_path
+
+    text = """
+seeds: [0, 1]
+attack: {eps_per_coord: 0.01}
+sweep:
+  grid:
+    data.dim: [4, 9]
+    training.lr: [0.1, 0.3]
+    train_g.steps: [2, 5]
+    network.leaky_slope: [0.0, 0.5]
+    data.kind: [shifted_gauss, gauss]
+"""
+    exp = expand(text)
+    assert len(exp.runs) == 2 ** 6
+    raw = load_composed(BASE + text, "t.yaml").data
+    for run in exp.runs:
+        effective, written = copy.deepcopy(exp.spec), copy.deepcopy(raw)
+        for path, value in run.varied.items():
+            set_path(effective, path, value)
+            set_path(written, path, value)
+        alone = resolve_run(REGISTRY.sections, effective, written)
+        assert alone == run.config
+        assert "r" + stable_hash(REGISTRY.run_identity(alone), 16) == run.id
+    eps = {(run.config.data.dim, run.config.attack.eps) for run in exp.runs}
+    assert eps == {(4, 0.01 * 2.0), (9, 0.01 * 3.0)}
+    assert {(r.config.train_f.lr, r.config.train_g.lr, r.config.train_g.steps) for r in exp.runs} == {
+        (lr, lr, steps) for lr in (0.1, 0.3) for steps in (2, 5)}
+    assert {r.config.data.kind for r in exp.runs} == {"shifted_gauss", "gauss"}
+
+
 def test_default_eps_is_the_papers_0_001_sqrt_d() -> None:
     exp = expand("")
     assert exp.runs[0].spec["attack"]["eps"] == pytest.approx(0.001 * math.sqrt(16))
@@ -74,6 +114,53 @@ def test_run_ids_are_stable_and_ignore_plots_and_descriptions() -> None:
     a = expand("description: one\nseeds: [0, 1]\n")
     b = expand("description: two\nseeds: [0, 1]\nplots: []\n")
     assert [r.id for r in a.runs] == [r.id for r in b.runs]
+
+
+def test_encoded_parts_hash_as_the_data_they_encode() -> None:
+    """stable_hash places Encoded parts as they are: the hash must be the one of the data itself
+    (unit keys and run ids stay those of stores made before), with every kind of JSON value."""
+    from pl_dsl.hashing import encoded, stable_hash
+
+    params = {"z": [1, 2.5, {"b": None, "a": "quote \" é"}], "a": True, "n": {"3": 1e-12}}
+    whole = {"stage": "train_g", "code": "abc.v2", "inputs": {"f": "0123", "attack": "4567"}, "params": params}
+    assert stable_hash({**whole, "params": encoded(params)}, 16) == stable_hash(whole, 16)  # mixed
+    assert stable_hash({k: encoded(v) for k, v in whole.items()}, 16) == stable_hash(whole, 16)  # all encoded
+    assert stable_hash({**whole, "params": encoded({**params, "a": False})}, 16) != stable_hash(whole, 16)
+
+
+def test_units_built_once_per_point_equal_units_built_run_by_run() -> None:
+    """The plan builds a stage's parameters once per distinct sections and a unit once per
+    parameters and inputs; every run must get exactly the units it gets on its own, stacked or not."""
+    from pl_dsl.engine.plan import UnitMemo
+    from pl_dsl.hashing import stable_hash
+    from pl_dsl.spec.config import to_json
+
+    exp = expand("""
+seeds: [0, 1]
+attack: {eps_per_coord: 0.01}
+sweep:
+  grid:
+    data.dim: [4, 9]
+    train_f.lr: [0.1, 0.3]
+    train_g.lr: [0.2, 0.4]
+    train_g.steps: [2, 3]
+""")
+    for stack in ("auto", "on"):
+        memo = UnitMemo()
+        for run in exp.runs:
+            shared, alone = run_units(run, REGISTRY, stack, memo), run_units(run, REGISTRY, stack)
+            assert list(shared) == list(alone)
+            for stage, unit in shared.items():
+                mine = alone[stage]
+                assert (unit.key, unit.group, unit.trajectory, unit.params, unit.inputs, unit.cost, unit.stack) == \
+                    (mine.key, mine.group, mine.trajectory, mine.params, mine.inputs, mine.cost, mine.stack)
+                # the key and the trajectory as defined: hashes of the whole data, as stores hold them
+                params = REGISTRY[stage].select(run.config)
+                assert unit.key == stable_hash({"stage": stage, "code": REGISTRY[stage].fingerprint, "inputs": unit.inputs,
+                                                "params": to_json(params, identity=True)}, 16)
+                assert unit.trajectory == stable_hash({"stage": stage, "inputs": unit.inputs, "device": unit.device, "params":
+                                                       to_json(REGISTRY[stage].group_key(params, keep_lr=True))}, 16)
+        assert len(memo.units) < 4 * len(exp.runs)  # f and the attack are shared across g's lrs and steps
 
 
 def test_an_eps_sweep_trains_f_once_per_seed() -> None:

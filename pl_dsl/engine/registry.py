@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pl_dsl.engine.fingerprint import code_fingerprint
 from pl_dsl.errors import lookup
-from pl_dsl.spec.config import RunConfig, to_json
+from pl_dsl.spec.config import RunConfig, kept_fields, to_json
 from pl_dsl.spec.sections import CORE_SECTIONS, Section, build_schema
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ class UnitContext(Protocol):
     def emit(self, index: int, result: Output | Exception) -> None:
         """For `compute_together`: member `index` is finished (an Output) or diverged (the
         nn.Divergence); the engine stores it at once."""
+
+
+_SCALARS = (int, float, str, bool, type(None))
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,28 @@ class Stage(Generic[P]):
         return self.params(**{f.name: getattr(run, self.rename.get(f.name, f.name))
                               for f in dataclasses.fields(self.params)})  # type: ignore[arg-type]
 
+    @cached_property
+    def sections_in_order(self) -> tuple[str, ...]:
+        """The run config fields (sections) this stage's parameters come from, in field order."""
+        return tuple(self.rename.get(f.name, f.name) for f in dataclasses.fields(self.params))  # type: ignore[arg-type]
+
+    @cached_property
+    def sections_read(self) -> frozenset[str]:
+        return frozenset(self.sections_in_order)
+
+    def point(self, run: RunConfig) -> tuple[Any, ...]:
+        """What this stage's parameters for a run are made of, as a dict key: the sections they
+        come from, scalars by value and configs by identity (the runs of one sweep share the
+        section objects of equal values, see spec.sections.SweepResolver). Equal points give equal
+        parameters while the runs they come from are alive."""
+        return tuple([(type(v), v) if type(v) in _SCALARS else id(v) for v in self._sections_of(run)])
+
+    @cached_property
+    def _sections_of(self) -> Callable[[RunConfig], tuple[Any, ...]]:
+        names = self.sections_in_order
+        get = operator.attrgetter(*names)
+        return (lambda run: (get(run),)) if len(names) == 1 else get
+
     def enabled(self, run: RunConfig) -> bool:
         """Whether the run has this stage."""
         if self.switch is None:
@@ -166,6 +192,7 @@ class Registry:
     def __init__(self, stages: Iterable[Stage[Any]], extra_modules: tuple[str, ...] = ()) -> None:
         self.extra_modules = extra_modules  # the modules of a project's own stages (see `extended`)
         self._stages: dict[str, Stage[Any]] = {}
+        self._read_by_enabled: dict[tuple[bool, ...], frozenset[str]] = {}
         metrics: dict[str, str] = {}
         sections: dict[str, str] = {section.name: "the core" for section in CORE_SECTIONS}
         for stage in stages:
@@ -208,19 +235,25 @@ class Registry:
 
     def read_sections(self, run: RunConfig) -> set[str]:
         """The sections a run reads: the core ones and every one an enabled stage reads."""
-        read = {section.name for section in CORE_SECTIONS}
-        for stage in self:
-            if stage.enabled(run):
-                read.update(stage.rename.get(f.name, f.name) for f in dataclasses.fields(stage.params))
-        return read
+        enabled = tuple(stage.enabled(run) for stage in self)
+        if enabled not in self._read_by_enabled:
+            read = {section.name for section in CORE_SECTIONS}
+            for stage, on in zip(self, enabled):
+                if on:
+                    read.update(stage.sections_read)
+            self._read_by_enabled[enabled] = frozenset(read)
+        return set(self._read_by_enabled[enabled])
 
-    def run_identity(self, run: RunConfig) -> dict[str, Any]:
+    def run_identity(self, run: RunConfig, plain: Mapping[str, Any] | None = None,
+                     read: set[str] | None = None) -> dict[str, Any]:
         """What names a run (its id is a hash of this): the sections it reads. A section only
         switched-off stages read (a stage a project adds, off by default) leaves every run's id
-        as it was."""
-        read = self.read_sections(run)
-        everything: dict[str, Any] = to_json(run)
-        return {name: value for name, value in everything.items() if name in read}
+        as it was. `plain` (the run's sections as plain JSON, or Encoded for stable_hash) and
+        `read` (read_sections of the run), when known already."""
+        read = self.read_sections(run) if read is None else read
+        if plain is None:
+            return {name: value for name, value in to_json(run).items() if name in read}
+        return {name: plain[name] for name in kept_fields(run) if name in read}
 
     def metrics(self) -> dict[str, str]:
         """Every metric any stage reports, with its description, in stage order."""

@@ -175,12 +175,15 @@ def _memory_bounds(checker: Checker, runs: list[Run], registry: Registry) -> Non
     """The largest unit's estimated memory (the stages' declared `memory`): an error beyond any
     machine, a warning beyond this one."""
     peak: tuple[float, str, Run] | None = None
+    estimates: dict[tuple[str, Any], float] = {}  # per stage and point (the runs share most)
     for run in runs:
         for stage in registry:
             if stage.enabled(run.config):
-                estimate = float(stage.memory(stage.select(run.config)))
-                if peak is None or estimate > peak[0]:
-                    peak = (estimate, stage.name, run)
+                point = (stage.name, stage.point(run.config))
+                if point not in estimates:
+                    estimates[point] = float(stage.memory(stage.select(run.config)))
+                if peak is None or estimates[point] > peak[0]:
+                    peak = (estimates[point], stage.name, run)
     if peak is None:
         return
     estimate, stage_name, run = peak

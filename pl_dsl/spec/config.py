@@ -13,6 +13,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
+from pl_dsl.hashing import Encoded, encoded, encoded_dict
+
 T = TypeVar("T")
 
 # A field with this metadata is carried to the stage but is not part of any identity.
@@ -151,23 +153,76 @@ def to_json(value: Any, *, identity: bool = False) -> Any:
     With identity=True, fields marked NOT_IDENTITY are left out.
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name), identity=identity) for f in dataclasses.fields(value)
-                if not (identity and f.metadata.get("identity") is False)
-                and not ("omitted_when" in f.metadata and getattr(value, f.name) == f.metadata["omitted_when"])}
+        return {name: to_json(getattr(value, name), identity=identity) for name in kept_fields(value, identity=identity)}
     if isinstance(value, (list, tuple)):
         return [to_json(item, identity=identity) for item in value]
     return value
 
 
+class JsonCache:
+    """`to_json` of configs whose nested configs are shared objects (the runs of a sweep share
+    their sections), and its encoding for stable_hash: each nested config is converted and
+    encoded once, as long as the cache lives."""
+
+    def __init__(self) -> None:
+        # (id, identity) -> (the config, its json, that encoded); the config is kept, so its id stays its own
+        self._done: dict[tuple[int, bool], tuple[Any, Any, Encoded]] = {}
+
+    def to_json(self, value: Any, *, identity: bool = False) -> Any:
+        """What `to_json(value, identity=identity)` gives; its nested configs from the cache."""
+        if not _is_config(value):
+            return to_json(value, identity=identity)
+        return {name: self._nested(getattr(value, name), identity)[1] for name in kept_fields(value, identity=identity)}
+
+    def encoded(self, value: Any, *, identity: bool = False) -> Encoded:
+        """What `encoded(to_json(value, identity=identity))` gives; its nested configs from the cache."""
+        if not _is_config(value):
+            return encoded(to_json(value, identity=identity))
+        return encoded_dict({name: self._nested(getattr(value, name), identity)[2]
+                             for name in kept_fields(value, identity=identity)})
+
+    def _nested(self, value: Any, identity: bool) -> tuple[Any, Any, Encoded]:
+        if not _is_config(value):
+            plain = to_json(value, identity=identity)
+            return value, plain, encoded(plain)
+        found = self._done.get((id(value), identity))
+        if found is None:
+            plain = to_json(value, identity=identity)
+            found = self._done[(id(value), identity)] = (value, plain, encoded(plain))
+        return found
+
+
+def _is_config(value: Any) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def kept_fields(value: Any, *, identity: bool = False) -> list[str]:
+    """The fields of a config dataclass that its plain JSON has (see `to_json`)."""
+    return [f.name for f in dataclasses.fields(value)
+            if not (identity and f.metadata.get("identity") is False)
+            and not ("omitted_when" in f.metadata and getattr(value, f.name) == f.metadata["omitted_when"])]
+
+
 def from_json(cls: type[T], data: Any) -> T:
     """Rebuild a (nested) config dataclass from `to_json` output."""
-    hints = typing.get_type_hints(cls)
-    values = {f.name: _convert(hints[f.name], data[f.name]) for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-              if f.name in data}
+    values = {name: convert(hint, data[name]) for name, hint in field_hints(cls) if name in data}
     return cls(**values)
 
 
-def _convert(hint: Any, value: Any) -> Any:
+_FIELD_HINTS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def field_hints(cls: type) -> tuple[tuple[str, Any], ...]:
+    """A dataclass's fields with their evaluated type hints (evaluating them is the slow part, so
+    it is done once per class)."""
+    if cls not in _FIELD_HINTS:
+        hints = typing.get_type_hints(cls)
+        _FIELD_HINTS[cls] = tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+    return _FIELD_HINTS[cls]
+
+
+def convert(hint: Any, value: Any) -> Any:
+    """A plain JSON value as the type `hint` holds it (dataclasses and tuples rebuilt)."""
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -176,7 +231,7 @@ def _convert(hint: Any, value: Any) -> Any:
         for option in options:
             if dataclasses.is_dataclass(option) or typing.get_origin(option) is tuple:
                 if isinstance(value, (dict, list)):
-                    return _convert(option, value)
+                    return convert(option, value)
         return value
     if dataclasses.is_dataclass(hint) and isinstance(value, dict):
         return from_json(hint, value)  # type: ignore[arg-type]

@@ -11,16 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pl_dsl.hashing import stable_hash
-from pl_dsl.spec.config import RunConfig, to_json
+from pl_dsl.spec.config import RunConfig, kept_fields, to_json
 from pl_dsl.spec.messages import Checker, SpecError
-from pl_dsl.spec.sections import Section, resolve_run
-from pl_dsl.spec.sweeps import Axis, Panel, get_path, set_path, swept_paths
+from pl_dsl.spec.sections import Section, SweepResolver
+from pl_dsl.spec.sweeps import Axis, Panel, SweepPoints, get_path, set_path, swept_paths
 
 if TYPE_CHECKING:
     from pl_dsl.engine.registry import Registry
 
 
-@dataclass
+@dataclass(slots=True)
 class Run:
     """One point of an experiment's sweep: its id, the values varied there, its resolved
     configuration (typed, and as plain JSON in `spec`), and the values worth a column of their own
@@ -31,11 +31,14 @@ class Run:
     config: RunConfig
     panels: list[str] = field(default_factory=list)
     resolved: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, Any] | None = None  # each section as plain JSON, shared with other runs
 
     @property
     def spec(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_json(self.config)
-        return data
+        if self.sections is None:
+            data: dict[str, Any] = to_json(self.config)
+            return data
+        return {name: self.sections[name] for name in kept_fields(self.config)}
 
 
 @dataclass
@@ -71,26 +74,23 @@ def _join(*parts: str) -> str:
     return ".".join(part for part in parts if part)
 
 
-def _section_problems(checker: Checker, sections: tuple[Section, ...], written: dict[str, Any],
-                      varied: dict[str, Any]) -> bool:
-    """Report what each section as written (sweep values set) declares wrong, and the fields of
-    every data set that do not fit its kind; True if anything was found."""
+def _section_problems(checker: Checker, section: Section, value: Any, varied: dict[str, Any]) -> bool:
+    """Report what a section as written (sweep values set) declares wrong, and the fields of
+    its data sets that do not fit their kind; True if anything was found."""
     from pl_dsl.science.datasets import DATA_KINDS, data_kind
 
     problems: list[tuple[str, str]] = []  # (the field's full path, sentence)
-    for section in sections:
-        value = written.get(section.name, {})
-        if section.problems is not None:
-            problems += [(_join(section.name, name), sentence) for name, sentence in section.problems(value)]
-        for path in section.data_fields:
-            data = (get_path(value, path) if path else value) or {}
-            if "kind" not in data:  # every data set says what it is (the core schema requires it too)
-                if path or "kind" not in section.schema.get("required", []):
-                    problems.append((_join(section.name, path, "kind"),
-                                     f"missing required field 'kind': one of {', '.join(DATA_KINDS)}"))
-                continue
-            problems += [(_join(section.name, path, name), sentence)
-                         for name, sentence in data_kind(data["kind"]).problems(data)]
+    if section.problems is not None:
+        problems += [(_join(section.name, name), sentence) for name, sentence in section.problems(value)]
+    for path in section.data_fields:
+        data = (get_path(value, path) if path else value) or {}
+        if "kind" not in data:  # every data set says what it is (the core schema requires it too)
+            if path or "kind" not in section.schema.get("required", []):
+                problems.append((_join(section.name, path, "kind"),
+                                 f"missing required field 'kind': one of {', '.join(DATA_KINDS)}"))
+            continue
+        problems += [(_join(section.name, path, name), sentence)
+                     for name, sentence in data_kind(data["kind"]).problems(data)]
     for full, sentence in problems:
         swept = full in varied or f"{full.rsplit('.', 1)[0]}.kind" in varied
         checker.add(("sweep",) if swept else tuple(full.split(".")), sentence, key="." in full)
@@ -100,32 +100,42 @@ def _section_problems(checker: Checker, sections: tuple[Section, ...], written: 
 def expand(checker: Checker, spec: dict[str, Any], raw: dict[str, Any], axes: list[Axis], columns: list[str],
            registry: Registry) -> list[Run]:
     """The runs of one sweep; each run's `varied` has a value for every column (swept here, or
-    the value its spec has)."""
+    the value its spec has). Each section is built, checked and resolved once per distinct value
+    of the swept fields it reads, not once per run."""
     runs: list[Run] = []
     by_spec: dict[str, dict[str, Any]] = {}
     sections = registry.sections
+    swept = [path for axis in axes for path, _ in axis]
+    # The run's spec with every default (`effective`) and as written (`written`): which data
+    # fields apply, and their defaults, depend on the data kind.
+    effective_at, written_at = SweepPoints(spec, swept), SweepPoints(raw, swept)
+    resolver = SweepResolver(sections)
+    checked = [s for s in sections if s.problems is not None or s.data_fields]
+    clean: set[tuple[str, Any]] = set()  # (section, point) found without problems as written
+    columns_of = {s.name: s.columns for s in sections if s.columns is not None}
     for combo in itertools.product(*[range(len(axis[0][1])) for axis in axes]):
         varied = {path: values[i] for axis, i in zip(axes, combo) for path, values in axis}
-        # The run's spec with every default (`effective`) and as written (`written`): which data
-        # fields apply, and their defaults, depend on the data kind.
-        effective, written = copy.deepcopy(spec), copy.deepcopy(raw)
-        for path, value in varied.items():
-            set_path(effective, path, value)
-            set_path(written, path, value)
-        if _section_problems(checker, sections, written, varied):
-            return []
-        config = resolve_run(sections, effective, written)
-        run_id = "r" + stable_hash(registry.run_identity(config), 16)
+        (effective, points), (written, _) = effective_at.at(varied), written_at.at(varied)
+        for section in checked:
+            point = (section.name, points.get(section.name))
+            if point not in clean:
+                if _section_problems(checker, section, written.get(section.name, {}), varied):
+                    return []
+                clean.add(point)
+        config, resolved_sections = resolver.resolve(effective, written, points)
+        plain = {name: section.plain for name, section in resolved_sections.items()}
+        read = registry.read_sections(config)  # a switched-off stage's section adds no column
+        encoded = {name: section.encoded for name, section in resolved_sections.items()}
+        run_id = "r" + stable_hash(registry.run_identity(config, encoded, read), 16)
         if run_id in by_spec:
             checker.add(("sweep",) if spec.get("sweep") else ("seeds",), key=True,
                         message=f"two sweep points give the same run: {by_spec[run_id]} and {varied}")
             return []
         by_spec[run_id] = varied
         row = {column: varied[column] if column in varied else get_path(effective, column) for column in columns}
-        read = registry.read_sections(config)  # a switched-off stage's section adds no column
-        resolved = {k: v for s in sections if s.columns is not None and s.name in read
-                    for k, v in s.columns(getattr(config, s.name)).items()}
-        runs.append(Run(run_id, row, config, resolved=resolved))
+        resolved = {k: v for name, columns in columns_of.items() if name in read
+                    for k, v in columns(getattr(config, name)).items()}
+        runs.append(Run(run_id, row, config, resolved=resolved, sections=plain))
     return runs
 
 

@@ -11,13 +11,14 @@ its own.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, make_dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pl_dsl.spec.config import DataConfig, NetworkConfig, RunConfig, from_json, resolve_data, to_json
+from pl_dsl.hashing import Encoded, encoded
+from pl_dsl.spec.config import DataConfig, NetworkConfig, RunConfig, convert, field_hints, resolve_data, to_json
 
 SPEC_DIR = Path(__file__).resolve().parent
 LANGUAGE_FILE = SPEC_DIR / "language.schema.json"  # everything of a spec but its sections
@@ -134,10 +135,89 @@ def run_config_class(sections: tuple[Section, ...]) -> type[RunConfig]:
 def resolve_run(sections: tuple[Section, ...], spec: Mapping[str, Any], raw: Mapping[str, Any]) -> RunConfig:
     """The run of a spec whose defaults are filled and whose sweep values are set (`raw`: the same
     as written, sweep values set): each section resolved in order, then typed."""
-    done: dict[str, Any] = {}
-    for section in sections:
-        done[section.name] = section.value(Resolution(spec, raw, done))
-    return from_json(run_config_class(sections), {s.name: done[s.name] for s in sections if s.in_run})
+    return SweepResolver(sections).resolve(spec, raw, {})[0]
+
+
+class _Reads(Mapping[str, Any]):
+    """A mapping that records which of its top-level keys were read (all of them, when iterated)."""
+
+    def __init__(self, data: Mapping[str, Any], reads: set[str]) -> None:
+        self._data, self._reads = data, reads
+
+    def __getitem__(self, key: str) -> Any:
+        self._reads.add(key)
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        self._reads.update(self._data)
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        self._reads.update(self._data)
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        self._reads.add(str(key))
+        return key in self._data
+
+
+@dataclass(frozen=True)
+class ResolvedSection:
+    """One section of a run, resolved: as its resolution returned it (`resolved`, what later
+    sections read), typed as the run config holds it (`value`) and that as plain JSON (`plain`)."""
+
+    resolved: Any
+    value: Any
+    plain: Any
+    encoded: Encoded  # `plain` encoded for stable_hash (a run id hashes its sections)
+
+
+class SweepResolver:
+    """Resolves the runs of one sweep, each section once per distinct value of the swept fields it
+    reads: a section that reads no swept field is resolved once for the whole sweep.
+
+    Which top-level keys a section's resolution reads (of the spec, the spec as written and the
+    sections resolved before it) is recorded; its result is reused for every run whose points
+    (see spec.sweeps.SweepPoints) under those keys, and under what the sections it read depend
+    on, are the same. That is what resolving the run on its own gives, since a resolution is a
+    function of what it reads."""
+
+    def __init__(self, sections: tuple[Section, ...]) -> None:
+        self.sections = sections
+        self.config_class = run_config_class(sections)
+        self._hints = dict(field_hints(self.config_class))
+        # per section: {the swept top-level keys it depended on: {their points: the section resolved}}
+        self._memo: dict[str, dict[tuple[str, ...], dict[Any, ResolvedSection]]] = {s.name: {} for s in sections}
+
+    def resolve(self, spec: Mapping[str, Any], raw: Mapping[str, Any],
+                points: Mapping[str, Any]) -> tuple[RunConfig, dict[str, ResolvedSection]]:
+        """The run of a spec and the same as written whose swept top-level keys are at `points`
+        (each key's point: which distinct values of its swept fields it holds)."""
+        done: dict[str, Any] = {}
+        resolved: dict[str, ResolvedSection] = {}
+        depends: dict[str, tuple[str, ...]] = {}
+        for section in self.sections:
+            memo = self._memo[section.name]
+            hit = None
+            for keys, values in memo.items():
+                hit = values.get(tuple(points[key] for key in keys))
+                if hit is not None:
+                    break
+            if hit is None:
+                read: set[str] = set()
+                done_read: set[str] = set()
+                value = section.value(Resolution(_Reads(spec, read), _Reads(raw, read), _Reads(done, done_read)))
+                keys = tuple(sorted({key for key in read if key in points}
+                                    | {key for name in done_read for key in depends[name]}))
+                typed = convert(self._hints[section.name], value) if section.in_run else value
+                plain = to_json(typed)
+                hit = ResolvedSection(value, typed, plain, encoded(plain))
+                memo.setdefault(keys, {})[tuple(points[key] for key in keys)] = hit
+            depends[section.name] = keys
+            done[section.name] = hit.resolved
+            resolved[section.name] = hit
+        config = self.config_class(**{s.name: resolved[s.name].value for s in self.sections if s.in_run})
+        return config, resolved
 
 
 def build_schema(sections: Iterable[Section]) -> dict[str, Any]:

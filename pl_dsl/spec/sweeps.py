@@ -206,6 +206,62 @@ def get_path(spec: dict[str, Any], path: str) -> Any:
     return value
 
 
+def with_paths(target: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of nested dicts with dotted-path fields set; only the dicts along those paths are
+    copied (a run's spec shares every untouched section with the spec it comes from)."""
+    result = dict(target)
+    copies = {id(result)}
+    for path, value in values.items():
+        *parents, leaf = path.split(".")
+        node = result
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+                copies.add(id(child))
+            elif id(child) not in copies:
+                child = node[part] = dict(child)
+                copies.add(id(child))
+            node = child
+        node[leaf] = value
+    return result
+
+
+def hashable(value: Any) -> Any:
+    """A sweep value (JSON) as a dict key: lists and dicts become tuples."""
+    if isinstance(value, dict):
+        return tuple((k, hashable(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return tuple(hashable(v) for v in value)
+    return value
+
+
+class SweepPoints:
+    """A base spec at the points of a sweep: each swept top-level section is built once per
+    distinct value of the swept fields under it, and shared by every point with those values (so
+    checks and resolutions of a section can be kept per section, not per run)."""
+
+    def __init__(self, base: dict[str, Any], swept: list[str]) -> None:
+        self.base = base
+        self._under: dict[str, list[str]] = {}
+        for path in swept:
+            self._under.setdefault(path.split(".")[0], []).append(path)
+        self._built: dict[tuple[str, Any], Any] = {}
+
+    def at(self, varied: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The base spec with the values of `varied` set, and each swept top-level key's point
+        (the swept values under it, hashable: equal points hold equal sections)."""
+        result = dict(self.base)
+        points: dict[str, Any] = {}
+        for key, paths in self._under.items():
+            point = points[key] = tuple(hashable(varied[path]) for path in paths)
+            section = self._built.get((key, point))
+            if section is None:
+                section = self._built[(key, point)] = with_paths(self.base, {p: varied[p] for p in paths})[key]
+            result[key] = section
+        return result, points
+
+
 def set_path(target: dict[str, Any], path: str, value: Any) -> None:
     """Set a dotted-path field in nested dicts, creating sections as needed."""
     *parents, leaf = path.split(".")
