@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -300,41 +301,66 @@ class Tracker:
     reused: dict[str, int] = field(default_factory=dict)  # units per stage stored before the run
     estimates: list[tuple[float, float]] = field(default_factory=list)  # (elapsed, time left said) per line shown
     first_done: tuple[float, float] | None = None  # (elapsed, estimated seconds done) when a first unit was stored
+    later: Callable[[], None] | None = None  # works out the units (see `of`)
 
     def reuse(self, planned: bool) -> str:
         """Per stage, units computed (or, planned, to compute) and units reused from the store."""
         verb = "to compute" if planned else "computed"
+        self.ready()
         parts = [f"{stage} {self.total[stage] - self.reused[stage] if planned else self.done[stage] - self.reused[stage]} "
                  f"{verb}, {self.reused[stage]} reused" for stage in self.total]
         return "; ".join(parts)
 
     @staticmethod
     def of(experiments: list[Experiment], layout: Layout, registry: Registry) -> Tracker:
-        from pl_dsl.engine.plan import build_plan, estimated_seconds
-
-        plan = build_plan(experiments, registry)
-        pending: dict[tuple[str, str], float] = {}
-        total: dict[str, int] = {}
-        runs: dict[str, list[list[tuple[str, str]]]] = {}
-        for name, experiment in plan.experiments.items():
-            runs[name] = [list(keys.items()) for keys in experiment.unit_keys.values()]
-            for stage, units in experiment.units.items():
-                for unit in units:
-                    if (stage, unit.key) not in pending:
-                        pending[(stage, unit.key)] = estimated_seconds(unit.cost)
-                        total[stage] = total.get(stage, 0) + 1
-        tracker = Tracker(layout, pending, total, dict.fromkeys(total, 0), runs)
-        tracker.poll()
-        tracker.started, tracker.done_seconds = time.monotonic(), 0.0  # what was stored before does not count
-        tracker.reused = dict(tracker.done)
+        """The tracker of these experiments' units; those stored now count as reused. Their units
+        are worked out when first needed (at the first poll: a run's first poll comes once
+        Snakemake has started, so that this and its planning go side by side)."""
+        stored = stored_units(layout, registry.names)
+        tracker = Tracker(layout, {}, {}, {}, {})
+        tracker.later = lambda: tracker._units(experiments, registry, stored)
         return tracker
 
-    def poll(self) -> None:
-        for stage, key in [k for k in self.pending if (self.layout.unit(*k) / "record.json").exists()]:
+    def _units(self, experiments: list[Experiment], registry: Registry, stored: dict[str, set[str]]) -> None:
+        from pl_dsl.engine.plan import UnitMemo, estimated_seconds, run_units
+
+        total: dict[str, int] = {}
+        for experiment in experiments:  # the units only: how the workflow batches them does not count here
+            memo = UnitMemo()
+            self.runs[experiment.name] = []
+            for run in experiment.runs:
+                units = run_units(run, registry, memo=memo)
+                self.runs[experiment.name].append([(stage, unit.key) for stage, unit in units.items()])
+                for stage, unit in units.items():
+                    if (stage, unit.key) not in self.pending:
+                        self.pending[(stage, unit.key)] = estimated_seconds(unit.cost)
+                        total[stage] = total.get(stage, 0) + 1
+        self.total.update({stage: total[stage] for stage in registry.names if stage in total})
+        self.done.update(dict.fromkeys(self.total, 0))
+        self.poll(stored)
+        self.done_seconds = 0.0  # what was stored before does not count
+        self.reused = dict(self.done)
+
+    def ready(self) -> Tracker:
+        """The tracker with its units worked out."""
+        if self.later is not None:
+            later, self.later = self.later, None
+            later()
+        return self
+
+    def poll(self, folders: dict[str, set[str]] | None = None) -> None:
+        """Count the pending units stored since the last poll (a unit is stored once its record is
+        written; each stage's store folder is listed once, or given as `folders`)."""
+        self.ready()
+        folders = stored_units(self.layout, self.total) if folders is None else folders
+        stored = [(stage, key) for stage, key in self.pending if key in folders.get(stage, ())
+                  and (self.layout.unit(stage, key) / "record.json").exists()]
+        for stage, key in stored:
             self.done[stage] += 1
             self.done_seconds += self.pending.pop((stage, key))
 
     def runs_done(self) -> tuple[int, int]:
+        self.ready()
         finished = sum(all(unit not in self.pending for unit in run) for runs in self.runs.values() for run in runs)
         return finished, sum(len(runs) for runs in self.runs.values())
 
@@ -388,6 +414,12 @@ def failure_lines(log: Path, tail: int = 12) -> list[str]:
     lines = log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else []
     ours = [line for line in lines if line.startswith("pl-dsl")]
     return ours or lines[-tail:]
+
+
+def stored_units(layout: Layout, stages: Iterable[str]) -> dict[str, set[str]]:
+    """The unit folders in the store, per stage (each stage's folder listed once)."""
+    folders = {stage: layout.unit(stage, "") for stage in stages}
+    return {stage: set(os.listdir(folder)) if folder.is_dir() else set() for stage, folder in folders.items()}
 
 
 def run_workflow(command: list[str], log: Path, verbose: bool, tracker: Tracker | None, show: Any) -> int:

@@ -146,8 +146,10 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
             for line in [*map(str, prepared.warnings), *prepared.notes]:
                 err.print(line, markup=False)
             tracker = Tracker.of(prepared.experiments, layout, stages)
-            code = subprocess.run(snakemake_command(prepared.files, cores, profile, True, force, layout,
-                                                    snakemake_args)).returncode
+            snakemake = subprocess.Popen(snakemake_command(prepared.files, cores, profile, True, force, layout,
+                                                           snakemake_args))
+            tracker.ready()  # side by side with Snakemake's planning
+            code = snakemake.wait()
         out.print(f"units per stage: {tracker.reuse(planned=True)}", markup=False)
         sys.exit(code)
     prepared = prepare(items, multirun, name, layout, stages, skip_missing_data=skip, force=force)

@@ -7,9 +7,8 @@ import shutil
 from pathlib import Path
 
 from pl_dsl.engine.paths import Layout
-from pl_dsl.engine.plan import Plan
+from pl_dsl.engine.plan import Plan, table_plan_digest
 from pl_dsl.engine.store import read_json
-from pl_dsl.hashing import stable_hash
 
 
 def _size(path: Path) -> int:
@@ -47,7 +46,7 @@ def garbage(plan: Plan, layout: Layout) -> list[tuple[Path, int]]:
         for path in sorted((layout.root / kind).glob("*/*.json")) if (layout.root / kind).exists() else []:
             if path.parent.name not in ("tables", "report") and not _lists_only(path, units):
                 found.append(path)
-    referenced = {layout.table_plan(stable_hash(e.table_plan(), 16)) for e in plan.experiments.values()}
+    referenced = {layout.table_plan(table_plan_digest(e.table_plan())) for e in plan.experiments.values()}
     for path in sorted(layout.table_plan("any").parent.glob("*.json")):
         if path not in referenced and not _has_results(path, layout):
             found.append(path)

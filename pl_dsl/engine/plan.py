@@ -10,14 +10,16 @@ start-up over several units. Torch-free: the Snakefile plans at every start.
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pl_dsl.engine.registry import Registry
-from pl_dsl.hashing import stable_hash
-from pl_dsl.spec.config import to_json
+from pl_dsl.hashing import Encoded, dumps, encoded, stable_hash
+from pl_dsl.spec.config import JsonCache
 
 if TYPE_CHECKING:  # the batch jobs import this module; keep jsonschema out of their start-up
     from pl_dsl.spec.expand import Experiment, Run
@@ -72,7 +74,7 @@ def calibrated_seconds(units: list[Unit], device: str | None = None) -> float | 
     return total
 
 
-@dataclass
+@dataclass(slots=True)
 class Unit:
     """One stage artifact: its parameters and inputs (hashed into `key`) and which runs need it."""
 
@@ -112,30 +114,88 @@ def stacked(stack: str, device: str) -> bool:
     return stack == "on" or (stack == "auto" and device == "cuda")
 
 
-def run_units(run: Run, registry: Registry, stack: str = "auto") -> dict[str, Unit]:
-    """The units of one run, in stage order, each keyed by its code, parameters and inputs."""
+@dataclass
+class _StagePoint:
+    """What the units of one stage at one parameter point share, whatever their inputs: the
+    parameters as JSON, their encoded forms for the unit's key, group and trajectory, costs."""
+
+    params: dict[str, Any]
+    identity: Encoded
+    group: Encoded
+    trajectory: Encoded
+    by_shape: bool
+    cost: float
+    memory: float
+    sections: tuple[Any, ...]  # the run config sections it was built from, kept alive for their ids
+
+
+class UnitMemo:
+    """What `run_units` builds once and reuses across the runs of a plan: a stage's parameters
+    per point (see Stage.point), and each unit per point and inputs."""
+
+    def __init__(self) -> None:
+        self.points: dict[Any, _StagePoint] = {}
+        self.units: dict[Any, Unit] = {}
+        self.json = JsonCache()
+        self._strings: dict[str, Encoded] = {}
+
+    def encoded(self, text: str) -> Encoded:
+        """A string encoded for stable_hash, once."""
+        if text not in self._strings:
+            self._strings[text] = encoded(text)
+        return self._strings[text]
+
+
+def _stage_point(stage: Any, run: Run, stack: str, memo: UnitMemo) -> _StagePoint:
+    sections = tuple(getattr(run.config, name) for name in stage.sections_in_order)
+    memo_key = (stage.name, run.config.device, stack, stage.point(run.config))
+    point = memo.points.get(memo_key)
+    if point is None:
+        params = stage.select(run.config)
+        by_shape = stage.trains is not None and stacked(stack, run.config.device)
+        # nets of one shape stack whatever their seed, lr and inputs; nets that differ in lr train
+        # stacked only on CUDA: a CPU-only run keeps them apart
+        group_params = stage.group_key(params, stack=True) if by_shape else \
+            stage.group_key(params, keep_lr=run.config.device == "cpu")
+        trajectory_params = stage.group_key(params, keep_lr=True)
+        cache = memo.json
+        point = _StagePoint(cache.to_json(params), cache.encoded(params, identity=True),
+                            cache.encoded(group_params), cache.encoded(trajectory_params), by_shape,
+                            float(stage.cost(params)), float(stage.memory(params)), sections)
+        memo.points[memo_key] = point
+    return point
+
+
+def run_units(run: Run, registry: Registry, stack: str = "auto", memo: UnitMemo | None = None) -> dict[str, Unit]:
+    """The units of one run, in stage order, each keyed by its code, parameters and inputs.
+    `memo`: what earlier runs of the same plan built (one is made when not given)."""
+    memo = memo or UnitMemo()
     units: dict[str, Unit] = {}
+    device = run.config.device
     for stage in registry:
         if not stage.enabled(run.config):
             continue
         missing = [source for source in stage.inputs.values() if source not in units]
         if missing:
             raise ValueError(f"stage {stage.name} needs {', '.join(missing)}, which this run does not have")
-        params = stage.select(run.config)
         inputs = {name: units[source].key for name, source in stage.inputs.items()}
-        key = stable_hash({"stage": stage.name, "code": stage.fingerprint, "inputs": inputs,
-                           "params": to_json(params, identity=True)}, 16)
-        shared = {"stage": stage.name, "inputs": inputs, "device": run.config.device}
-        by_shape = stage.trains is not None and stacked(stack, run.config.device)
-        if by_shape:  # nets of one shape, whatever their seed, lr and inputs
-            group = stable_hash({"stage": stage.name, "device": run.config.device,
-                                 "params": to_json(stage.group_key(params, stack=True))}, 16)
-        else:  # nets that differ in lr train stacked only on CUDA: a CPU-only run keeps them apart
-            group = stable_hash({**shared, "params": to_json(stage.group_key(params, keep_lr=run.config.device == "cpu"))},
-                                16)
-        trajectory = stable_hash({**shared, "params": to_json(stage.group_key(params, keep_lr=True))}, 16)
-        units[stage.name] = Unit(stage.name, key, to_json(params), inputs, run.config.device, float(stage.cost(params)),
-                                 float(stage.memory(params)), group, trajectory, [run.id], by_shape)
+        point = _stage_point(stage, run, stack, memo)
+        unit_memo = (id(point), tuple(inputs.values()))
+        unit = memo.units.get(unit_memo)
+        if unit is None:
+            # every part encoded once (stable_hash places Encoded parts as they are)
+            name, code, on = memo.encoded(stage.name), memo.encoded(stage.fingerprint), memo.encoded(device)
+            read = encoded(inputs)
+            key = stable_hash({"stage": name, "code": code, "inputs": read, "params": point.identity}, 16)
+            shared = {"stage": name, "inputs": read, "device": on}
+            trajectory = stable_hash({**shared, "params": point.trajectory}, 16)
+            group = trajectory if point.group == point.trajectory and not point.by_shape else stable_hash(
+                {"stage": name, "device": on, "params": point.group} if point.by_shape
+                else {**shared, "params": point.group}, 16)
+            unit = Unit(stage.name, key, point.params, inputs, device, point.cost, point.memory, group, trajectory,
+                        [run.id], point.by_shape)
+            memo.units[unit_memo] = unit
+        units[stage.name] = unit
     return units
 
 
@@ -162,6 +222,20 @@ class Batch:
         largest = max((unit.memory for unit in self.units), default=0.0)
         mem_mb = 100 * math.ceil((PROCESS_MB + MEMORY_SAFETY * largest / 2**20) / 100)
         return {"runtime": min(runtime, max_runtime) if max_runtime else runtime, "mem_mb": mem_mb}
+
+
+def table_plan_digest(content: dict[str, Any]) -> str:
+    """The name of a table plan (`ExperimentPlan.table_plan`): a hash of all of it, fed piece by
+    piece, each section of a run's spec encoded once (the runs of a sweep share their sections)."""
+    digest = hashlib.sha256(dumps({key: value for key, value in content.items() if key != "runs"}).encode())
+    sections: dict[int, tuple[Any, bytes]] = {}  # id -> (the section, kept so its id stays its own; its encoding)
+    for run in content["runs"]:
+        digest.update(dumps({key: value for key, value in run.items() if key != "spec"}).encode())
+        for name, section in sorted(run["spec"].items()):
+            if id(section) not in sections:
+                sections[id(section)] = (section, dumps(section).encode())
+            digest.update(dumps(name).encode() + sections[id(section)][1])
+    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -233,12 +307,12 @@ def _split(items: list[list[Unit]], size: int, min_batches: int) -> list[list[Un
     costs = [batch_seconds(item) for item in items]
     batches: list[list[Unit]] = [[] for _ in range(count)]
     sizes = [0] * count
-    load = [0.0] * count
+    lanes = [(False, 0.0, b) for b in range(count)]  # a heap of (full, load, batch): the least loaded first
     for index in sorted(range(len(items)), key=lambda i: (-costs[i], i)):
-        target = min(range(count), key=lambda b: (sizes[b] >= size, load[b], b))
+        full, load, target = heapq.heappop(lanes)
         batches[target].extend(items[index])
         sizes[target] += 1
-        load[target] += costs[index]
+        heapq.heappush(lanes, (sizes[target] >= size, load + costs[index], target))
     return [sorted(batch, key=lambda u: order[u.key]) for batch in batches]
 
 
@@ -349,12 +423,13 @@ def build_plan(experiments: list[Experiment], registry: Registry, batch_size: di
     for experiment in experiments:
         unique: dict[str, Unit] = {}  # in first-use order
         keys: dict[str, dict[str, str]] = {}
+        memo = UnitMemo()
         for run in experiment.runs:
-            units = run_units(run, registry, stack)
+            units = run_units(run, registry, stack, memo)
             keys[run.id] = {stage: unit.key for stage, unit in units.items()}
             for unit in units.values():
                 known = unique.setdefault(unit.key, unit)
-                if known is not unit:
+                if known.runs[-1] != run.id:
                     known.runs.append(run.id)
         fused: list[list[Unit]] = []
         staged: set[str] = set()

@@ -26,6 +26,7 @@ from pl_dsl.engine.plan import (
     Batch,
     Plan,
     build_plan,
+    table_plan_digest,
 )
 from pl_dsl.engine.registry import Registry, stage_modules
 from pl_dsl.engine.store import damage, read_json, write_json_if_changed
@@ -127,6 +128,11 @@ def load_registry(config: dict[str, Any]) -> Registry:
         sys.exit(f"pl-dsl: {exc}")
 
 
+# A unit without a folder in the store: not computed yet (what `damage` says is only worded
+# where a finished batch lacks it).
+_NOT_STORED = "not stored"
+
+
 class SnakemakeBridge:
     """Between pl-dsl and Snakemake (whose own object is `workflow`): the checked plan of one
     invocation, and the input, params, resource and shell functions the rules call (`BRIDGE`)."""
@@ -156,7 +162,7 @@ class SnakemakeBridge:
         self.max_runtime = int(config["max_runtime"]) if config.get("max_runtime") else None
         self.reporting = reporting
         # Each experiment's table plan and the path it is stored under (named by its content).
-        self.tables = {name: (self.layout.table_plan(stable_hash(content, 16)), content)
+        self.tables = {name: (self.layout.table_plan(table_plan_digest(content)), content)
                        for name, content in ((n, e.table_plan()) for n, e in self.plan.experiments.items())}
         self.report_specs: dict[Path, Any] = {}  # the specs of plot, figure and claims jobs, by path
         self.repairs: dict[tuple[str, str], list[str]] = {}  # batch -> keys of its units to recompute
@@ -183,15 +189,22 @@ class SnakemakeBridge:
         problems: dict[str, str | None] = {}
         damaged: dict[str, str] = {}
         signature: list[tuple[str, str, int]] = []
+        folders: dict[str, set[str]] = {}  # per stage, the units with a folder in the store (listed once)
         for (stage, batch_id), batch in self.plan.batches.items():
             manifest = self.layout.manifest(stage, batch_id)
             finished = manifest.exists()
             for unit in batch.units:
-                folder = self.layout.unit(unit.stage, unit.key)
+                if unit.stage not in folders:
+                    store = self.layout.unit(unit.stage, "")
+                    folders[unit.stage] = set(os.listdir(store)) if store.is_dir() else set()
                 if unit.key not in problems:
-                    problems[unit.key] = damage(folder, deep=deep)
+                    problems[unit.key] = damage(self.layout.unit(unit.stage, unit.key), deep=deep) \
+                        if unit.key in folders[unit.stage] else _NOT_STORED
                 problem = problems[unit.key]
                 if finished and problem is not None and unit.key not in damaged:
+                    folder = self.layout.unit(unit.stage, unit.key)
+                    if problem is _NOT_STORED:
+                        problem = damage(folder, deep=deep) or problem
                     damaged[unit.key] = problem
                     record = folder / "record.json"
                     when = (record if record.exists() else manifest).stat().st_mtime_ns
