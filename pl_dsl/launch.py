@@ -418,8 +418,7 @@ def failure_lines(log: Path, tail: int = 12) -> list[str]:
 
 def stored_units(layout: Layout, stages: Iterable[str]) -> dict[str, set[str]]:
     """The unit folders in the store, per stage (each stage's folder listed once)."""
-    folders = {stage: layout.unit(stage, "") for stage in stages}
-    return {stage: set(os.listdir(folder)) if folder.is_dir() else set() for stage, folder in folders.items()}
+    return {stage: layout.unit_folders(stage) for stage in stages}
 
 
 def run_workflow(command: list[str], log: Path, verbose: bool, tracker: Tracker | None, show: Any) -> int:

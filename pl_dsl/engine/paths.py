@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -17,6 +18,12 @@ class Layout:
     def unit(self, stage: str, key: str) -> Path:
         """A unit's folder: its files and its record, shared by every run and experiment needing it."""
         return self.root / "store" / stage / key
+
+    def unit_folders(self, stage: str) -> set[str]:
+        """The keys of a stage's units that have a folder in the store (listed in one call: a
+        plan's units are looked up in this, not stat'ed one by one)."""
+        folder = self.unit(stage, "")
+        return set(os.listdir(folder)) if folder.is_dir() else set()
 
     def table_plan(self, digest: str) -> Path:
         """The runs of an experiment as the results table needs them, named by content."""

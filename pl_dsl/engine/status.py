@@ -86,6 +86,7 @@ def collect_status(plan: Plan, layout: Layout, now: float | None = None, verify:
         job["stale"] = is_stale(job, now if now is not None else time.time())
     running = {job["unit"] for job in jobs if job.get("unit") and not job["stale"]}
     stored: dict[str, bool] = {}
+    folders: dict[str, set[str]] = {}  # per stage, the units with a folder (a record or a failure)
     experiments = []
     for name, experiment in plan.experiments.items():
         result = ExperimentStatus(name, len(experiment.experiment.runs), 0)
@@ -93,10 +94,13 @@ def collect_status(plan: Plan, layout: Layout, now: float | None = None, verify:
             if not units:
                 continue
             stage = StageStatus(stage_name)
+            if stage_name not in folders:
+                folders[stage_name] = layout.unit_folders(stage_name)
             for unit in units:
                 stage.units += 1
+                has_folder = unit.key in folders[stage_name]
                 if unit.key not in stored:
-                    stored[unit.key] = is_stored(layout.unit(unit.stage, unit.key))
+                    stored[unit.key] = has_folder and is_stored(layout.unit(unit.stage, unit.key))
                 if stored[unit.key] and verify:
                     problem = damage(layout.unit(unit.stage, unit.key), deep=True)
                     if problem is not None:
@@ -109,7 +113,7 @@ def collect_status(plan: Plan, layout: Layout, now: float | None = None, verify:
                     stage.done += 1
                     continue
                 stage.remaining_seconds += estimated_seconds(unit.cost)
-                message = None if unit.key in running else _failure(layout, unit)
+                message = None if unit.key in running or not has_folder else _failure(layout, unit)
                 if unit.key in running:
                     stage.running += 1
                 elif message is not None:

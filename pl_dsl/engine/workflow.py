@@ -195,8 +195,7 @@ class SnakemakeBridge:
             finished = manifest.exists()
             for unit in batch.units:
                 if unit.stage not in folders:
-                    store = self.layout.unit(unit.stage, "")
-                    folders[unit.stage] = set(os.listdir(store)) if store.is_dir() else set()
+                    folders[unit.stage] = self.layout.unit_folders(unit.stage)
                 if unit.key not in problems:
                     problems[unit.key] = damage(self.layout.unit(unit.stage, unit.key), deep=deep) \
                         if unit.key in folders[unit.stage] else _NOT_STORED
