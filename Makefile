@@ -38,8 +38,9 @@ lint: setup
 	$(BIN)/ruff check pl_dsl tests benchmarks
 	$(BIN)/mypy
 
+# The tests in CORES worker processes, each test file whole in one (its module fixtures computed once).
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(CORES) --dist loadfile $(PYTEST_ARGS)
 
 # The paper's figures and claims at CPU scale (experiments/paper-small/), MNIST and Fashion-MNIST
 # included: snakemake refuses to start, naming the files and how to get them, when they are missing.
