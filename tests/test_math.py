@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -58,6 +59,94 @@ def test_network_is_a_leaky_relu_sum_with_frozen_readout() -> None:
     expected = torch.where(pre > 0, pre, 0.25 * pre) @ model.readout
     assert torch.allclose(model(x), expected, atol=1e-6)
     assert "readout" not in dict(model.named_parameters())
+
+
+@pytest.mark.parametrize("loss", ["identity", "logistic", "exponential"])
+@pytest.mark.parametrize("slope", [0.0, 0.5])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("block", [None, 100])
+def test_gradients_by_hand_equal_autograd_and_so_does_training(loss: str, slope: float, bias: bool, block: int | None,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """pl-dsl's fp32 training computes its gradients by hand (nn.ByHand): at every step the loss
+    and the gradients must be autograd's up to float rounding, and a training with momentum and
+    the plateau schedule must end where autograd's does. Odd sizes, large margins (logistic and
+    exponential far into their tails), and D worked through in blocks of 3 rows (block=100 hidden
+    units, the last block shorter) included."""
+    from pl_dsl.science import nn
+    from pl_dsl.science.nn import OWN_ARITHMETIC, ByHand, own_loss
+
+    if block is not None:
+        monkeypatch.setattr(nn, "BLOCK_ELEMENTS", block)
+
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(37, 13, generator=generator) * 4.0  # large inputs: margins of tens
+    y = torch.where(torch.rand(37, generator=generator) < 0.5, -1.0, 1.0)
+    net = TwoLayerNet(13, 29, slope, "gaussian", bias, generator)
+    twin = TwoLayerNet(13, 29, slope, "gaussian", bias, torch.Generator())
+    twin.load_state_dict(net.state_dict())
+    hand = ByHand(net, x, y, loss)
+    assert hand.rows == (3 if block else 37)
+    for _ in range(3):  # at several points of a descent
+        value = hand.step()
+        reference = own_loss(loss, twin(x), y).mean()
+        for parameter in twin.parameters():
+            parameter.grad = None
+        reference.backward()  # type: ignore[no-untyped-call]
+        assert torch.allclose(value, reference, rtol=1e-6, atol=0.0)
+        for ours, theirs in zip(net.parameters(), twin.parameters()):
+            assert theirs.grad is not None and ours.grad is not None
+            assert torch.allclose(ours.grad, theirs.grad, rtol=1e-5, atol=1e-6 * theirs.grad.abs().max().item())
+        with torch.no_grad():
+            for ours, theirs in zip(net.parameters(), twin.parameters()):
+                ours.sub_(1e-3 * theirs.grad)
+                theirs.sub_(1e-3 * theirs.grad)
+    # whole trainings: by hand (pl-dsl's arithmetic) against autograd (the same with by_hand off)
+    config = TrainingConfig(loss=loss, steps=40, lr=0.05, optimizer="sgd", momentum=0.9, schedule="plateau",
+                            precision="fp32")
+    start = TwoLayerNet(13, 29, slope, "gaussian", bias, torch.Generator().manual_seed(5))
+    a, b = (TwoLayerNet(13, 29, slope, "gaussian", bias, torch.Generator()) for _ in range(2))
+    a.load_state_dict(start.state_dict())
+    b.load_state_dict(start.state_dict())
+    for scale in (0.25, 1.0):  # moderate margins, then large ones (where exponential diverges)
+        a.load_state_dict(start.state_dict())
+        b.load_state_dict(start.state_dict())
+        outcomes = []
+        for net_, arithmetic in ((a, OWN_ARITHMETIC), (b, dataclasses.replace(OWN_ARITHMETIC, by_hand=False))):
+            try:
+                outcomes.append(train(net_, x * scale, y, config, arithmetic=arithmetic))
+            except Divergence as error:
+                outcomes.append(error.step)
+        curve, autograd = outcomes
+        if isinstance(autograd, int):  # diverged: at the same step
+            assert curve == autograd
+            continue
+        assert curve == pytest.approx(autograd, rel=1e-4, abs=1e-6)
+        for ours, theirs in zip(a.parameters(), b.parameters()):
+            assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_the_hand_optimizer_steps_as_torch_sgd_bit_for_bit(momentum: float) -> None:
+    """The by-hand training's SGD (nn._MomentumSGD) is torch.optim.SGD's arithmetic, the rate
+    read from the optimizer its schedule steps."""
+    from pl_dsl.science.nn import _MomentumSGD
+
+    generator = torch.Generator().manual_seed(0)
+    ours = [torch.nn.Parameter(torch.randn(7, 5, generator=generator)), torch.nn.Parameter(torch.randn(7, generator=generator))]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    reference = torch.optim.SGD(theirs, lr=0.3, momentum=momentum)
+    holder = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+    stepper = _MomentumSGD(ours, holder, momentum)
+    for step in range(6):
+        grads = [torch.randn(p.shape, generator=generator) for p in ours]
+        for p, q, grad in zip(ours, theirs, grads):
+            p.grad, q.grad = grad.clone(), grad.clone()
+        if step == 3:  # a schedule lowers the rate
+            holder.param_groups[0]["lr"] = reference.param_groups[0]["lr"] = 0.03
+        stepper.step()
+        reference.step()
+        for p, q in zip(ours, theirs):
+            assert torch.equal(p, q)
 
 
 def test_attack_gradient_matches_finite_differences() -> None:

@@ -82,6 +82,14 @@ LOSSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+# Each loss's derivative in the margin s, for the gradients computed by hand (`ByHand`).
+LOSS_SLOPES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "identity": lambda margin: torch.full_like(margin, -1.0),
+    "logistic": lambda margin: -torch.sigmoid(-margin),
+    "exponential": lambda margin: -torch.exp(-margin),
+}
+
+
 def margin_loss(name: str, margin: torch.Tensor) -> torch.Tensor:
     """Per-sample loss of the margins s = y f(x)."""
     return lookup(LOSSES, name, "loss")(margin)
@@ -95,17 +103,19 @@ def own_loss(name: str, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Te
 @dataclass(frozen=True)
 class Arithmetic:
     """How a run's training computes: its per-sample loss of (loss name, outputs, labels), whether
-    a non-finite loss stops training (pl-dsl) or training goes on with it (the authors' code), and
-    whether nets may train stacked (a computation of its own, equal up to rounding); `whose`
-    names it in notes to readers."""
+    a non-finite loss stops training (pl-dsl) or training goes on with it (the authors' code),
+    whether nets may train stacked and whether fp32 gradients are computed by hand (`ByHand`)
+    instead of by autograd (each a computation of its own, equal up to rounding); `whose` names
+    it in notes to readers."""
 
     whose: str
     loss: Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor]
     stops_when_not_finite: bool
     stacks: bool
+    by_hand: bool = False
 
 
-OWN_ARITHMETIC = Arithmetic("pl-dsl's arithmetic", own_loss, stops_when_not_finite=True, stacks=True)
+OWN_ARITHMETIC = Arithmetic("pl-dsl's arithmetic", own_loss, stops_when_not_finite=True, stacks=True, by_hand=True)
 
 
 # Autocast dtype per training precision; None trains in plain fp32.
@@ -128,6 +138,97 @@ SCHEDULES: dict[str, Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.
 }
 
 
+# ByHand works through D in blocks of rows holding about this many hidden units (1 MiB in fp32),
+# so that a block's arrays stay in the core's cache from the forward product to the backward one.
+BLOCK_ELEMENTS = 256 * 1024
+
+
+class ByHand:
+    """The gradients of a two-layer net's mean margin loss on full-batch data, computed by hand
+    in fp32: one matrix product forward (pre = x W^T + b) and one backward, block of rows by
+    block of rows (each block's arrays stay in cache), in buffers kept from step to step (no
+    autograd graph, no fresh N x m arrays each step).
+
+    With phi'(pre) = 1 where pre > 0, else the slope, and g_n = l'(y_n f(x_n)) y_n / N:
+    dW = a * (phi'(pre)^T (g * x)),  db = a * (phi'(pre)^T g). Outputs, losses and gradients
+    equal autograd's up to float rounding (tests/test_math.py)."""
+
+    def __init__(self, model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, loss: str) -> None:
+        self.model, self.x, self.y, self.loss = model, x, y, loss
+        self.slope = lookup(LOSS_SLOPES, loss, "loss")
+        n, width = len(x), model.weight.shape[0]
+        self.rows = max(1, min(n, BLOCK_ELEMENTS // width))
+        self.pre = x.new_empty(self.rows, width)
+        self.factor = x.new_empty(self.rows, width)  # phi'(pre)
+        self.scaled = x.new_empty(self.rows, x.shape[1])  # g * x
+        for parameter in model.parameters():
+            parameter.grad = torch.zeros_like(parameter)
+
+    def step(self) -> torch.Tensor:
+        """Set the parameters' .grad to the loss's gradient; returns the mean loss (a 0-d tensor)."""
+        model = self.model
+        weight, bias, readout = model.weight.detach(), model.bias, model.readout
+        weight_grad, bias_grad = model.weight.grad, bias.grad if bias is not None else None
+        assert weight_grad is not None
+        total = torch.zeros((), dtype=self.x.dtype, device=self.x.device)
+        with torch.no_grad():
+            weight_grad.zero_()
+            if bias_grad is not None:
+                bias_grad.zero_()
+            for start in range(0, len(self.x), self.rows):
+                x, y = self.x[start:start + self.rows], self.y[start:start + self.rows]
+                pre, factor, scaled = self.pre[:len(x)], self.factor[:len(x)], self.scaled[:len(x)]
+                if bias is not None:
+                    torch.addmm(bias, x, weight.t(), out=pre)
+                else:
+                    torch.mm(x, weight.t(), out=pre)
+                torch.gt(pre, 0, out=factor)  # 1.0 where pre > 0, else 0.0
+                if model.leaky_slope != 0.0:
+                    factor.mul_(1.0 - model.leaky_slope).add_(model.leaky_slope)
+                hidden = pre.mul_(factor)  # phi(pre), in place
+                margin = y * torch.mv(hidden, readout)
+                total += margin_loss(self.loss, margin).sum()
+                g = self.slope(margin) * y / len(self.x)
+                torch.mul(x, g[:, None], out=scaled)
+                weight_grad.addmm_(factor.t(), scaled)
+                if bias_grad is not None:
+                    bias_grad.addmv_(factor.t(), g)
+            weight_grad.mul_(readout[:, None])
+            if bias_grad is not None:
+                bias_grad.mul_(readout)
+        return total / len(self.x)
+
+
+class _MomentumSGD:
+    """torch.optim.SGD's step (momentum, no dampening, no weight decay), operation for operation,
+    without its per-call bookkeeping (which costs as much as a small net's gradient); the rate
+    is read from `holder`, the optimizer the schedule steps."""
+
+    def __init__(self, params: list[torch.nn.Parameter], holder: torch.optim.Optimizer, momentum: float) -> None:
+        self.params, self.holder, self.momentum = params, holder, momentum
+        self.buffers: list[torch.Tensor] = []
+
+    def step(self) -> None:
+        rate = self.holder.param_groups[0]["lr"]
+        with torch.no_grad():
+            grads = [p.grad for p in self.params if p.grad is not None]
+            if self.momentum != 0.0:
+                if not self.buffers:
+                    self.buffers = [torch.clone(g).detach() for g in grads]
+                else:
+                    for buffer, grad in zip(self.buffers, grads):
+                        buffer.mul_(self.momentum).add_(grad)
+                grads = self.buffers
+            for param, grad in zip(self.params, grads):
+                param.add_(grad, alpha=-rate)
+
+
+def by_hand(arithmetic: Arithmetic, config: TrainingConfig) -> bool:
+    """Whether a training computes its gradients by hand: pl-dsl's own arithmetic in fp32 (the
+    authors' runs keep autograd, as their code; fp16 and bf16 keep autocast)."""
+    return arithmetic.by_hand and config.precision == "fp32" and config.loss in LOSS_SLOPES
+
+
 def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: TrainingConfig,
           on_step: Callable[[int, int, float], None] | None = None, snapshots: Collection[int] = (),
           on_snapshot: Callable[[int, list[float]], None] | None = None,
@@ -146,15 +247,25 @@ def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: Training
     scheduler = make_scheduler(optimizer) if make_scheduler is not None else None
     device_type = x.device.type
     scaler = torch.amp.GradScaler(device_type) if config.precision == "fp16" else None
+    hand = ByHand(model, x, y, config.loss) if by_hand(arithmetic, config) else None
+    if hand is not None and config.optimizer == "sgd":
+        optimizer_step = _MomentumSGD(list(model.parameters()), optimizer, config.momentum).step
+    else:
+        optimizer_step = optimizer.step
     losses: list[float] = []
     for step in range(config.steps):
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device_type, config.precision):
-            loss = arithmetic.loss(config.loss, model(x).float(), y).mean()
+        if hand is not None:
+            loss = hand.step()
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(device_type, config.precision):
+                loss = arithmetic.loss(config.loss, model(x).float(), y).mean()
         value = loss.item()
         if not math.isfinite(value) and arithmetic.stops_when_not_finite:
             raise Divergence(step, value)
-        if scaler is None:
+        if hand is not None:
+            optimizer_step()
+        elif scaler is None:
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
         else:
