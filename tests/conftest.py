@@ -21,8 +21,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="also run slow paper-scale tests")
 
 
+# The test files that take longest (`pytest --durations`), run first: with `make test`'s workers
+# (`-n CORES --dist loadfile`), a long file begun last would keep one worker busy alone at the end.
+LONGEST_FIRST = ("test_paper.py", "test_reference_streams.py", "test_slurm.py", "test_workflow.py",
+                 "test_datasets.py", "test_faults.py", "test_run_cli.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import torch
+
+    order = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: order.get(item.path.name, len(order)))  # stable: the rest as collected
 
     skip_slow = pytest.mark.skip(reason="slow: give --runslow")
     skip_cuda = pytest.mark.skip(reason="needs a CUDA device")

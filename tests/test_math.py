@@ -126,27 +126,37 @@ def test_gradients_by_hand_equal_autograd_and_so_does_training(loss: str, slope:
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_the_hand_optimizer_steps_as_torch_sgd_bit_for_bit(momentum: float) -> None:
-    """The by-hand training's SGD (nn._MomentumSGD) is torch.optim.SGD's arithmetic, the rate
-    read from the optimizer its schedule steps."""
-    from pl_dsl.science.nn import _MomentumSGD
+@pytest.mark.parametrize("schedule", ["plateau", "constant"])
+def test_the_hand_optimizer_and_schedule_step_as_torch_bit_for_bit(momentum: float, schedule: str) -> None:
+    """The by-hand training's SGD and schedule (nn._MomentumSGD, nn.Plateau) are torch.optim.SGD
+    and ReduceLROnPlateau, decision for decision: the same rates after a run of losses that
+    improves, stalls (patience), improves by less than the threshold, turns NaN, and the same
+    weights, bit for bit."""
+    from pl_dsl.science.nn import SCHEDULES, _MomentumSGD
 
     generator = torch.Generator().manual_seed(0)
     ours = [torch.nn.Parameter(torch.randn(7, 5, generator=generator)), torch.nn.Parameter(torch.randn(7, generator=generator))]
     theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    config = TrainingConfig(loss="identity", steps=1, lr=0.3, optimizer="sgd", momentum=momentum, schedule=schedule,
+                            precision="fp32")
     reference = torch.optim.SGD(theirs, lr=0.3, momentum=momentum)
-    holder = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
-    stepper = _MomentumSGD(ours, holder, momentum)
-    for step in range(6):
+    make = SCHEDULES[schedule]
+    scheduler = make(reference) if make is not None else None
+    stepper = _MomentumSGD(ours, config)
+    losses = [5.0, 4.0] + [4.0] * 12 + [3.9999] * 12 + [3.0, math.nan] + [2.0] * 30 + [1.0]
+    for loss in losses:
         grads = [torch.randn(p.shape, generator=generator) for p in ours]
         for p, q, grad in zip(ours, theirs, grads):
             p.grad, q.grad = grad.clone(), grad.clone()
-        if step == 3:  # a schedule lowers the rate
-            holder.param_groups[0]["lr"] = reference.param_groups[0]["lr"] = 0.03
         stepper.step()
         reference.step()
+        stepper.schedule.step(loss)
+        if scheduler is not None:
+            scheduler.step(loss)
+        assert stepper.schedule.rate == reference.param_groups[0]["lr"]
         for p, q in zip(ours, theirs):
             assert torch.equal(p, q)
+    assert stepper.schedule.rate < 0.3 if schedule == "plateau" else stepper.schedule.rate == 0.3  # it did lower
 
 
 def test_attack_gradient_matches_finite_differences() -> None:

@@ -199,17 +199,54 @@ class ByHand:
         return total / len(self.x)
 
 
+class Plateau:
+    """torch.optim.lr_scheduler.ReduceLROnPlateau with PyTorch's defaults (mode min, factor 0.1,
+    patience 10, relative threshold 1e-4, no cooldown, min_lr 0, eps 1e-8), decision for
+    decision, on a plain rate: the by-hand training builds no torch optimizer, whose first
+    construction in a process imports torch._dynamo (1.6 s here, in every job)."""
+
+    FACTOR, PATIENCE, THRESHOLD, EPS = 0.1, 10, 1e-4, 1e-8
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.best, self.bad = rate, math.inf, 0
+
+    def step(self, loss: float) -> None:
+        if loss < self.best * (1.0 - self.THRESHOLD):
+            self.best, self.bad = loss, 0
+        else:
+            self.bad += 1
+        if self.bad > self.PATIENCE:
+            lowered = max(self.rate * self.FACTOR, 0.0)
+            if self.rate - lowered > self.EPS:
+                self.rate = lowered
+            self.bad = 0
+
+
+class _Constant:
+    """A fixed rate (the `constant` schedule)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    def step(self, loss: float) -> None:
+        pass
+
+
+# The schedules of SCHEDULES on a plain rate, for the by-hand training.
+HAND_SCHEDULES: dict[str, Callable[[float], Plateau | _Constant]] = {"plateau": Plateau, "constant": _Constant}
+
+
 class _MomentumSGD:
     """torch.optim.SGD's step (momentum, no dampening, no weight decay), operation for operation,
-    without its per-call bookkeeping (which costs as much as a small net's gradient); the rate
-    is read from `holder`, the optimizer the schedule steps."""
+    without torch.optim (see Plateau); its rate follows its schedule."""
 
-    def __init__(self, params: list[torch.nn.Parameter], holder: torch.optim.Optimizer, momentum: float) -> None:
-        self.params, self.holder, self.momentum = params, holder, momentum
+    def __init__(self, params: list[torch.nn.Parameter], config: TrainingConfig) -> None:
+        self.params, self.momentum = params, config.momentum
+        self.schedule = lookup(HAND_SCHEDULES, config.schedule, "schedule")(config.lr)
         self.buffers: list[torch.Tensor] = []
 
     def step(self) -> None:
-        rate = self.holder.param_groups[0]["lr"]
+        rate = self.schedule.rate
         with torch.no_grad():
             grads = [p.grad for p in self.params if p.grad is not None]
             if self.momentum != 0.0:
@@ -224,9 +261,10 @@ class _MomentumSGD:
 
 
 def by_hand(arithmetic: Arithmetic, config: TrainingConfig) -> bool:
-    """Whether a training computes its gradients by hand: pl-dsl's own arithmetic in fp32 (the
-    authors' runs keep autograd, as their code; fp16 and bf16 keep autocast)."""
-    return arithmetic.by_hand and config.precision == "fp32" and config.loss in LOSS_SLOPES
+    """Whether a training computes its gradients by hand: pl-dsl's own arithmetic in fp32 with
+    SGD (the authors' runs keep autograd, as their code; fp16 and bf16 keep autocast)."""
+    return arithmetic.by_hand and config.precision == "fp32" and config.loss in LOSS_SLOPES \
+        and config.optimizer == "sgd" and config.schedule in HAND_SCHEDULES
 
 
 def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: TrainingConfig,
@@ -241,17 +279,18 @@ def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: Training
     Raises Divergence with the step number as soon as the loss is not finite, unless the
     arithmetic goes on with it (the authors' code: the weights become NaN and stay so).
     """
-    optimizer = lookup(OPTIMIZERS, config.optimizer, "optimizer")(
-        [p for p in model.parameters() if p.requires_grad], config)
-    make_scheduler = lookup(SCHEDULES, config.schedule, "schedule")
-    scheduler = make_scheduler(optimizer) if make_scheduler is not None else None
+    hand = ByHand(model, x, y, config.loss) if by_hand(arithmetic, config) else None
+    scheduler: Plateau | _Constant | torch.optim.lr_scheduler.ReduceLROnPlateau | None
+    if hand is not None:  # no torch optimizer: SGD and its schedule by hand
+        stepper = _MomentumSGD([p for p in model.parameters() if p.requires_grad], config)
+        optimizer_step, scheduler = stepper.step, stepper.schedule
+    else:
+        optimizer = lookup(OPTIMIZERS, config.optimizer, "optimizer")(
+            [p for p in model.parameters() if p.requires_grad], config)
+        make_scheduler = lookup(SCHEDULES, config.schedule, "schedule")
+        optimizer_step, scheduler = optimizer.step, make_scheduler(optimizer) if make_scheduler is not None else None
     device_type = x.device.type
     scaler = torch.amp.GradScaler(device_type) if config.precision == "fp16" else None
-    hand = ByHand(model, x, y, config.loss) if by_hand(arithmetic, config) else None
-    if hand is not None and config.optimizer == "sgd":
-        optimizer_step = _MomentumSGD(list(model.parameters()), optimizer, config.momentum).step
-    else:
-        optimizer_step = optimizer.step
     losses: list[float] = []
     for step in range(config.steps):
         if hand is not None:
@@ -267,7 +306,7 @@ def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: Training
             optimizer_step()
         elif scaler is None:
             loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
+            optimizer_step()
         else:
             scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             scaler.step(optimizer)
