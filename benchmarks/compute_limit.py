@@ -131,6 +131,9 @@ def main() -> None:
     parser.add_argument("--no-authors", action="store_true", help="leave out the authors' loop")
     parser.add_argument("--baseline", type=Path, help="a checkout of an earlier pl-dsl to run the sweep with too")
     args = parser.parse_args()
+    if args.baseline and not (args.baseline / "pl_dsl" / "__init__.py").exists():
+        parser.error(f"--baseline {args.baseline}: no pl-dsl checkout there (no pl_dsl/__init__.py); "
+                     "`git worktree add DIR COMMIT` makes one")
     rates = {width: matmul_rate(width) for width in WIDTHS}
     for width, rate in rates.items():
         print(f"fp32 matmul rate at N={N}, d={DIM}, m={width}: {rate / 1e9:5.1f} G multiply-adds/s per core")

@@ -53,11 +53,22 @@ def measured(command: list[str], cwd: Path) -> tuple[float, float, str]:
     return seconds, usage.ru_maxrss / 1024, text
 
 
+def _sizes(text: str) -> list[int]:
+    """Comma-separated run counts, each a positive multiple of 1000."""
+    try:
+        sizes = [int(size) for size in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give run counts such as 1000,10000") from None
+    if any(size < 1000 or size % 1000 for size in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: each run count is a multiple of 1000 (1000 x seeds)")
+    return sizes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000,10000,100000",
+    parser.add_argument("--sizes", default="1000,10000,100000", type=_sizes,
                         help="run counts, each 1000 x a number of seeds (default: %(default)s)")
-    sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
+    sizes: list[int] = parser.parse_args().sizes
     commands = {
         "validate": lambda spec: [*PL_DSL, "validate", spec],
         "runs --summary": lambda spec: [*PL_DSL, "runs", "--summary", spec],
