@@ -2,10 +2,10 @@
 configuration, run in their own environment (.ci/authors_env.sh builds it), with what it
 draws recorded. `run_theirs` is what tests and benchmarks call; it runs this file with their Python:
 
-    python tests/authors_train.py train REFERENCE_DIR OUT.pt ARGS.json
+    python tests/authors_train.py train REFERENCE_DIR OUT.pt ARGS.json   (a list: one run each)
     python tests/authors_train.py map REFERENCE_DIR OUT.pt INPUTS.pt
 
-ARGS.json: their command-line values (hidden_dim, slope, loss_name, lr_1, lr_2, epochs_1,
+ARGS.json: a list of their command-line values (hidden_dim, slope, loss_name, lr_1, lr_2, epochs_1,
 epochs_2, perturbation_size, seed, on_original, and either in_dim, data_gen_method, n_sample or
 dataset_name, dataset_root: a folder laid out as their loader expects, see `their_dataset_root`).
 Their code runs unchanged: their Main(...).run(...) with their interface; this harness only wraps their
@@ -54,10 +54,17 @@ def run_theirs(arguments: dict, folder: Path) -> dict:
     "metrics": {"acc", "adv_acc_for_natural", "agreement"}, "trained": {}} (with "for_map": True, as
     their --for_map, "trained" holds f's and g's state dicts and the perturbed set R that their map.py
     reads). Raises with their stderr on failure."""
-    data = arguments.get("data_gen_method", arguments.get("dataset_name"))
-    name = f"{data}-{arguments['seed']}-{arguments['lr_1']}-{arguments['lr_2']}"
+    return run_theirs_all([arguments], folder)[0]
+
+
+def run_theirs_all(configurations: list[dict], folder: Path) -> list[dict]:
+    """`run_theirs` of each configuration in turn, in one process of their environment: their
+    imports (Lightning, torch) are paid once, and each run seeds itself as their script does."""
+    first = configurations[0]
+    data = first.get("data_gen_method", first.get("dataset_name"))
+    name = f"{data}-{first['seed']}-{first['lr_1']}-{first['lr_2']}-{len(configurations)}"
     given, out = folder / f"{name}.json", folder / f"{name}.pt"
-    given.write_text(json.dumps(arguments))
+    given.write_text(json.dumps(configurations))
     return _in_their_environment("train", given, out)
 
 
@@ -80,13 +87,19 @@ def _in_their_environment(command: str, given: Path, out: Path) -> dict:
     return torch.load(out)
 
 
-def record(reference: str, out: str, arguments: dict) -> None:
-    """Run their Main for one configuration, keeping copies of what it draws (in their environment)."""
+def record(reference: str, out: str, configurations: list[dict]) -> None:
+    """Run their Main for each configuration in turn, keeping copies of what each draws (in their
+    environment)."""
     sys.path.insert(0, reference)
     os.chdir(reference)
     import train  # their module, with their imports
     from utils import classifier
 
+    torch.save([_record_one(train, classifier, arguments) for arguments in configurations], out)
+
+
+def _record_one(train, classifier, arguments: dict) -> dict:
+    """One run of their Main with recording wrappers around their classes, restored afterwards."""
     drawn = {"nets": [], "data": [], "targets": []}
     interface_class = train.TrainingInterfaceReal if "dataset_name" in arguments else train.TrainingInterfaceSynthetic
     their_init = classifier.TwoLayerNet.__init__
@@ -110,15 +123,21 @@ def record(reference: str, out: str, arguments: dict) -> None:
     interface_class.gen_data_and_labels = recording_generator
     train._TrainingInterface.gen_perturbations = staticmethod(recording_attack)
     for_map = arguments.pop("for_map", False)  # also keep what their map.py reads
-    with tempfile.TemporaryDirectory() as root:
-        interface = interface_class(data_root=root, **arguments)
-        train.Main(accelerator="cpu", devices=1, precision=32).run(interface, False, for_map)
-        def saved(key: str):
-            return torch.load(os.path.join(interface.path, key), weights_only=False)
+    try:
+        with tempfile.TemporaryDirectory() as root:
+            interface = interface_class(data_root=root, **arguments)
+            train.Main(accelerator="cpu", devices=1, precision=32).run(interface, False, for_map)
 
-        metrics = {key: saved(key) for key in ("acc", "adv_acc_for_natural", "agreement")}
-        trained = {"f": saved("classifier"), "g": saved("adv_classifier"), "R": saved("advs")} if for_map else {}
-    torch.save({"drawn": drawn, "metrics": metrics, "trained": trained, "torch": str(torch.__version__)}, out)
+            def saved(key: str):
+                return torch.load(os.path.join(interface.path, key), weights_only=False)
+
+            metrics = {key: saved(key) for key in ("acc", "adv_acc_for_natural", "agreement")}
+            trained = {"f": saved("classifier"), "g": saved("adv_classifier"), "R": saved("advs")} if for_map else {}
+    finally:
+        classifier.TwoLayerNet.__init__ = their_init
+        interface_class.gen_data_and_labels = their_generator
+        train._TrainingInterface.gen_perturbations = staticmethod(their_attack)
+    return {"drawn": drawn, "metrics": metrics, "trained": trained, "torch": str(torch.__version__)}
 
 
 def their_map(reference: str, out: str, inputs: dict) -> None:

@@ -20,7 +20,7 @@ from authors_train import (
     REFERENCE,
     THEIR_DATASETS,
     run_their_map,
-    run_theirs,
+    run_theirs_all,
     their_dataset_root,
 )
 
@@ -95,11 +95,11 @@ def require_real_data() -> None:
 def theirs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str, int], dict]:
     require_authors()
     folder = tmp_path_factory.mktemp("authors")
-    return {(kind, scenario, loss, seed): run_theirs({
+    return dict(zip(CONFIGS, run_theirs_all([{
         "hidden_dim": WIDTH, "slope": SLOPE, "loss_name": loss, "lr_1": LR_F, "lr_2": LR_G, "epochs_1": STEPS_F,
         "epochs_2": STEPS_G, "perturbation_size": EPS, "seed": seed, "on_original": scenario == "b",
-        "in_dim": DIM, "data_gen_method": kind, "n_sample": N, "for_map": True}, folder)
-        for kind, scenario, loss, seed in CONFIGS}
+        "in_dim": DIM, "data_gen_method": kind, "n_sample": N, "for_map": True}
+        for kind, scenario, loss, seed in CONFIGS], folder), strict=True))
 
 
 MAP_RESOLUTION, MAP_LIMITS = 30, (-2.0, 3.0)
@@ -113,8 +113,8 @@ def ours(tmp_path_factory: pytest.TempPathFactory) -> Path:
     maps = f"decision_map: {{enabled: true, resolution: {MAP_RESOLUTION}, limits: [{low}, {high}, {low}, {high}]}}\n"
     for kind in ("gauss", "shifted_gauss"):
         (folder / f"{kind}.yaml").write_text(spec(kind).replace("sweep:", f"{maps}sweep:"))
-        done = run_cli("run", str(folder / f"{kind}.yaml"), "--cores", "2", cwd=folder)
-        assert done.returncode == 0, done.stderr
+    done = run_cli("run", str(folder / "gauss.yaml"), str(folder / "shifted_gauss.yaml"), "--cores", "2", cwd=folder)
+    assert done.returncode == 0, done.stderr
     return folder
 
 
@@ -124,12 +124,12 @@ def theirs_real(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str
     require_authors()
     require_real_data()
     folder = tmp_path_factory.mktemp("authors-real")
-    return {(kind, scenario, loss, seed): run_theirs({
+    return dict(zip(REAL_CONFIGS, run_theirs_all([{
         "hidden_dim": REAL_WIDTH, "slope": SLOPE, "loss_name": loss, "lr_1": REAL_LR, "lr_2": REAL_LR,
         "epochs_1": REAL_STEPS, "epochs_2": REAL_STEPS, "perturbation_size": REAL_EPS, "seed": seed,
         "on_original": scenario == "b", "dataset_name": THEIR_DATASETS[kind],
-        "dataset_root": str(their_dataset_root(kind, folder / kind))}, folder)
-        for kind, scenario, loss, seed in REAL_CONFIGS}
+        "dataset_root": str(their_dataset_root(kind, folder / kind))}
+        for kind, scenario, loss, seed in REAL_CONFIGS], folder), strict=True))
 
 
 def test_the_draws_are_theirs_bit_for_bit(theirs: dict) -> None:
@@ -170,12 +170,14 @@ def test_real_data_draws_are_theirs_bit_for_bit(theirs_real: dict) -> None:
 
 
 def run_specs(specs: list[str], folder: Path) -> Path:
-    """`pl-dsl run` of each spec in the folder."""
+    """One `pl-dsl run` of the specs, written into the folder."""
+    files = []
     for text in specs:
         name = text.splitlines()[0].split(": ")[1]
-        (folder / f"{name}.yaml").write_text(text)
-        done = run_cli("run", str(folder / f"{name}.yaml"), "--cores", "2", cwd=folder)
-        assert done.returncode == 0, done.stderr
+        files.append(str(folder / f"{name}.yaml"))
+        Path(files[-1]).write_text(text)
+    done = run_cli("run", *files, "--cores", "2", cwd=folder)
+    assert done.returncode == 0, done.stderr
     return folder
 
 
@@ -393,9 +395,11 @@ def regimes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict, d
     cases = dict(REGIMES)
     cases.update({f"train-sh-{i}": arguments for i, arguments in enumerate(drawn(*TRAIN_SH_DRAW))})
     folder = tmp_path_factory.mktemp("regimes")
+    their_runs = run_theirs_all([{**arguments, "for_map": True} for arguments in cases.values()], folder)
     found = {}
-    for name, arguments in cases.items():
-        theirs = run_theirs({**arguments, "for_map": True}, folder)
+    for (name, arguments), theirs in zip(cases.items(), their_runs, strict=True):
+        # one `pl-dsl run` each: a run alone gets both cores' threads, as their script has here, and
+        # r_n's last bits follow the threads of the input-gradient product at d = 10 000
         (folder / f"{name}.yaml").write_text(reference_spec(name, arguments))
         done = run_cli("run", str(folder / f"{name}.yaml"), "--cores", "2", cwd=folder)
         assert done.returncode == 0, done.stderr
