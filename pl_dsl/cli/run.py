@@ -4,6 +4,7 @@ then each experiment's results and claims."""
 from __future__ import annotations
 
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ class Prepared:
     experiments: list[Experiment]
     warnings: list[SpecError]
     notes: list[str] = field(default_factory=list)  # what each -m did to the spec's sweep and plots
+    errors: list[SpecError] = field(default_factory=list)  # of deriving, reported with the check's
 
 
 def prepare(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None, layout: Layout,
@@ -45,6 +47,14 @@ def prepare(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None,
     (the workflow would refuse to start), unless skip_missing_data (the workflow's
     `missing_data=skip`, which leaves such specs out); so is a spec whose name holds another spec's
     results, unless force."""
+    return check_prepared(resolve_files(items, multirun, name, layout, registry, scratch), registry, layout,
+                          skip_missing_data, force)
+
+
+def resolve_files(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None, layout: Layout,
+                  registry: Registry, scratch: Path | None = None) -> Prepared:
+    """The first half of `prepare`: the spec files to launch, derived ones written, not yet checked
+    (no experiments; the errors of deriving kept to report with the check's)."""
     from pl_dsl.engine.names import spec_files
     from pl_dsl.launch import UsageError, derive, is_change, parse_change, project_root
 
@@ -78,8 +88,15 @@ def prepare(items: tuple[str, ...], multirun: tuple[str, ...], name: str | None,
             if not derive_errors:
                 derived.append(target)
         files = derived
-    prepared = Prepared(files, [], [], list(dict.fromkeys(notes)))
-    for file in files:  # the same check, and messages, as `pl-dsl validate`
+    return Prepared(files, [], [], list(dict.fromkeys(notes)), errors)
+
+
+def check_prepared(prepared: Prepared, registry: Registry, layout: Layout, skip_missing_data: bool = False,
+                   force: bool = False) -> Prepared:
+    """The second half of `prepare`: each file checked as `pl-dsl validate` checks it (exits on
+    errors), and the name clash refused unless force; fills in the experiments and warnings."""
+    errors = list(prepared.errors)
+    for file in prepared.files:  # the same check, and messages, as `pl-dsl validate`
         experiment, found = check_file(file, registry)
         errors.extend(found)
         if experiment is not None:
@@ -141,15 +158,27 @@ def run(ctx: click.Context, items: tuple[str, ...], multirun: tuple[str, ...], n
     snakemake_args = ctx.meta.get("snakemake_args", [])
     skip = "missing_data=skip" in snakemake_args  # the workflow leaves specs without data out
     if dry_run:  # derived specs go to a folder of its own: a dry run leaves nothing in results/
-        with tempfile.TemporaryDirectory(prefix="pl-dsl-dry-run-") as scratch:
-            prepared = prepare(items, multirun, name, layout, stages, skip, Path(scratch), force)
-            for line in [*map(str, prepared.warnings), *prepared.notes]:
-                err.print(line, markup=False)
-            tracker = Tracker.of(prepared.experiments, layout, stages)
-            snakemake = subprocess.Popen(snakemake_command(prepared.files, cores, profile, True, force, layout,
-                                                           snakemake_args))
-            tracker.ready()  # side by side with Snakemake's planning
-            code = snakemake.wait()
+        with tempfile.TemporaryDirectory(prefix="pl-dsl-dry-run-") as scratch, \
+                tempfile.TemporaryFile("w+", encoding="utf-8") as planned:
+            files = resolve_files(items, multirun, name, layout, stages, Path(scratch))
+            # Snakemake plans while this process checks the specs and works out the units (its
+            # output is kept, and shown only once the specs pass)
+            snakemake = None if files.errors else subprocess.Popen(
+                snakemake_command(files.files, cores, profile, True, force, layout, snakemake_args),
+                stdout=planned, stderr=subprocess.STDOUT, text=True)
+            try:
+                prepared = check_prepared(files, stages, layout, skip, force)
+                for line in [*map(str, prepared.warnings), *prepared.notes]:
+                    err.print(line, markup=False)
+                tracker = Tracker.of(prepared.experiments, layout, stages).ready()
+                assert snakemake is not None  # the check stops where deriving failed
+                code = snakemake.wait()
+            finally:
+                if snakemake is not None and snakemake.poll() is None:
+                    snakemake.kill()
+                    snakemake.wait()
+            planned.seek(0)
+            shutil.copyfileobj(planned, sys.stdout)
         out.print(f"units per stage: {tracker.reuse(planned=True)}", markup=False)
         sys.exit(code)
     prepared = prepare(items, multirun, name, layout, stages, skip_missing_data=skip, force=force)
