@@ -147,56 +147,70 @@ class ByHand:
     """The gradients of a two-layer net's mean margin loss on full-batch data, computed by hand
     in fp32: one matrix product forward (pre = x W^T + b) and one backward, block of rows by
     block of rows (each block's arrays stay in cache), in buffers kept from step to step (no
-    autograd graph, no fresh N x m arrays each step).
+    autograd graph, no fresh N x m arrays each step), in few operations (a small net's step is
+    mostly their fixed cost).
 
-    With phi'(pre) = 1 where pre > 0, else the slope, and g_n = l'(y_n f(x_n)) y_n / N:
-    dW = a * (phi'(pre)^T (g * x)),  db = a * (phi'(pre)^T g). Outputs, losses and gradients
-    equal autograd's up to float rounding (tests/test_math.py)."""
+    With h = phi(pre), g_n = l'(y_n f(x_n)) y_n / N and G = phi'(pre) * (g a^T) (phi's backward
+    as autograd computes it from h: threshold_backward, leaky_relu_backward): dW = G^T x,
+    db = G^T 1. The identity loss has g = -y / N at every step, computed once. Outputs, losses
+    and gradients equal autograd's up to float rounding (tests/test_math.py)."""
 
     def __init__(self, model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, loss: str) -> None:
         self.model, self.x, self.y, self.loss = model, x, y, loss
         self.slope = lookup(LOSS_SLOPES, loss, "loss")
         n, width = len(x), model.weight.shape[0]
         self.rows = max(1, min(n, BLOCK_ELEMENTS // width))
-        self.pre = x.new_empty(self.rows, width)
-        self.factor = x.new_empty(self.rows, width)  # phi'(pre)
-        self.scaled = x.new_empty(self.rows, x.shape[1])  # g * x
+        self.hidden = x.new_empty(self.rows, width)  # pre, then phi(pre) in place
+        self.backward = x.new_empty(self.rows, width)  # g a^T, then G
+        self.ones = x.new_ones(self.rows)  # db = G^T 1
+        # the identity loss's l' is -1: g = -y / N whatever the margins
+        self.fixed = -y / n if loss == "identity" else None
         for parameter in model.parameters():
             parameter.grad = torch.zeros_like(parameter)
 
     def step(self) -> torch.Tensor:
         """Set the parameters' .grad to the loss's gradient; returns the mean loss (a 0-d tensor)."""
         model = self.model
-        weight, bias, readout = model.weight.detach(), model.bias, model.readout
+        weight, bias, readout, slope = model.weight.detach(), model.bias, model.readout, model.leaky_slope
         weight_grad, bias_grad = model.weight.grad, bias.grad if bias is not None else None
         assert weight_grad is not None
-        total = torch.zeros((), dtype=self.x.dtype, device=self.x.device)
+        n = len(self.x)
+        losses = []
         with torch.no_grad():
-            weight_grad.zero_()
-            if bias_grad is not None:
-                bias_grad.zero_()
-            for start in range(0, len(self.x), self.rows):
+            for start in range(0, n, self.rows):
                 x, y = self.x[start:start + self.rows], self.y[start:start + self.rows]
-                pre, factor, scaled = self.pre[:len(x)], self.factor[:len(x)], self.scaled[:len(x)]
+                hidden, backward, ones = self.hidden[:len(x)], self.backward[:len(x)], self.ones[:len(x)]
                 if bias is not None:
-                    torch.addmm(bias, x, weight.t(), out=pre)
+                    torch.addmm(bias, x, weight.t(), out=hidden)
                 else:
-                    torch.mm(x, weight.t(), out=pre)
-                torch.gt(pre, 0, out=factor)  # 1.0 where pre > 0, else 0.0
-                if model.leaky_slope != 0.0:
-                    factor.mul_(1.0 - model.leaky_slope).add_(model.leaky_slope)
-                hidden = pre.mul_(factor)  # phi(pre), in place
-                margin = y * torch.mv(hidden, readout)
-                total += margin_loss(self.loss, margin).sum()
-                g = self.slope(margin) * y / len(self.x)
-                torch.mul(x, g[:, None], out=scaled)
-                weight_grad.addmm_(factor.t(), scaled)
-                if bias_grad is not None:
-                    bias_grad.addmv_(factor.t(), g)
-            weight_grad.mul_(readout[:, None])
-            if bias_grad is not None:
-                bias_grad.mul_(readout)
-        return total / len(self.x)
+                    torch.mm(x, weight.t(), out=hidden)
+                if slope == 0.0:
+                    hidden.relu_()
+                else:
+                    F.leaky_relu_(hidden, slope)
+                outputs = torch.mv(hidden, readout)
+                if self.fixed is not None:  # identity: the loss is -y f(x), l' = -1
+                    losses.append(torch.dot(y, outputs).neg_())
+                    g = self.fixed[start:start + self.rows]
+                else:
+                    margin = outputs.mul_(y)
+                    losses.append(margin_loss(self.loss, margin).sum())
+                    g = self.slope(margin).mul_(y).div_(n)
+                torch.mul(g[:, None], readout, out=backward)  # g a^T
+                if slope == 0.0:
+                    torch.ops.aten.threshold_backward.grad_input(backward, hidden, 0.0, grad_input=backward)
+                else:
+                    torch.ops.aten.leaky_relu_backward.grad_input(backward, hidden, slope, True, grad_input=backward)
+                if start == 0:
+                    torch.mm(backward.t(), x, out=weight_grad)
+                    if bias_grad is not None:
+                        torch.mv(backward.t(), ones, out=bias_grad)
+                else:
+                    weight_grad.addmm_(backward.t(), x)
+                    if bias_grad is not None:
+                        bias_grad.addmv_(backward.t(), ones)
+        total = losses[0] if len(losses) == 1 else torch.stack(losses).sum()
+        return total / n
 
 
 class Plateau:
@@ -241,7 +255,8 @@ class _MomentumSGD:
     without torch.optim (see Plateau); its rate follows its schedule."""
 
     def __init__(self, params: list[torch.nn.Parameter], config: TrainingConfig) -> None:
-        self.params, self.momentum = params, config.momentum
+        self.params: list[torch.Tensor] = list(params)
+        self.momentum = config.momentum
         self.schedule = lookup(HAND_SCHEDULES, config.schedule, "schedule")(config.lr)
         self.buffers: list[torch.Tensor] = []
 
@@ -252,12 +267,11 @@ class _MomentumSGD:
             if self.momentum != 0.0:
                 if not self.buffers:
                     self.buffers = [torch.clone(g).detach() for g in grads]
-                else:
-                    for buffer, grad in zip(self.buffers, grads):
-                        buffer.mul_(self.momentum).add_(grad)
+                else:  # the same operations per tensor, in one call each
+                    torch._foreach_mul_(self.buffers, self.momentum)
+                    torch._foreach_add_(self.buffers, grads)
                 grads = self.buffers
-            for param, grad in zip(self.params, grads):
-                param.add_(grad, alpha=-rate)
+            torch._foreach_add_(self.params, grads, alpha=-rate)
 
 
 def by_hand(arithmetic: Arithmetic, config: TrainingConfig) -> bool:
