@@ -396,13 +396,15 @@ def regimes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict, d
     cases.update({f"train-sh-{i}": arguments for i, arguments in enumerate(drawn(*TRAIN_SH_DRAW))})
     folder = tmp_path_factory.mktemp("regimes")
     their_runs = run_theirs_all([{**arguments, "for_map": True} for arguments in cases.values()], folder)
+    for name, arguments in cases.items():
+        (folder / f"{name}.yaml").write_text(reference_spec(name, arguments))
+    # every job on two threads, as their script's products here: r_n's last bits follow the
+    # threads of the input-gradient product at d = 10 000 (one thread each gives other bits)
+    done = run_cli("run", *(str(folder / f"{name}.yaml") for name in cases), "--cores", "2", "--", "--config",
+                   "threads=2", cwd=folder)
+    assert done.returncode == 0, done.stderr
     found = {}
     for (name, arguments), theirs in zip(cases.items(), their_runs, strict=True):
-        # one `pl-dsl run` each: a run alone gets both cores' threads, as their script has here, and
-        # r_n's last bits follow the threads of the input-gradient product at d = 10 000
-        (folder / f"{name}.yaml").write_text(reference_spec(name, arguments))
-        done = run_cli("run", str(folder / f"{name}.yaml"), "--cores", "2", cwd=folder)
-        assert done.returncode == 0, done.stderr
         (record_file,) = (folder / "results" / name / "runs").glob("*/metrics.json")
         record = json.loads(record_file.read_text())
         layout = Layout(folder / "results")
