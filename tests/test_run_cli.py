@@ -115,6 +115,17 @@ def test_a_dry_run_and_snakemake_arguments_pass_through(ran: Path) -> None:
     assert wrong.returncode != 0 and "stack=sometimes" in wrong.stdout + wrong.stderr
 
 
+def test_a_dry_run_of_a_wrong_spec_shows_only_its_errors_and_stops_snakemake(tmp_path: Path) -> None:
+    """Snakemake starts planning before the spec is checked: a wrong spec stops it, and only
+    pl-dsl's located error is shown (not Snakemake's report of the same mistake)."""
+    spec = write_spec(tmp_path, "typo", TINY.replace("kind: shifted_gauss", "kind: shifted_gaus"))
+    dry = run_cli("run", str(spec), "-n", "--cores", "1", cwd=tmp_path)
+    assert dry.returncode == 1 and "typo.yaml:" in dry.stderr and "data.kind: 'shifted_gaus'" in dry.stderr, dry.stderr
+    assert dry.stdout == "" and dry.stderr.count("'shifted_gaus'") == 1 and "Traceback" not in dry.stderr
+    alive = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert alive.stdout == "", alive.stdout
+
+
 def test_a_derived_experiment_says_what_it_overrides_everywhere(ran: Path) -> None:
     """run, results and list show the base spec and the arguments a derived name stands for."""
     name = derived_name(ran)
