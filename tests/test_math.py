@@ -350,3 +350,13 @@ def test_forcing_cuda_without_cuda_names_the_run(tmp_path: Path) -> None:
     units = run_units(experiment.runs[0], REGISTRY)
     with pytest.raises(StageFailure, match=rf"run {experiment.runs[0].id}: device 'cuda' was requested"):
         UnitRunner(Layout(tmp_path), REGISTRY).compute(units["train_f"])
+
+
+def test_a_declared_constant_slope_is_the_losss_slope_at_every_margin() -> None:
+    """ByHand computes g once for these losses: their derivative must not depend on the margin."""
+    from pl_dsl.science.nn import CONSTANT_SLOPES, LOSS_SLOPES
+
+    margins = torch.tensor([-100.0, -1.0, 0.0, 0.5, 30.0, 100.0])
+    assert CONSTANT_SLOPES
+    for name, slope in CONSTANT_SLOPES.items():
+        assert torch.equal(LOSS_SLOPES[name](margins), torch.full_like(margins, slope)), name

@@ -90,6 +90,10 @@ LOSS_SLOPES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+# Losses whose derivative in the margin is a constant: `ByHand` computes their g = l' y / N once.
+CONSTANT_SLOPES: dict[str, float] = {"identity": -1.0}
+
+
 def margin_loss(name: str, margin: torch.Tensor) -> torch.Tensor:
     """Per-sample loss of the margins s = y f(x)."""
     return lookup(LOSSES, name, "loss")(margin)
@@ -152,7 +156,7 @@ class ByHand:
 
     With h = phi(pre), g_n = l'(y_n f(x_n)) y_n / N and G = phi'(pre) * (g a^T) (phi's backward
     as autograd computes it from h: threshold_backward, leaky_relu_backward): dW = G^T x,
-    db = G^T 1. The identity loss has g = -y / N at every step, computed once. Outputs, losses
+    db = G^T 1. A loss of constant slope (CONSTANT_SLOPES) has its g computed once. Outputs, losses
     and gradients equal autograd's up to float rounding (tests/test_math.py)."""
 
     def __init__(self, model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, loss: str) -> None:
@@ -163,8 +167,7 @@ class ByHand:
         self.hidden = x.new_empty(self.rows, width)  # pre, then phi(pre) in place
         self.backward = x.new_empty(self.rows, width)  # g a^T, then G
         self.ones = x.new_ones(self.rows)  # db = G^T 1
-        # the identity loss's l' is -1: g = -y / N whatever the margins
-        self.fixed = -y / n if loss == "identity" else None
+        self.fixed = y * (CONSTANT_SLOPES[loss] / n) if loss in CONSTANT_SLOPES else None  # g, whatever the margins
         for parameter in model.parameters():
             parameter.grad = torch.zeros_like(parameter)
 
@@ -188,14 +191,10 @@ class ByHand:
                     hidden.relu_()
                 else:
                     F.leaky_relu_(hidden, slope)
-                outputs = torch.mv(hidden, readout)
-                if self.fixed is not None:  # identity: the loss is -y f(x), l' = -1
-                    losses.append(torch.dot(y, outputs).neg_())
-                    g = self.fixed[start:start + self.rows]
-                else:
-                    margin = outputs.mul_(y)
-                    losses.append(margin_loss(self.loss, margin).sum())
-                    g = self.slope(margin).mul_(y).div_(n)
+                margin = torch.mv(hidden, readout).mul_(y)
+                losses.append(margin_loss(self.loss, margin).sum())
+                g = self.fixed[start:start + self.rows] if self.fixed is not None else \
+                    self.slope(margin).mul_(y).div_(n)
                 torch.mul(g[:, None], readout, out=backward)  # g a^T
                 if slope == 0.0:
                     torch.ops.aten.threshold_backward.grad_input(backward, hidden, 0.0, grad_input=backward)
