@@ -128,6 +128,22 @@ def test_encoded_parts_hash_as_the_data_they_encode() -> None:
     assert stable_hash({**whole, "params": encoded({**params, "a": False})}, 16) != stable_hash(whole, 16)
 
 
+def test_cached_encodings_keep_what_json_tells_apart() -> None:
+    """JsonCache encodes equal scalars once: 0.0 and -0.0 (equal as numbers, written apart in
+    JSON), 1 and True, must keep their own encodings, each the plain JSON one."""
+    from dataclasses import replace
+
+    from pl_dsl.hashing import encoded
+    from pl_dsl.spec.config import JsonCache, to_json
+
+    training = expand("seeds: [0]\n").runs[0].config.train_f
+    cache = JsonCache()
+    configs = [replace(training, lr=lr) for lr in (0.0, -0.0, 1.0, 0.0)] + [replace(training, steps=1)]
+    texts = [cache.encoded(config) for config in configs]
+    assert texts == [encoded(to_json(config)) for config in configs]
+    assert len(set(texts[:3])) == 3
+
+
 def test_units_built_once_per_point_equal_units_built_run_by_run() -> None:
     """The plan builds a stage's parameters once per distinct sections and a unit once per
     parameters and inputs; every run must get exactly the units it gets on its own, stacked or not."""
@@ -160,6 +176,14 @@ sweep:
                                                 "params": to_json(params, identity=True)}, 16)
                 assert unit.trajectory == stable_hash({"stage": stage, "inputs": unit.inputs, "device": unit.device, "params":
                                                        to_json(REGISTRY[stage].group_key(params, keep_lr=True))}, 16)
+                trajectory = to_json(REGISTRY[stage].group_key(params, keep_lr=True))
+                if unit.stack:  # nets stacked by shape: a group whatever the inputs
+                    assert unit.group == stable_hash({"stage": stage, "device": unit.device, "params":
+                                                      to_json(REGISTRY[stage].group_key(params, stack=True))}, 16)
+                else:
+                    group = to_json(REGISTRY[stage].group_key(params, keep_lr=unit.device == "cpu"))
+                    assert unit.group == (unit.trajectory if group == trajectory else stable_hash(
+                        {"stage": stage, "inputs": unit.inputs, "device": unit.device, "params": group}, 16))
         assert len(memo.units) < 4 * len(exp.runs)  # f and the attack are shared across g's lrs and steps
 
 

@@ -18,7 +18,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pl_dsl.engine.registry import Registry
-from pl_dsl.hashing import Encoded, dumps, encoded, stable_hash
+from pl_dsl.hashing import Encoded, dumps, encoded, encoded_dict, stable_hash
+from pl_dsl.spec.bulk import collector_paused
 from pl_dsl.spec.config import JsonCache
 
 if TYPE_CHECKING:  # the batch jobs import this module; keep jsonschema out of their start-up
@@ -114,15 +115,38 @@ def stacked(stack: str, device: str) -> bool:
     return stack == "on" or (stack == "auto" and device == "cuda")
 
 
+def encoded_strings(parts: dict[str, str]) -> Encoded:
+    """A dict of unit keys (hex digits, which JSON writes as they are, quoted), encoded for stable_hash."""
+    return encoded_dict({name: Encoded(f'"{key}"') for name, key in parts.items()})
+
+
+# Stands for the varying value while a HashTemplate encodes the rest (JSON text never holds a bare NUL).
+_VARYING = Encoded("\0varying\0")
+
+
+class HashTemplate:
+    """stable_hash of dicts that differ only in the Encoded value of one key (`varying`): the rest
+    is encoded once, and each hash places only that value. Equal to stable_hash of the whole dict
+    (here, not in pl_dsl.hashing, whose code is part of every stage's fingerprint)."""
+
+    def __init__(self, fixed: dict[str, Encoded], varying: str, length: int) -> None:
+        self.prefix, self.suffix = encoded_dict({**fixed, varying: _VARYING}).split(_VARYING)
+        self.length = length
+
+    def hash(self, value: Encoded) -> str:
+        return hashlib.sha256((self.prefix + value + self.suffix).encode()).hexdigest()[:self.length]
+
+
 @dataclass
 class _StagePoint:
     """What the units of one stage at one parameter point share, whatever their inputs: the
-    parameters as JSON, their encoded forms for the unit's key, group and trajectory, costs."""
+    parameters as JSON, the hashes of their key, trajectory and group but for the inputs' place
+    (see HashTemplate), costs."""
 
     params: dict[str, Any]
-    identity: Encoded
-    group: Encoded
-    trajectory: Encoded
+    key: HashTemplate
+    trajectory: HashTemplate
+    group: HashTemplate | str | None  # a hash where it holds no inputs (stacks by shape); None: the trajectory
     by_shape: bool
     cost: float
     memory: float
@@ -137,17 +161,9 @@ class UnitMemo:
         self.points: dict[Any, _StagePoint] = {}
         self.units: dict[Any, Unit] = {}
         self.json = JsonCache()
-        self._strings: dict[str, Encoded] = {}
-
-    def encoded(self, text: str) -> Encoded:
-        """A string encoded for stable_hash, once."""
-        if text not in self._strings:
-            self._strings[text] = encoded(text)
-        return self._strings[text]
 
 
 def _stage_point(stage: Any, run: Run, stack: str, memo: UnitMemo) -> _StagePoint:
-    sections = tuple(getattr(run.config, name) for name in stage.sections_in_order)
     memo_key = (stage.name, run.config.device, stack, stage.point(run.config))
     point = memo.points.get(memo_key)
     if point is None:
@@ -159,9 +175,20 @@ def _stage_point(stage: Any, run: Run, stack: str, memo: UnitMemo) -> _StagePoin
             stage.group_key(params, keep_lr=run.config.device == "cpu")
         trajectory_params = stage.group_key(params, keep_lr=True)
         cache = memo.json
-        point = _StagePoint(cache.to_json(params), cache.encoded(params, identity=True),
-                            cache.encoded(group_params), cache.encoded(trajectory_params), by_shape,
-                            float(stage.cost(params)), float(stage.memory(params)), sections)
+        name, on = encoded(stage.name), encoded(run.config.device)
+        trajectory, group = cache.encoded(trajectory_params), cache.encoded(group_params)
+        group_hash: HashTemplate | str | None = None
+        if by_shape:  # nets stacked by shape share a group whatever their inputs: its hash holds none
+            group_hash = stable_hash({"stage": name, "device": on, "params": group}, 16)
+        elif group != trajectory:
+            group_hash = HashTemplate({"stage": name, "device": on, "params": group}, "inputs", 16)
+        point = _StagePoint(
+            cache.to_json(params),
+            HashTemplate({"stage": name, "code": encoded(stage.fingerprint),
+                          "params": cache.encoded(params, identity=True)}, "inputs", 16),
+            HashTemplate({"stage": name, "device": on, "params": trajectory}, "inputs", 16), group_hash,
+            by_shape, float(stage.cost(params)), float(stage.memory(params)),
+            tuple(getattr(run.config, section) for section in stage.sections_in_order))
         memo.points[memo_key] = point
     return point
 
@@ -183,17 +210,12 @@ def run_units(run: Run, registry: Registry, stack: str = "auto", memo: UnitMemo 
         unit_memo = (id(point), tuple(inputs.values()))
         unit = memo.units.get(unit_memo)
         if unit is None:
-            # every part encoded once (stable_hash places Encoded parts as they are)
-            name, code, on = memo.encoded(stage.name), memo.encoded(stage.fingerprint), memo.encoded(device)
-            read = encoded(inputs)
-            key = stable_hash({"stage": name, "code": code, "inputs": read, "params": point.identity}, 16)
-            shared = {"stage": name, "inputs": read, "device": on}
-            trajectory = stable_hash({**shared, "params": point.trajectory}, 16)
-            group = trajectory if point.group == point.trajectory and not point.by_shape else stable_hash(
-                {"stage": name, "device": on, "params": point.group} if point.by_shape
-                else {**shared, "params": point.group}, 16)
-            unit = Unit(stage.name, key, point.params, inputs, device, point.cost, point.memory, group, trajectory,
-                        [run.id], point.by_shape)
+            read = encoded_strings(inputs)
+            trajectory = point.trajectory.hash(read)
+            group = trajectory if point.group is None else \
+                point.group if isinstance(point.group, str) else point.group.hash(read)
+            unit = Unit(stage.name, point.key.hash(read), point.params, inputs, device, point.cost, point.memory,
+                        group, trajectory, [run.id], point.by_shape)
             memo.units[unit_memo] = unit
         units[stage.name] = unit
     return units
@@ -229,12 +251,15 @@ def table_plan_digest(content: dict[str, Any]) -> str:
     piece, each section of a run's spec encoded once (the runs of a sweep share their sections)."""
     digest = hashlib.sha256(dumps({key: value for key, value in content.items() if key != "runs"}).encode())
     sections: dict[int, tuple[Any, bytes]] = {}  # id -> (the section, kept so its id stays its own; its encoding)
+    names: dict[str, bytes] = {}
     for run in content["runs"]:
         digest.update(dumps({key: value for key, value in run.items() if key != "spec"}).encode())
         for name, section in sorted(run["spec"].items()):
             if id(section) not in sections:
                 sections[id(section)] = (section, dumps(section).encode())
-            digest.update(dumps(name).encode() + sections[id(section)][1])
+            if name not in names:
+                names[name] = dumps(name).encode()
+            digest.update(names[name] + sections[id(section)][1])
     return digest.hexdigest()[:16]
 
 
@@ -408,6 +433,7 @@ def _add_batch(batches: dict[tuple[str, str], Batch], by_rule: dict[str, list[st
         batch_of[unit.key] = (rule, batch_id)
 
 
+@collector_paused()
 def build_plan(experiments: list[Experiment], registry: Registry, batch_size: dict[str, int] | None = None,
                min_batches: int = DEFAULT_MIN_BATCHES, fuse_seconds: float = DEFAULT_FUSE_SECONDS,
                stack: str = "auto", stack_memory_gb: float = DEFAULT_STACK_MEMORY_GB) -> Plan:

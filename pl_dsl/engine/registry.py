@@ -14,7 +14,7 @@ import importlib
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pl_dsl.engine.fingerprint import code_fingerprint
@@ -128,10 +128,7 @@ class Stage(Generic[P]):
         shape trained as one stacked model, see `stack_key`) the seed is blanked too."""
         if self.trains is None:
             return params
-        training = getattr(params, self.trains)
-        blank = dataclasses.replace(training, lr=training.lr if keep_lr else 0.0,
-                                    steps=0 if training.causal else training.steps)
-        key = dataclasses.replace(params, **{self.trains: blank})  # type: ignore[type-var]
+        key = dataclasses.replace(params, **{self.trains: _blank_training(getattr(params, self.trains), keep_lr)})  # type: ignore[type-var]
         return dataclasses.replace(key, seed=0) if stack and hasattr(key, "seed") else key  # type: ignore[type-var]
 
     def select(self, run: RunConfig) -> P:
@@ -163,12 +160,11 @@ class Stage(Generic[P]):
 
     def enabled(self, run: RunConfig) -> bool:
         """Whether the run has this stage."""
-        if self.switch is None:
-            return True
-        value: Any = run
-        for part in self.switch.split("."):
-            value = getattr(value, part)
-        return bool(value)
+        return self.switch is None or bool(self._switch_of(run))
+
+    @cached_property
+    def _switch_of(self) -> Callable[[RunConfig], Any]:
+        return operator.attrgetter(self.switch or "")
 
     @cached_property
     def fingerprint(self) -> str:
@@ -184,6 +180,14 @@ class Stage(Generic[P]):
     def all_metrics(self) -> dict[str, str]:
         """Its declared metrics plus the seconds it took (time_<stage>)."""
         return {**self.metrics, f"time_{self.name}": f"seconds spent in {self.name}"}
+
+
+@lru_cache(maxsize=4096)
+def _blank_training(training: Any, keep_lr: bool) -> Any:
+    """A training config with its lr (unless keep_lr) and, for a causal schedule, its steps blanked:
+    one object per distinct value, so that the group keys of a plan share it (see JsonCache)."""
+    return dataclasses.replace(training, lr=training.lr if keep_lr else 0.0,
+                               steps=0 if training.causal else training.steps)
 
 
 class Registry:

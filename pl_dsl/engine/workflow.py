@@ -32,6 +32,7 @@ from pl_dsl.engine.registry import Registry, stage_modules
 from pl_dsl.engine.store import damage, read_json, write_json_if_changed
 from pl_dsl.hashing import stable_hash
 from pl_dsl.report.jobs import description, report_job, summary
+from pl_dsl.spec.bulk import collector_paused
 from pl_dsl.spec.check import check_file
 from pl_dsl.spec.expand import Experiment
 from pl_dsl.suggest import did_you_mean
@@ -137,6 +138,7 @@ class SnakemakeBridge:
     """Between pl-dsl and Snakemake (whose own object is `workflow`): the checked plan of one
     invocation, and the input, params, resource and shell functions the rules call (`BRIDGE`)."""
 
+    @collector_paused()
     def __init__(self, config: dict[str, Any], basedir: str | Path, reporting: bool = False,
                  check_store: bool = True, cores: int | None = None) -> None:
         check_config(config)
@@ -164,6 +166,8 @@ class SnakemakeBridge:
         # Each experiment's table plan and the path it is stored under (named by its content).
         self.tables = {name: (self.layout.table_plan(table_plan_digest(content)), content)
                        for name, content in ((n, e.table_plan()) for n, e in self.plan.experiments.items())}
+        self._resources: dict[tuple[str, str], dict[str, int]] = {}  # per batch, see `resource`
+        self._gpus: dict[tuple[str, str], int] = {}  # per batch, see `gpu`
         self.report_specs: dict[Path, Any] = {}  # the specs of plot, figure and claims jobs, by path
         self.repairs: dict[tuple[str, str], list[str]] = {}  # batch -> keys of its units to recompute
         self.repair_tag = ""
@@ -291,14 +295,20 @@ class SnakemakeBridge:
         """Resource function: a batch's `runtime` or `mem_mb` from the cost model (see
         `Batch.resources`); `--config max_runtime=MINUTES` caps the runtime."""
         def value(wildcards: Any) -> int:
-            return self.batch(stage, wildcards.batch).resources(self.max_runtime)[name]
+            batch = self.batch(stage, wildcards.batch)
+            if (stage, batch.id) not in self._resources:  # Snakemake asks several times per job and name
+                self._resources[(stage, batch.id)] = batch.resources(self.max_runtime)
+            return self._resources[(stage, batch.id)][name]
         return value
 
     def gpu(self, rule: str) -> Callable[[Any], int]:
         """Resource function: 1 GPU for a batch with a unit that may run on CUDA, else 0."""
         def count(wildcards: Any) -> int:
-            return int(any(self.registry[u.stage].gpu and u.device != "cpu"
-                           for u in self.batch(rule, wildcards.batch).units))
+            batch = self.batch(rule, wildcards.batch)
+            if (rule, batch.id) not in self._gpus:  # Snakemake asks several times per job
+                self._gpus[(rule, batch.id)] = int(any(self.registry[u.stage].gpu and u.device != "cpu"
+                                                       for u in batch.units))
+            return self._gpus[(rule, batch.id)]
         return count
 
     def threads(self, rule: str) -> Callable[[Any], int]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pl_dsl.spec.analysis import check_analysis
+from pl_dsl.spec.bulk import collector_paused
 from pl_dsl.spec.compose import load_composed
 from pl_dsl.spec.expand import Experiment, Run, expand_runs
 from pl_dsl.spec.messages import Checker, SpecError, SpecInvalid, schema_errors
@@ -46,6 +47,7 @@ def _seed_and_seeds(checker: Checker, data: dict[str, Any]) -> None:
                                "would be ignored", key=True)
 
 
+@collector_paused()
 def check_text(text: str, file: str, registry: Registry | None = None) -> tuple[Experiment | None, list[SpecError]]:
     """Check a spec given as text; returns the experiment (when valid) and every error found.
 

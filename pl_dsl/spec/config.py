@@ -167,6 +167,7 @@ class JsonCache:
     def __init__(self) -> None:
         # (id, identity) -> (the config, its json, that encoded); the config is kept, so its id stays its own
         self._done: dict[tuple[int, bool], tuple[Any, Any, Encoded]] = {}
+        self._scalars: dict[tuple[type, Any], tuple[Any, Any, Encoded]] = {}  # (type, value) -> as _done
 
     def to_json(self, value: Any, *, identity: bool = False) -> Any:
         """What `to_json(value, identity=identity)` gives; its nested configs from the cache."""
@@ -182,6 +183,13 @@ class JsonCache:
                              for name in kept_fields(value, identity=identity)})
 
     def _nested(self, value: Any, identity: bool) -> tuple[Any, Any, Encoded]:
+        if type(value) in _SCALARS:  # by value: equal scalars of many configs are encoded once
+            # (a float by its bits: -0.0 == 0.0, and JSON writes them apart)
+            scalar = (type(value), value.hex() if type(value) is float else value)
+            found = self._scalars.get(scalar)
+            if found is None:
+                found = self._scalars[scalar] = (value, value, encoded(value))
+            return found
         if not _is_config(value):
             plain = to_json(value, identity=identity)
             return value, plain, encoded(plain)
@@ -190,6 +198,9 @@ class JsonCache:
             plain = to_json(value, identity=identity)
             found = self._done[(id(value), identity)] = (value, plain, encoded(plain))
         return found
+
+
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def _is_config(value: Any) -> bool:
