@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 
 from pl_dsl.science.theory import (
     MARGIN_SCALES,
+    PlaneCoordinates,
     conditions,
     cosine,
     direction,
@@ -89,6 +91,37 @@ def test_limits_and_direction_match_direct_summation() -> None:
     assert torch.allclose(w, w_direct)
     assert torch.allclose(f_hat(x, y, z, gamma, max_bytes=64), torch.tensor(f_direct, dtype=torch.float64))
     assert torch.allclose(g_hat(x_adv, w, z, gamma, max_bytes=64), torch.tensor(g_direct, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5])
+def test_limits_on_a_plane_in_its_coordinates_equal_the_limits_in_full(gamma: float) -> None:
+    """A decision map computes f-hat and g-hat of its points in the plane's three coordinates:
+    in fp32, at a map's sizes (d = 784, points far from and near the data), the same values as
+    in the d coordinates up to rounding, and the same signs wherever a value is not within
+    rounding of 0."""
+    gen = torch.Generator().manual_seed(2)
+    n, d = 300, 784
+    x = torch.rand(n, d, generator=gen)
+    y = torch.where(torch.rand(n, generator=gen) > 0.5, 1.0, -1.0)
+    x[y > 0, :100] += 0.5  # two classes with different means, not orthogonal to each other
+    x_adv = 0.3 * torch.randn(n, d, generator=gen)
+    u, v = x[y > 0].mean(0), x[y < 0].mean(0)
+    basis = torch.stack([u / u.norm(), v / v.norm()])
+    points = 15 * torch.rand(2000, 2, generator=gen) - 2
+    w = direction(x, y, gamma)
+    coordinates = PlaneCoordinates(basis)
+    assert torch.allclose(coordinates.of(x).norm(dim=1), x.norm(dim=1), rtol=1e-5)
+    x_in, x_adv_in, w_in, z_in = coordinates.of(x), coordinates.of(x_adv), coordinates.of(w), \
+        coordinates.of_points(points)
+    kernel = partial(phi, dim=d)
+    for full, planar in ((f_hat(x, y, points @ basis, gamma), f_hat(x_in, y, z_in, gamma, kernel=kernel)),
+                         (g_hat(x_adv, w, points @ basis, gamma), g_hat(x_adv_in, w_in, z_in, gamma, kernel=kernel))):
+        scale = full.abs().max()
+        assert (full - planar).abs().max() <= 1e-4 * scale
+        clear = full.abs() > 1e-4 * scale
+        assert clear.float().mean() > 0.9 and torch.equal(full.sign()[clear], planar.sign()[clear])
+    # phi in the plane's coordinates is phi of the points themselves
+    assert torch.allclose(phi(x[:50], points[:40] @ basis, gamma), kernel(x_in[:50], z_in[:40], gamma), atol=1e-5)
 
 
 def test_relative_margins_are_fractions_of_the_limits_on_d() -> None:

@@ -27,15 +27,34 @@ def _closed_form() -> Kernel:
     return phi
 
 
+def _closed_form_in_plane(dim: int) -> Kernel:
+    from pl_dsl.science.theory import phi
+
+    return partial(phi, dim=dim)
+
+
 def _their_estimate() -> Kernel:
     from pl_dsl.science.reference import their_phi
 
     return their_phi
 
 
-# The kernel Phi of the map's f-hat and g-hat, per random streams (`rng`): the closed form, or the
-# authors' Monte-Carlo estimate as their map.py computes it (science/reference.py).
-KERNELS: dict[str, Callable[[], Kernel]] = {"pl-dsl": _closed_form, "reference": _their_estimate}
+@dataclass(frozen=True)
+class MapKernel:
+    """The kernel Phi of a map's f-hat and g-hat, and, for a kernel that reads only inner
+    products and norms, the same kernel on rows given in a plane's three coordinates of R^dim
+    (science.theory.PlaneCoordinates: the map's points are computed there, each N x M product 3
+    multiply-adds a pair instead of d); None for a Monte-Carlo estimate, which draws vectors of
+    length d."""
+
+    load: Callable[[], Kernel]
+    in_plane: Callable[[int], Kernel] | None
+
+
+# Per random streams (`rng`): the closed form, or the authors' Monte-Carlo estimate as their
+# map.py computes it (science/reference.py), on the map's points as they are.
+KERNELS: dict[str, MapKernel] = {"pl-dsl": MapKernel(_closed_form, _closed_form_in_plane),
+                                 "reference": MapKernel(_their_estimate, None)}
 
 
 @dataclass(frozen=True)
@@ -50,7 +69,7 @@ def compute(ctx: UnitContext, params: DecisionMapParams) -> Output:
     from pl_dsl.errors import lookup
     from pl_dsl.report.mapplot import draw_map
     from pl_dsl.science.nn import labels_of, outputs
-    from pl_dsl.science.theory import MARGIN_SCALES, conditions, direction, f_hat, g_hat
+    from pl_dsl.science.theory import MARGIN_SCALES, PlaneCoordinates, conditions, direction, f_hat, g_hat
 
     data, f, g, _, x_adv = load_trained(ctx, params)
     gamma, grid, margins = params.network.leaky_slope, params.decision_map, params.theory
@@ -69,16 +88,27 @@ def compute(ctx: UnitContext, params: DecisionMapParams) -> Output:
     s_axis, t_axis = torch.linspace(limits[0], limits[1], res), torch.linspace(limits[2], limits[3], res)
     tt, ss = torch.meshgrid(t_axis, s_axis, indexing="ij")  # rows follow t, columns follow s
     plane = torch.stack([ss.flatten(), tt.flatten()], 1)
-    kernel = lookup(KERNELS, params.rng, "rng")()
+    declared = lookup(KERNELS, params.rng, "rng")
+    kernel = declared.load()
     w = direction(data.x, data.y, gamma, kernel=kernel)
+    # f-hat and g-hat read the map's points in the plane's three coordinates where the kernel
+    # allows it (the same values, each N x M product 3 multiply-adds a pair instead of d)
+    coordinates = PlaneCoordinates(basis) if declared.in_plane is not None else None
+    if coordinates is not None and declared.in_plane is not None:
+        x_at, x_adv_at, w_at = coordinates.of(data.x), coordinates.of(x_adv), coordinates.of(w)
+        limit_kernel = declared.in_plane(data.x.shape[1])
+    else:
+        x_at, x_adv_at, w_at, limit_kernel = data.x, x_adv, w, kernel
     fields: dict[str, list[torch.Tensor]] = {"f": [], "g": [], "fhat": [], "ghat": []}
     chunk = max(1, (64 * 2**20) // (4 * max(data.x.shape[1], len(data.x))))
     for start in range(0, len(plane), chunk):
-        z = plane[start:start + chunk].to(ctx.device) @ basis
+        points = plane[start:start + chunk].to(ctx.device)
+        z = points @ basis
         fields["f"].append(outputs(f, z).cpu())
         fields["g"].append(outputs(g, z).cpu())
-        fields["fhat"].append(f_hat(data.x, data.y, z, gamma, kernel=kernel).cpu())
-        fields["ghat"].append(g_hat(x_adv, w, z, gamma, kernel=kernel).cpu())
+        at = coordinates.of_points(points) if coordinates is not None else z
+        fields["fhat"].append(f_hat(x_at, data.y, at, gamma, kernel=limit_kernel).cpu())
+        fields["ghat"].append(g_hat(x_adv_at, w_at, at, gamma, kernel=limit_kernel).cpu())
     maps = {name: torch.cat(parts).reshape(res, res) for name, parts in fields.items()}
     scales = lookup(MARGIN_SCALES, margins.margins, "margins")(data.x, data.y, x_adv, w, gamma, kernel=kernel)
     cond_a, cond_b, cond_c = conditions(maps["fhat"], maps["ghat"], margins.margin_f, margins.margin_g, scales)
