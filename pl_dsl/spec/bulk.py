@@ -19,3 +19,10 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def kept_for_good() -> None:
+    """Move every object alive now out of the collector's reach (gc.freeze), for a plan that lives
+    until its process ends: Snakemake's DAG and scheduling would otherwise walk its millions of
+    objects at every full collection (at 10^5 runs, about 10 s of a dry run)."""
+    gc.freeze()

@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 
 from pl_dsl.engine.progress import SNAKEMAKE_PID_VARIABLE
 from pl_dsl.engine.workflow import SnakemakeBridge
+from pl_dsl.spec.bulk import kept_for_good
 
 
 # Jobs run here, as children of this process (not on a cluster, and this is not a cluster job).
@@ -31,6 +32,8 @@ def local_cores():
 BRIDGE = SnakemakeBridge(config, workflow.basedir, reporting=any(arg.startswith("--report") for arg in sys.argv),
               check_store=workflow.is_main_process, cores=local_cores())
 LAYOUT = BRIDGE.layout
+# The plan lives until this process ends: out of the garbage collector's reach from here on.
+kept_for_good()
 # Local jobs stop when the Snakemake that started them is gone (pl_dsl.engine.progress). Cluster
 # jobs need no watch: cancelling a cluster job ends every process in it.
 if LOCAL:
