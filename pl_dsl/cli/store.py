@@ -48,6 +48,7 @@ def status_of(experiments: tuple[str, ...], layout: Layout, registry: Registry, 
     from pl_dsl.engine.plan import build_plan
     from pl_dsl.engine.status import collect_status
     from pl_dsl.engine.workflow import check_or_exit
+    from pl_dsl.spec.bulk import kept_for_good
 
     report = StatusReport(None)
     if experiments:
@@ -61,7 +62,9 @@ def status_of(experiments: tuple[str, ...], layout: Layout, registry: Registry, 
                         for name, spec in recorded.items() if spec is None]
         files = list(dict.fromkeys(spec for spec in recorded.values() if spec is not None))
     checked = check_or_exit(files, registry, skip_missing_data=True)
-    report.state = collect_status(build_plan(checked, registry), layout, verify=verify)
+    plan = build_plan(checked, registry)
+    kept_for_good()  # the plan lives until the command ends; the store's reading would walk it again
+    report.state = collect_status(plan, layout, verify=verify)
     return report
 
 
