@@ -166,8 +166,7 @@ class SnakemakeBridge:
         # Each experiment's table plan and the path it is stored under (named by its content).
         self.tables = {name: (self.layout.table_plan(table_plan_digest(content)), content)
                        for name, content in ((n, e.table_plan()) for n, e in self.plan.experiments.items())}
-        self._resources: dict[tuple[str, str], dict[str, int]] = {}  # per batch, see `resource`
-        self._gpus: dict[tuple[str, str], int] = {}  # per batch, see `gpu`
+        self._resources: dict[tuple[str, str], dict[str, int]] = {}  # per batch, see `_batch_resources`
         self.report_specs: dict[Path, Any] = {}  # the specs of plot, figure and claims jobs, by path
         self.repairs: dict[tuple[str, str], list[str]] = {}  # batch -> keys of its units to recompute
         self.repair_tag = ""
@@ -295,21 +294,23 @@ class SnakemakeBridge:
         """Resource function: a batch's `runtime` or `mem_mb` from the cost model (see
         `Batch.resources`); `--config max_runtime=MINUTES` caps the runtime."""
         def value(wildcards: Any) -> int:
-            batch = self.batch(stage, wildcards.batch)
-            if (stage, batch.id) not in self._resources:  # Snakemake asks several times per job and name
-                self._resources[(stage, batch.id)] = batch.resources(self.max_runtime)
-            return self._resources[(stage, batch.id)][name]
+            return self._batch_resources(stage, wildcards.batch)[name]
         return value
 
     def gpu(self, rule: str) -> Callable[[Any], int]:
         """Resource function: 1 GPU for a batch with a unit that may run on CUDA, else 0."""
         def count(wildcards: Any) -> int:
-            batch = self.batch(rule, wildcards.batch)
-            if (rule, batch.id) not in self._gpus:  # Snakemake asks several times per job
-                self._gpus[(rule, batch.id)] = int(any(self.registry[u.stage].gpu and u.device != "cpu"
-                                                       for u in batch.units))
-            return self._gpus[(rule, batch.id)]
+            return self._batch_resources(rule, wildcards.batch)["gpu"]
         return count
+
+    def _batch_resources(self, rule: str, name: str) -> dict[str, int]:
+        """A batch's `runtime`, `mem_mb` and `gpu`, worked out once (Snakemake asks for each
+        several times per job)."""
+        batch = self.batch(rule, name)
+        if (rule, batch.id) not in self._resources:
+            gpu = int(any(self.registry[u.stage].gpu and u.device != "cpu" for u in batch.units))
+            self._resources[(rule, batch.id)] = {**batch.resources(self.max_runtime), "gpu": gpu}
+        return self._resources[(rule, batch.id)]
 
     def threads(self, rule: str) -> Callable[[Any], int]:
         """Threads function: the cores Snakemake was given, shared among the rule's batches

@@ -93,12 +93,11 @@ def compute(ctx: UnitContext, params: DecisionMapParams) -> Output:
     w = direction(data.x, data.y, gamma, kernel=kernel)
     # f-hat and g-hat read the map's points in the plane's three coordinates where the kernel
     # allows it (the same values, each N x M product 3 multiply-adds a pair instead of d)
-    coordinates = PlaneCoordinates(basis) if declared.in_plane is not None else None
-    if coordinates is not None and declared.in_plane is not None:
+    coordinates, x_at, x_adv_at, w_at, limit_kernel = None, data.x, x_adv, w, kernel
+    if declared.in_plane is not None:
+        coordinates = PlaneCoordinates(basis)
         x_at, x_adv_at, w_at = coordinates.of(data.x), coordinates.of(x_adv), coordinates.of(w)
         limit_kernel = declared.in_plane(data.x.shape[1])
-    else:
-        x_at, x_adv_at, w_at, limit_kernel = data.x, x_adv, w, kernel
     fields: dict[str, list[torch.Tensor]] = {"f": [], "g": [], "fhat": [], "ghat": []}
     chunk = max(1, (64 * 2**20) // (4 * max(data.x.shape[1], len(data.x))))
     for start in range(0, len(plane), chunk):
