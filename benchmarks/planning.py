@@ -6,7 +6,13 @@ less). Nothing is trained: the dry run plans, `status` reads an empty store.
 The sweep is the quick start's setting (Shifted Gauss (a), d=100, N=1000): 10 widths x 10 lr_f
 x 10 lr_g, over 1, 10 or 100 seeds, `max_runs: 100000`. Goals (issue "Costs that scale"): at
 10^5 runs, validate <= 10 s and run -n <= 30 s, <= 1 GB.
-Usage: python benchmarks/planning.py [--sizes 1000,10000,100000]
+
+With --baseline DIR (a checkout of an earlier pl-dsl, `git worktree add DIR COMMIT`), each
+command is also run with that code (its package first on PYTHONPATH), right after this one's, and
+the ratio printed: side by side, so that the machine's swings fall on both alike.
+--repeat N runs each command N times and takes the best (with a baseline, alternating which
+goes first).
+Usage: python benchmarks/planning.py [--sizes 1000,10000,100000] [--repeat N] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -37,12 +43,13 @@ sweep:
 PL_DSL = [sys.executable, "-m", "pl_dsl"]
 
 
-def measured(command: list[str], cwd: Path) -> tuple[float, float, str]:
+def measured(command: list[str], cwd: Path, code: Path | None = None) -> tuple[float, float, str]:
     """Wall seconds, peak resident memory in MB (the command and the processes it waited for,
-    Snakemake's included) and the output of one command."""
+    Snakemake's included) and the output of one command (with the pl-dsl of checkout `code`)."""
+    env = {**os.environ, "PYTHONPATH": str(code)} if code else None
     with tempfile.TemporaryFile() as output:
         start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -68,7 +75,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000,100000", type=_sizes,
                         help="run counts, each 1000 x a number of seeds (default: %(default)s)")
-    sizes: list[int] = parser.parse_args().sizes
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each command, the best taken (default 1)")
+    parser.add_argument("--baseline", type=Path, help="a checkout of an earlier pl-dsl to run each command with too")
+    args = parser.parse_args()
+    sizes: list[int] = args.sizes
+    baseline: Path | None = args.baseline.resolve() if args.baseline else None
+    if baseline and not (baseline / "pl_dsl" / "__init__.py").exists():
+        parser.error(f"--baseline {args.baseline}: no pl-dsl checkout there (no pl_dsl/__init__.py); "
+                     "`git worktree add DIR COMMIT` makes one")
     commands = {
         "validate": lambda spec: [*PL_DSL, "validate", spec],
         "runs --summary": lambda spec: [*PL_DSL, "runs", "--summary", spec],
@@ -84,9 +98,19 @@ def main() -> None:
             spec = folder / f"plan{runs}.yaml"
             spec.write_text(SPEC.format(runs=runs, seeds=", ".join(map(str, range(runs // 1000)))))
             for name, command in commands.items():
-                seconds, megabytes, text = measured(command(str(spec)), folder)
+                # best of --repeat; with a baseline the two alternate, each first every other time
+                ours: list[tuple[float, float, str]] = []
+                theirs: list[tuple[float, float, str]] = []
+                for attempt in range(args.repeat):
+                    for code in ((None, baseline) if attempt % 2 == 0 else (baseline, None)) if baseline else (None,):
+                        (theirs if code else ours).append(measured(command(str(spec)), folder, code))
+                seconds, megabytes, text = min(ours)
                 rows[name].append((seconds, megabytes))
-                print(f"{runs:>7} runs  {name:15s} {seconds:7.1f} s {megabytes:7.0f} MB", flush=True)
+                line = f"{runs:>7} runs  {name:15s} {seconds:7.1f} s {megabytes:7.0f} MB"
+                if baseline:
+                    before, before_mb, _ = min(theirs)
+                    line += f"   baseline {before:7.1f} s {before_mb:7.0f} MB: {before / seconds:.2f}x faster"
+                print(line, flush=True)
                 if name == "run -n":
                     found = re.search(r"^total\s+(\d+)", text, re.MULTILINE)
                     jobs = f"Snakemake jobs planned at {runs} runs: {found.group(1) if found else '?'} " \

@@ -171,12 +171,13 @@ def _stage_point(stage: Any, run: Run, stack: str, memo: UnitMemo) -> _StagePoin
         by_shape = stage.trains is not None and stacked(stack, run.config.device)
         # nets of one shape stack whatever their seed, lr and inputs; nets that differ in lr train
         # stacked only on CUDA: a CPU-only run keeps them apart
-        group_params = stage.group_key(params, stack=True) if by_shape else \
-            stage.group_key(params, keep_lr=run.config.device == "cpu")
         trajectory_params = stage.group_key(params, keep_lr=True)
+        group_params = stage.group_key(params, stack=True) if by_shape else \
+            trajectory_params if run.config.device == "cpu" else stage.group_key(params)
         cache = memo.json
         name, on = encoded(stage.name), encoded(run.config.device)
-        trajectory, group = cache.encoded(trajectory_params), cache.encoded(group_params)
+        trajectory = cache.encoded(trajectory_params)
+        group = trajectory if group_params is trajectory_params else cache.encoded(group_params)
         group_hash: HashTemplate | str | None = None
         if by_shape:  # nets stacked by shape share a group whatever their inputs: its hash holds none
             group_hash = stable_hash({"stage": name, "device": on, "params": group}, 16)
@@ -202,14 +203,16 @@ def run_units(run: Run, registry: Registry, stack: str = "auto", memo: UnitMemo 
     for stage in registry:
         if not stage.enabled(run.config):
             continue
-        missing = [source for source in stage.inputs.values() if source not in units]
-        if missing:
-            raise ValueError(f"stage {stage.name} needs {', '.join(missing)}, which this run does not have")
-        inputs = {name: units[source].key for name, source in stage.inputs.items()}
+        try:
+            keys = tuple([units[source].key for source in stage.inputs.values()])
+        except KeyError:
+            missing = [source for source in stage.inputs.values() if source not in units]
+            raise ValueError(f"stage {stage.name} needs {', '.join(missing)}, which this run does not have") from None
         point = _stage_point(stage, run, stack, memo)
-        unit_memo = (id(point), tuple(inputs.values()))
+        unit_memo = (id(point), keys)
         unit = memo.units.get(unit_memo)
         if unit is None:
+            inputs = dict(zip(stage.inputs, keys))
             read = encoded_strings(inputs)
             trajectory = point.trajectory.hash(read)
             group = trajectory if point.group is None else \
@@ -250,16 +253,18 @@ def table_plan_digest(content: dict[str, Any]) -> str:
     """The name of a table plan (`ExperimentPlan.table_plan`): a hash of all of it, fed piece by
     piece, each section of a run's spec encoded once (the runs of a sweep share their sections)."""
     digest = hashlib.sha256(dumps({key: value for key, value in content.items() if key != "runs"}).encode())
-    sections: dict[int, tuple[Any, bytes]] = {}  # id -> (the section, kept so its id stays its own; its encoding)
-    names: dict[str, bytes] = {}
+    # (name, id) -> (the section, kept so its id stays its own; the name and it encoded)
+    sections: dict[tuple[str, int], tuple[Any, bytes]] = {}
     for run in content["runs"]:
-        digest.update(dumps({key: value for key, value in run.items() if key != "spec"}).encode())
-        for name, section in sorted(run["spec"].items()):
-            if id(section) not in sections:
-                sections[id(section)] = (section, dumps(section).encode())
-            if name not in names:
-                names[name] = dumps(name).encode()
-            digest.update(names[name] + sections[id(section)][1])
+        spec = run["spec"]
+        pieces = [dumps({key: value for key, value in run.items() if key != "spec"}).encode()]
+        for name in sorted(spec):
+            section = spec[name]
+            known = sections.get((name, id(section)))
+            if known is None:
+                known = sections[(name, id(section))] = (section, (dumps(name) + dumps(section)).encode())
+            pieces.append(known[1])
+        digest.update(b"".join(pieces))  # the same bytes in the same order: the same digest
     return digest.hexdigest()[:16]
 
 

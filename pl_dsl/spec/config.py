@@ -209,9 +209,17 @@ def _is_config(value: Any) -> bool:
 
 def kept_fields(value: Any, *, identity: bool = False) -> list[str]:
     """The fields of a config dataclass that its plain JSON has (see `to_json`)."""
-    return [f.name for f in dataclasses.fields(value)
-            if not (identity and f.metadata.get("identity") is False)
-            and not ("omitted_when" in f.metadata and getattr(value, f.name) == f.metadata["omitted_when"])]
+    rules = _FIELD_RULES.get((type(value), identity))
+    if rules is None:
+        rules = _FIELD_RULES[(type(value), identity)] = tuple(
+            (f.name, "omitted_when" in f.metadata, f.metadata.get("omitted_when")) for f in dataclasses.fields(value)
+            if not (identity and f.metadata.get("identity") is False))
+    return [name for name, omissible, omitted in rules if not (omissible and getattr(value, name) == omitted)]
+
+
+# Per config class and identity flag, each field `to_json` may keep: its name, whether a value
+# omits it, and which (read once per class: kept_fields runs for every config of a sweep).
+_FIELD_RULES: dict[tuple[type, bool], tuple[tuple[str, bool, Any], ...]] = {}
 
 
 def from_json(cls: type[T], data: Any) -> T:

@@ -14,7 +14,7 @@ from pl_dsl.hashing import stable_hash
 from pl_dsl.spec.config import RunConfig, kept_fields, to_json
 from pl_dsl.spec.messages import Checker, SpecError
 from pl_dsl.spec.sections import Section, SweepResolver
-from pl_dsl.spec.sweeps import Axis, Panel, SweepPoints, get_path, set_path, swept_paths
+from pl_dsl.spec.sweeps import Axis, Panel, SweepPoints, get_path, hashable, set_path, swept_paths
 
 if TYPE_CHECKING:
     from pl_dsl.engine.registry import Registry
@@ -113,9 +113,17 @@ def expand(checker: Checker, spec: dict[str, Any], raw: dict[str, Any], axes: li
     checked = [s for s in sections if s.problems is not None or s.data_fields]
     clean: set[tuple[str, Any]] = set()  # (section, point) found without problems as written
     columns_of = {s.name: s.columns for s in sections if s.columns is not None}
-    for combo in itertools.product(*[range(len(axis[0][1])) for axis in axes]):
-        varied = {path: values[i] for axis, i in zip(axes, combo) for path, values in axis}
-        (effective, points), (written, _) = effective_at.at(varied), written_at.at(varied)
+    # Per axis, per value: the fields it sets, and the same made hashable (a sweep point's part).
+    choices = [[({path: values[i] for path, values in axis}, {path: hashable(values[i]) for path, values in axis})
+                for i in range(len(axis[0][1]))] for axis in axes]
+    for combo in itertools.product(*choices):
+        varied: dict[str, Any] = {}
+        hashed: dict[str, Any] = {}
+        for fields, hashable_fields in combo:
+            varied.update(fields)
+            hashed.update(hashable_fields)
+        points = effective_at.points(hashed)
+        effective, written = effective_at.at(varied, points), written_at.at(varied, points)
         for section in checked:
             point = (section.name, points.get(section.name))
             if point not in clean:

@@ -11,6 +11,7 @@ its own.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, make_dataclass
 from functools import cache
@@ -186,8 +187,11 @@ class SweepResolver:
         self.sections = sections
         self.config_class = run_config_class(sections)
         self._hints = dict(field_hints(self.config_class))
-        # per section: {the swept top-level keys it depended on: {their points: the section resolved}}
-        self._memo: dict[str, dict[tuple[str, ...], dict[Any, ResolvedSection]]] = {s.name: {} for s in sections}
+        self._in_run = [s.name for s in sections if s.in_run]
+        # per section: [(the swept top-level keys it depended on, their points' getter,
+        # {their points: the section resolved})]
+        self._memo: dict[str, list[tuple[tuple[str, ...], Callable[[Mapping[str, Any]], Any], dict[Any, ResolvedSection]]]] \
+            = {s.name: [] for s in sections}
 
     def resolve(self, spec: Mapping[str, Any], raw: Mapping[str, Any],
                 points: Mapping[str, Any]) -> tuple[RunConfig, dict[str, ResolvedSection]]:
@@ -198,10 +202,12 @@ class SweepResolver:
         depends: dict[str, tuple[str, ...]] = {}
         for section in self.sections:
             memo = self._memo[section.name]
-            hit = None
-            for keys, values in memo.items():
-                hit = values.get(tuple(points[key] for key in keys))
+            hit: ResolvedSection | None = None
+            keys: tuple[str, ...] = ()
+            for known_keys, points_of, values in memo:
+                hit = values.get(points_of(points))
                 if hit is not None:
+                    keys = known_keys
                     break
             if hit is None:
                 read: set[str] = set()
@@ -212,12 +218,21 @@ class SweepResolver:
                 typed = convert(self._hints[section.name], value) if section.in_run else value
                 plain = to_json(typed)
                 hit = ResolvedSection(value, typed, plain, encoded(plain))
-                memo.setdefault(keys, {})[tuple(points[key] for key in keys)] = hit
+                entry = next((entry for entry in memo if entry[0] == keys), None)
+                if entry is None:
+                    entry = (keys, _points_getter(keys), {})
+                    memo.append(entry)
+                entry[2][entry[1](points)] = hit
             depends[section.name] = keys
             done[section.name] = hit.resolved
             resolved[section.name] = hit
-        config = self.config_class(**{s.name: resolved[s.name].value for s in self.sections if s.in_run})
+        config = self.config_class(**{name: resolved[name].value for name in self._in_run})
         return config, resolved
+
+
+def _points_getter(keys: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Any]:
+    """What a memo of SweepResolver is keyed by: the points under `keys`."""
+    return operator.itemgetter(*keys) if keys else lambda points: ()
 
 
 def build_schema(sections: Iterable[Section]) -> dict[str, Any]:

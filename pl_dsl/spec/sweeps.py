@@ -248,18 +248,20 @@ class SweepPoints:
             self._under.setdefault(path.split(".")[0], []).append(path)
         self._built: dict[tuple[str, Any], Any] = {}
 
-    def at(self, varied: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The base spec with the values of `varied` set, and each swept top-level key's point
-        (the swept values under it, hashable: equal points hold equal sections)."""
+    def points(self, hashed: dict[str, Any]) -> dict[str, Any]:
+        """Each swept top-level key's point: the values of the swept fields under it, given
+        hashable (see `hashable`); equal points hold equal sections."""
+        return {key: tuple([hashed[path] for path in paths]) for key, paths in self._under.items()}
+
+    def at(self, varied: dict[str, Any], points: dict[str, Any]) -> dict[str, Any]:
+        """The base spec with the values of `varied` set (`points`: theirs, see `points`)."""
         result = dict(self.base)
-        points: dict[str, Any] = {}
         for key, paths in self._under.items():
-            point = points[key] = tuple(hashable(varied[path]) for path in paths)
-            section = self._built.get((key, point))
+            section = self._built.get((key, points[key]))
             if section is None:
-                section = self._built[(key, point)] = with_paths(self.base, {p: varied[p] for p in paths})[key]
+                section = self._built[(key, points[key])] = with_paths(self.base, {p: varied[p] for p in paths})[key]
             result[key] = section
-        return result, points
+        return result
 
 
 def set_path(target: dict[str, Any], path: str, value: Any) -> None:
