@@ -11,6 +11,7 @@ import click
 
 from pl_dsl.cli import render
 from pl_dsl.cli.common import STAGE_MODULES, console, fail_with, registry
+from pl_dsl.spec.bulk import collector_paused
 from pl_dsl.spec.check import check_file
 from pl_dsl.spec.expand import Experiment
 from pl_dsl.spec.messages import SpecError
@@ -89,6 +90,7 @@ class Summary:
     errors: list[SpecError]
 
 
+@collector_paused()  # the plans' millions of objects are walked by no full collection meanwhile
 def summarize(files: list[Path], registry: Registry, device: str = "cpu") -> Summary:
     """Per spec: runs, distinct units per stage (step prefixes count once) and the estimated compute
     from the cost model, at the rate `pl-dsl doctor --calibrate` stored for this device kind where
