@@ -80,6 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     sizes: list[int] = args.sizes
     baseline: Path | None = args.baseline.resolve() if args.baseline else None
+    if args.repeat < 1:
+        parser.error(f"--repeat {args.repeat}: give 1 or more")
     if baseline and not (baseline / "pl_dsl" / "__init__.py").exists():
         parser.error(f"--baseline {args.baseline}: no pl-dsl checkout there (no pl_dsl/__init__.py); "
                      "`git worktree add DIR COMMIT` makes one")
