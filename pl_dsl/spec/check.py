@@ -176,28 +176,19 @@ def _reference_streams(checker: Checker, runs: list[Run]) -> None:
 def _memory_bounds(checker: Checker, runs: list[Run], registry: Registry) -> None:
     """The largest unit's estimated memory (the stages' declared `memory`): an error beyond any
     machine, a warning beyond this one."""
-    # Per stage, its largest estimate and the first run with it; of those the largest, the
-    # earliest run first (then the earliest stage).
-    peaks: list[tuple[float, int, int]] = []
-    for order, stage in enumerate(registry):
-        enabled, point_of = stage.enabled, stage.point
-        estimates: dict[Any, float] = {}  # per point (the runs share most)
-        largest: tuple[float, int] | None = None
-        for index, run in enumerate(runs):
-            config = run.config
-            if enabled(config):
-                point = point_of(config)
-                estimate = estimates.get(point)
-                if estimate is None:
-                    estimate = estimates[point] = float(stage.memory(stage.select(config)))
-                if largest is None or estimate > largest[0]:
-                    largest = (estimate, index)
-        if largest is not None:
-            peaks.append((largest[0], -largest[1], -order))
-    if not peaks:
+    peak: tuple[float, str, Run] | None = None
+    estimates: dict[tuple[str, Any], float] = {}  # per stage and point (the runs share most)
+    for run in runs:
+        for stage in registry:
+            if stage.enabled(run.config):
+                point = (stage.name, stage.point(run.config))
+                if point not in estimates:
+                    estimates[point] = float(stage.memory(stage.select(run.config)))
+                if peak is None or estimates[point] > peak[0]:
+                    peak = (estimates[point], stage.name, run)
+    if peak is None:
         return
-    estimate, index, order = max(peaks)
-    stage_name, run = registry.names[-order], runs[-index]
+    estimate, stage_name, run = peak
     values = ", ".join(f"{k}={v}" for k, v in run.varied.items())
     text = f"run {run.id}{f' ({values})' if values else ''}: {stage_name} would need about {estimate / 2**30:.1f} GiB"
     anchor = ("data",) if checker.doc and ("data",) in checker.doc.values else ()
