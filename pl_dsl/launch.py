@@ -447,7 +447,8 @@ def run_workflow(command: list[str], log: Path, verbose: bool, tracker: Tracker 
                 if tracker is not None:
                     tracker.poll()
                     show(tracker.line())
-                time.sleep(1.0)
+                with contextlib.suppress(subprocess.TimeoutExpired):  # back as soon as Snakemake ends
+                    process.wait(timeout=1.0)
         except KeyboardInterrupt:
             if process is not None:
                 _stop(process)
