@@ -175,7 +175,9 @@ def test_changed_attack_code_recomputes_the_attack_and_what_reads_it_but_not_f(t
     assert after == {"train_f": 2, "attack": 12, "train_g": 12, "evaluate": 12}
 
 
-def test_fingerprints_follow_imports_and_ignore_the_engine(tmp_path: Path) -> None:
+def test_fingerprints_follow_imports_and_ignore_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fingerprint, "CACHE", tmp_path / "cache")  # the edited modules' digests stay here
+    fingerprint._module_digest.cache_clear()
     root = tmp_path / "pl_dsl"
     shutil.copytree(REPO / "pl_dsl", root, ignore=shutil.ignore_patterns("__pycache__"))
     modules = {stage.name: stage.module for stage in REGISTRY}
@@ -200,6 +202,38 @@ def test_fingerprints_follow_imports_and_ignore_the_engine(tmp_path: Path) -> No
     assert changed_after("science/nn.py", "chunk: int = 65536", "chunk: int = 65537") == set(modules)
     assert changed_after("stages/train_g.py", 'members, "g"', 'members, "G"') == {"train_g"}
     assert changed_after("engine/plan.py", "DEFAULT_MIN_BATCHES = 2", "DEFAULT_MIN_BATCHES = 3") == set()
+
+
+def test_module_digests_are_kept_on_disk_under_their_sources_hash(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(fingerprint, "CACHE", cache)
+    fingerprint._module_digest.cache_clear()
+    module = REGISTRY["train_g"].module
+    first = code_fingerprint(module)
+    assert first == REGISTRY["train_g"].fingerprint.split(".v")[0]
+    files = sorted(cache.glob("*.json"))
+    assert {json.loads(file.read_text())["module"] for file in files} >= {module, "pl_dsl.science.nn"}
+
+    def no_parsing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("parsed although its digest was on disk")
+
+    # A later process (the in-process cache cleared) reads the digests instead of parsing.
+    fingerprint._module_digest.cache_clear()
+    with monkeypatch.context() as patched:
+        patched.setattr(fingerprint.ast, "parse", no_parsing)
+        assert code_fingerprint(module) == first
+    # A damaged file is parsed again and rewritten; the fingerprint is the same.
+    files[0].write_text("{")
+    fingerprint._module_digest.cache_clear()
+    assert code_fingerprint(module) == first
+    assert len(json.loads(files[0].read_text())["digest"]) == 64
+    # An unwritable cache only costs the parsing.
+    shutil.rmtree(cache)
+    cache.write_text("a file where the folder should be")
+    fingerprint._module_digest.cache_clear()
+    assert code_fingerprint(module) == first
+    fingerprint._module_digest.cache_clear()
 
 
 # A user's stage with a section of its own (`agreement: {points: train | test}`), named in the

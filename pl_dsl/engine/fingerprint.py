@@ -5,18 +5,27 @@ A stage's fingerprint covers its own module and every pl_dsl module it imports, 
 `pl_dsl.spec`): they decide *which* units run and with which parameters (those are in the
 identity already), not what a unit computes. Each module counts by its abstract syntax tree
 with docstrings removed, so editing a comment, a docstring or the layout changes nothing.
+
+A module's digest depends only on its name, its source, this file and the Python version, so it
+is kept on disk under their hash (CACHE) and parsed once per user, not in every process that
+fingerprints the stages (the Snakemake process, each job, each command).
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import sys
 from functools import cache
 from pathlib import Path
+
+from pl_dsl.engine.store import read_json, write_json
 
 PACKAGE = "pl_dsl"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 NOT_FINGERPRINTED = ("pl_dsl.engine", "pl_dsl.spec")
+# Module digests worked out before, one file each, named by the hash of what determines them.
+CACHE = Path.home() / ".cache" / "pl-dsl" / "code-digests"
 
 
 def _source_file(module: str, root: Path) -> Path | None:
@@ -65,15 +74,34 @@ def _imported(tree: ast.AST, module: str, is_package: bool) -> set[str]:
 
 
 @cache
+def _recipe() -> bytes:
+    """What else a digest depends on: this file (how a tree is normalised) and the Python version (its trees)."""
+    return hashlib.sha256(Path(__file__).read_bytes() + sys.version.encode()).digest()
+
+
+@cache
 def _module_digest(module: str, root: Path) -> tuple[str, frozenset[str]] | None:
     """(hash of the normalised syntax tree, pl_dsl modules it imports), or None if no such module."""
     path = _source_file(module, root)
     if path is None:
         return None
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    source = path.read_bytes()
+    key = hashlib.sha256(_recipe() + module.encode() + b"\0" + source).hexdigest()
+    stored = CACHE / f"{key}.json"
+    try:
+        known = read_json(stored)
+        if isinstance(known, dict) and len(str(known.get("digest"))) == 64 and isinstance(known.get("imports"), list):
+            return str(known["digest"]), frozenset(map(str, known["imports"]))
+    except (OSError, ValueError):
+        pass  # not worked out before (or unreadable): parse it
+    tree = ast.parse(source)
     imports = _imported(tree, module, path.name == "__init__.py")
     _strip_docstrings(tree)
     digest = hashlib.sha256(ast.dump(tree, annotate_fields=False, include_attributes=False).encode()).hexdigest()
+    try:
+        write_json(stored, {"module": module, "digest": digest, "imports": sorted(imports)})
+    except OSError:
+        pass  # a read-only home: every process parses, as without the cache
     return digest, frozenset(imports)
 
 
