@@ -15,7 +15,7 @@ authors' own loop, side by side in one run.
    fraction >= 0.7.
 
 With --baseline DIR (a checkout of an earlier pl-dsl), the sweep is also run with that code
-(its package first on PYTHONPATH), beside this one.
+(its package first on PYTHONPATH), the two taking turns in each of the --repeat rounds.
 
 Usage: python benchmarks/compute_limit.py [--repeat N] [--no-authors] [--baseline DIR]
 """
@@ -94,18 +94,20 @@ def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> f
     return time.perf_counter() - start
 
 
-def ours(repeat: int, code: Path | None = None) -> tuple[float, Path]:
-    """Best wall time of `pl-dsl run --cores 2` of the sweep from empty (with the pl-dsl of the
-    checkout `code`, else this one); the spec's path."""
+def ours(repeat: int, codes: list[Path | None]) -> tuple[list[float], Path]:
+    """Best wall time of `pl-dsl run --cores 2` of the sweep from empty, for each checkout in `codes`
+    (its pl-dsl first on PYTHONPATH; None: this one), taking turns in every round so that a drift
+    of the machine's speed falls on each alike; the spec's path."""
     folder = Path(tempfile.mkdtemp(prefix="pl-dsl-limit-"))
     spec = folder / "sweep12.yaml"
     spec.write_text(SWEEP)
-    best = float("inf")
+    best = [float("inf")] * len(codes)
     for attempt in range(repeat):
-        workdir = folder / f"run{attempt}"
-        workdir.mkdir()
-        best = min(best, timed([sys.executable, "-m", "pl_dsl", "run", str(spec), "--cores", str(CORES)], workdir,
-                               {"PYTHONPATH": str(code)} if code else None))
+        for index, code in enumerate(codes):
+            workdir = folder / f"run{attempt}-{index}"
+            workdir.mkdir()
+            best[index] = min(best[index], timed([sys.executable, "-m", "pl_dsl", "run", str(spec), "--cores",
+                                                  str(CORES)], workdir, {"PYTHONPATH": str(code)} if code else None))
     return best, spec
 
 
@@ -137,16 +139,15 @@ def main() -> None:
     rates = {width: matmul_rate(width) for width in WIDTHS}
     for width, rate in rates.items():
         print(f"fp32 matmul rate at N={N}, d={DIM}, m={width}: {rate / 1e9:5.1f} G multiply-adds/s per core")
-    wall, spec = ours(args.repeat)
+    (wall, *before), spec = ours(args.repeat, [None] + ([args.baseline.resolve()] if args.baseline else []))
     useful = useful_multiply_adds(spec)
     at_limit = sum(macs / (CORES * rates[width]) for width, macs in useful.items())
     print(f"pl-dsl run of the 12-configuration sweep (--cores {CORES}, from empty, best of {args.repeat}): {wall:.1f} s")
     print(f"useful multiply-adds {sum(useful.values()):.3g}: {at_limit:.1f} s at the limit ({CORES} cores at the "
           f"rates above): fraction of the compute limit {at_limit / wall:.2f}  (target >= 0.70)")
-    if args.baseline:
-        before, _ = ours(args.repeat, args.baseline.resolve())
-        print(f"the same with the pl-dsl of {args.baseline}: {before:.1f} s: fraction {at_limit / before:.2f}; "
-              f"this one is {before / wall:.2f}x faster")
+    if before:
+        print(f"the same with the pl-dsl of {args.baseline} (runs alternating with this one's): {before[0]:.1f} s: "
+              f"fraction {at_limit / before[0]:.2f}; this one is {before[0] / wall:.2f}x faster")
     if not args.no_authors:
         their_wall = theirs()
         print(f"the authors' loop (their train.py once per configuration): {their_wall:.1f} s: pl-dsl is "
