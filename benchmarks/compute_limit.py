@@ -2,8 +2,8 @@
 authors' own loop, side by side in one run.
 
 1. The machine's limit: the fp32 matrix-product rate of one core at the sweep's shapes (the
-   forward product x W^T and the backward product phi'^T (g x), both N x d x m), measured here,
-   times the cores.
+   forward product x W^T and the backward product phi'^T (g x), both N x d x m), measured here
+   before every round of sweeps and after the last (the highest kept), times the cores.
 2. The sweep (benchmarks/performance.py's 12 configurations: m in {10, 100, 1000} x lr_f x lr_g
    in {1.0, 0.1}; Shifted Gauss (a), d=100, N=1000, T_f=T_g=1000) through `pl-dsl run --cores 2`
    from empty: its useful multiply-adds (two N x d x m products per training step, two per
@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -94,21 +95,24 @@ def timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> f
     return time.perf_counter() - start
 
 
-def ours(repeat: int, codes: list[Path | None]) -> tuple[list[float], Path]:
-    """Best wall time of `pl-dsl run --cores 2` of the sweep from empty, for each checkout in `codes`
-    (its pl-dsl first on PYTHONPATH; None: this one), taking turns in every round so that a drift
-    of the machine's speed falls on each alike; the spec's path."""
+def ours(repeat: int, codes: list[Path | None], each_round: Callable[[], None]) -> tuple[list[list[float]], Path]:
+    """Wall times of `pl-dsl run --cores 2` of the sweep from empty, for each checkout in `codes`
+    (its pl-dsl first on PYTHONPATH; None: this one), taking turns in every round (the first of
+    one round the last of the next) so that a drift of the machine's speed falls on each alike,
+    each_round() called before every round; the spec's path."""
     folder = Path(tempfile.mkdtemp(prefix="pl-dsl-limit-"))
     spec = folder / "sweep12.yaml"
     spec.write_text(SWEEP)
-    best = [float("inf")] * len(codes)
+    walls: list[list[float]] = [[] for _ in codes]
     for attempt in range(repeat):
-        for index, code in enumerate(codes):
+        each_round()
+        order = list(enumerate(codes))
+        for index, code in order if attempt % 2 == 0 else order[::-1]:
             workdir = folder / f"run{attempt}-{index}"
             workdir.mkdir()
-            best[index] = min(best[index], timed([sys.executable, "-m", "pl_dsl", "run", str(spec), "--cores",
-                                                  str(CORES)], workdir, {"PYTHONPATH": str(code)} if code else None))
-    return best, spec
+            walls[index].append(timed([sys.executable, "-m", "pl_dsl", "run", str(spec), "--cores", str(CORES)],
+                                      workdir, {"PYTHONPATH": str(code)} if code else None))
+    return walls, spec
 
 
 def theirs() -> float:
@@ -133,21 +137,35 @@ def main() -> None:
     parser.add_argument("--no-authors", action="store_true", help="leave out the authors' loop")
     parser.add_argument("--baseline", type=Path, help="a checkout of an earlier pl-dsl to run the sweep with too")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat {args.repeat}: give 1 or more")
     if args.baseline and not (args.baseline / "pl_dsl" / "__init__.py").exists():
         parser.error(f"--baseline {args.baseline}: no pl-dsl checkout there (no pl_dsl/__init__.py); "
                      "`git worktree add DIR COMMIT` makes one")
-    rates = {width: matmul_rate(width) for width in WIDTHS}
+    # The limit at the machine's best: this machine's rate moves by a quarter within minutes, so the
+    # rates are measured before every round of sweeps and after the last, and the highest kept.
+    rates = dict.fromkeys(WIDTHS, 0.0)
+
+    def measure_rates() -> None:
+        rates.update({width: max(rate, matmul_rate(width)) for width, rate in rates.items()})
+
+    (walls, *baseline), spec = ours(args.repeat, [None] + ([args.baseline.resolve()] if args.baseline else []),
+                                    measure_rates)
+    wall, before = min(walls), [min(runs) for runs in baseline]
+    measure_rates()
     for width, rate in rates.items():
-        print(f"fp32 matmul rate at N={N}, d={DIM}, m={width}: {rate / 1e9:5.1f} G multiply-adds/s per core")
-    (wall, *before), spec = ours(args.repeat, [None] + ([args.baseline.resolve()] if args.baseline else []))
+        print(f"fp32 matmul rate at N={N}, d={DIM}, m={width}: {rate / 1e9:5.1f} G multiply-adds/s per core "
+              f"(the best of {args.repeat + 1} measurements, one before each round and one at the end)")
     useful = useful_multiply_adds(spec)
     at_limit = sum(macs / (CORES * rates[width]) for width, macs in useful.items())
-    print(f"pl-dsl run of the 12-configuration sweep (--cores {CORES}, from empty, best of {args.repeat}): {wall:.1f} s")
+    print(f"pl-dsl run of the 12-configuration sweep (--cores {CORES}, from empty, best of {args.repeat}): {wall:.1f} s"
+          f"  (runs: {', '.join(f'{w:.1f}' for w in walls)} s)")
     print(f"useful multiply-adds {sum(useful.values()):.3g}: {at_limit:.1f} s at the limit ({CORES} cores at the "
           f"rates above): fraction of the compute limit {at_limit / wall:.2f}  (target >= 0.70)")
     if before:
         print(f"the same with the pl-dsl of {args.baseline} (runs alternating with this one's): {before[0]:.1f} s: "
-              f"fraction {at_limit / before[0]:.2f}; this one is {before[0] / wall:.2f}x faster")
+              f"fraction {at_limit / before[0]:.2f}; this one is {before[0] / wall:.2f}x faster  "
+              f"(runs: {', '.join(f'{w:.1f}' for w in baseline[0])} s)")
     if not args.no_authors:
         their_wall = theirs()
         print(f"the authors' loop (their train.py once per configuration): {their_wall:.1f} s: pl-dsl is "
