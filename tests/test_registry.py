@@ -233,6 +233,9 @@ def test_module_digests_are_kept_on_disk_under_their_sources_hash(tmp_path: Path
     cache.write_text("a file where the folder should be")
     fingerprint._module_digest.cache_clear()
     assert code_fingerprint(module) == first
+    monkeypatch.setattr(fingerprint, "CACHE", None)  # no home directory
+    fingerprint._module_digest.cache_clear()
+    assert code_fingerprint(module) == first
     fingerprint._module_digest.cache_clear()
 
 

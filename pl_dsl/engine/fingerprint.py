@@ -24,8 +24,18 @@ from pl_dsl.engine.store import read_json, write_json
 PACKAGE = "pl_dsl"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 NOT_FINGERPRINTED = ("pl_dsl.engine", "pl_dsl.spec")
+
+
+def _user_cache() -> Path | None:
+    """~/.cache/pl-dsl/code-digests, or None where the user has no home directory."""
+    try:
+        return Path.home() / ".cache" / "pl-dsl" / "code-digests"
+    except RuntimeError:
+        return None
+
+
 # Module digests worked out before, one file each, named by the hash of what determines them.
-CACHE = Path.home() / ".cache" / "pl-dsl" / "code-digests"
+CACHE = _user_cache()
 
 
 def _source_file(module: str, root: Path) -> Path | None:
@@ -86,10 +96,10 @@ def _module_digest(module: str, root: Path) -> tuple[str, frozenset[str]] | None
     if path is None:
         return None
     source = path.read_bytes()
-    key = hashlib.sha256(_recipe() + module.encode() + b"\0" + source).hexdigest()
-    stored = CACHE / f"{key}.json"
+    stored = None if CACHE is None else \
+        CACHE / f"{hashlib.sha256(_recipe() + module.encode() + b'|' + source).hexdigest()}.json"
     try:
-        known = read_json(stored)
+        known = read_json(stored) if stored is not None else None
         if isinstance(known, dict) and len(str(known.get("digest"))) == 64 and isinstance(known.get("imports"), list):
             return str(known["digest"]), frozenset(map(str, known["imports"]))
     except (OSError, ValueError):
@@ -98,10 +108,11 @@ def _module_digest(module: str, root: Path) -> tuple[str, frozenset[str]] | None
     imports = _imported(tree, module, path.name == "__init__.py")
     _strip_docstrings(tree)
     digest = hashlib.sha256(ast.dump(tree, annotate_fields=False, include_attributes=False).encode()).hexdigest()
-    try:
-        write_json(stored, {"module": module, "digest": digest, "imports": sorted(imports)})
-    except OSError:
-        pass  # a read-only home: every process parses, as without the cache
+    if stored is not None:
+        try:
+            write_json(stored, {"module": module, "digest": digest, "imports": sorted(imports)})
+        except OSError:
+            pass  # a read-only home: every process parses, as without the cache
     return digest, frozenset(imports)
 
 
