@@ -4,7 +4,7 @@ CORES ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup quickstart lint test paper-small benchmark clean
+.PHONY: setup bytecode quickstart lint test paper-small benchmark clean
 
 # torch is pinned here; pyproject.toml keeps a range that admits it, so the second install adds
 # nothing torch-related. TORCH=cpu (default) takes the CPU wheel; TORCH=cuda takes the CUDA build
@@ -31,7 +31,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-quickstart: setup
+# pl_dsl's bytecode, written beside its sources as pip writes an installed package's: every
+# process of a run (pl-dsl, Snakemake, each job) then reads it instead of compiling pl_dsl, also
+# where PYTHONDONTWRITEBYTECODE is set. Only changed modules are compiled again.
+bytecode: setup
+	$(BIN)/python -m compileall -q pl_dsl
+
+quickstart: bytecode
 	$(BIN)/pl-dsl run quickstart --cores $(CORES)
 
 lint: setup
@@ -39,15 +45,15 @@ lint: setup
 	$(BIN)/mypy
 
 # The tests in CORES worker processes, each test file whole in one (its module fixtures computed once).
-test: lint
+test: lint bytecode
 	$(BIN)/python -m pytest -n $(CORES) --dist loadfile $(PYTEST_ARGS)
 
 # The paper's figures and claims at CPU scale (experiments/paper-small/), MNIST and Fashion-MNIST
 # included: snakemake refuses to start, naming the files and how to get them, when they are missing.
-paper-small: setup
+paper-small: bytecode
 	$(BIN)/pl-dsl run paper-small --cores $(CORES)
 
-benchmark: setup
+benchmark: bytecode
 	$(BIN)/python benchmarks/performance.py
 
 clean:
