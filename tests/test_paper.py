@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from pl_dsl.spec.compose import load_composed
@@ -60,6 +61,9 @@ def test_each_companion_has_the_authors_panels_over_eight_seeds() -> None:
             == {k: v for k, v in authors.items() if k in ("data", "network", "training", "attack", "scenario", "sweep")}
 
 
+# One spec of the CPU paper tier (312 runs, about 5 min on 2 cores): paper scale, so not in the default
+# suite (`make test`); CI runs it (.ci/run gives --runslow).
+@pytest.mark.slow
 def test_the_shifted_gauss_a_cpu_tier_runs_and_checks_every_claim(tmp_path: Path) -> None:
     spec = REPO / "experiments/paper-small/shifted_gauss_a.yaml"
     result = snakemake(tmp_path, "--config", f"experiments={spec}")
