@@ -38,11 +38,15 @@ def commands(package_parent: Path) -> dict[str, list[str]]:
     }
 
 
+def importing(package_parent: Path) -> dict[str, str]:
+    """The environment in which package_parent's pl_dsl is the one imported, and no bytecode is written."""
+    return {**os.environ, "PYTHONPATH": str(package_parent), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
 def cpu_seconds(command: list[str], package_parent: Path) -> float:
     """User plus system CPU seconds of one run of command, with package_parent's pl_dsl imported."""
-    environment = {**os.environ, "PYTHONPATH": str(package_parent), "PYTHONDONTWRITEBYTECODE": "1"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(command, env=environment, cwd=package_parent, check=True, capture_output=True)
+    subprocess.run(command, env=importing(package_parent), cwd=package_parent, check=True, capture_output=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
@@ -60,8 +64,9 @@ def main() -> None:
         compileall.compile_dir(copies["bytecode"] / "pl_dsl", quiet=1)
         for parent in copies.values():  # the copy is what the processes import, not this checkout
             shown = subprocess.run([sys.executable, "-c", "import pl_dsl; print(pl_dsl.__file__)"], cwd=parent,
-                                   env={**os.environ, "PYTHONPATH": str(parent)}, capture_output=True, text=True)
-            assert Path(shown.stdout.strip()).parent == parent / "pl_dsl", shown.stdout + shown.stderr
+                                   env=importing(parent), capture_output=True, text=True)
+            if Path(shown.stdout.strip()).parent != parent / "pl_dsl":
+                sys.exit(f"the copy in {parent} is not the pl_dsl imported: {shown.stdout}{shown.stderr}")
             cpu_seconds(commands(parent)["snakemake -n"], parent)  # Snakemake's first run creates .snakemake/
         print(f"CPU seconds a process, median of {args.repeat} (pl_dsl with its bytecode / source only):")
         for name in commands(Path(folder)):
