@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +17,23 @@ REPO = Path(__file__).resolve().parent.parent
 # A calibration of this machine (pl-dsl doctor --calibrate) would change the runtimes the tests
 # read: every test, and every process they start, sees none unless it sets its own.
 os.environ["PL_DSL_CALIBRATION"] = str(REPO / "tests" / "no-calibration.json")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The jobs the tests start run in warm servers (pl_dsl.engine.warm) of this test session only:
+    the controller makes their folder, and xdist's workers inherit it with the environment."""
+    if not hasattr(config, "workerinput"):
+        os.environ["PL_DSL_WARM_DIR"] = tempfile.mkdtemp(prefix="pl-dsl-warm-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop this session's warm servers (they would otherwise idle out) and remove their folder."""
+    if not hasattr(config, "workerinput"):
+        from pl_dsl.engine.warm import stop_servers
+
+        folder = Path(os.environ["PL_DSL_WARM_DIR"])
+        stop_servers(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
