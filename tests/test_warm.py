@@ -107,12 +107,24 @@ def test_a_killed_job_process_takes_its_worker_a_killed_worker_its_job_and_an_in
 
 def test_a_job_passes_on_its_streams_and_status_and_stop_servers_stops_its_server(tmp_path: Path) -> None:
     env = {**os.environ, **WARM, "PL_DSL_WARM_DIR": str(tmp_path)}  # a folder of its own: the server is this job's
-    done = subprocess.run([sys.executable, "-m", "pl_dsl.engine.jobs", "--log", os.devnull, "no-such-job"],
+    missing = tmp_path / "no-such-plan.json"
+    done = subprocess.run([sys.executable, "-m", "pl_dsl.engine.jobs", "--log", os.devnull, "batch", "--plan",
+                           str(missing), "--manifest", str(tmp_path / "manifest.json")],
                           capture_output=True, text=True, env=env)
-    assert done.returncode == 2 and "invalid choice: 'no-such-job'" in done.stderr  # argparse's, in the worker
+    assert done.returncode == 1 and f"pl-dsl error: missing file {missing}" in done.stderr, done.stderr
     (lock,) = tmp_path.glob("*.lock")
     server = int(lock.read_text())
     assert Path(f"/proc/{server}").exists()
     assert stop_servers(tmp_path) == 1
     assert _gone(server) and not list(tmp_path.glob("*.sock"))
     assert stop_servers(tmp_path) == 0
+
+
+def test_only_the_jobs_that_import_torch_run_warm(tmp_path: Path) -> None:
+    """A table or report job runs itself: it needs no torch, so a server would only add its start."""
+    env = {**os.environ, **WARM, "PL_DSL_WARM_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "pl_dsl.engine.jobs", "--log", os.devnull, "collect", "--plan",
+                           str(tmp_path / "no-such-plan.json"), "--table", str(tmp_path / "t.csv"), "--runs",
+                           str(tmp_path / "runs")], capture_output=True, text=True, env=env)
+    assert done.returncode == 1 and "pl-dsl error: missing file" in done.stderr, done.stderr
+    assert not list(tmp_path.glob("*.lock")), "a collect job started a server"

@@ -128,6 +128,8 @@ def _report(args: argparse.Namespace, layout: Layout, log: TextIO) -> None:
 
 JOBS: dict[str, Callable[[argparse.Namespace, Layout, TextIO], None]] = {
     "batch": _batch, "collect": _collect, "report": _report}
+# The jobs that import torch, so run warm (engine.warm); the table and report jobs do not need it.
+WARM_JOBS = {"batch"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -183,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from pl_dsl.engine.warm import delegate
+    if _parser().parse_args().job in WARM_JOBS:
+        from pl_dsl.engine.warm import delegate
 
-    warm = delegate(sys.argv[1:])  # in a process forked from one that has imported torch (engine.warm)
-    if warm is not None:
-        sys.exit(warm)
+        warm = delegate(sys.argv[1:])  # in a process forked from one that has imported torch
+        if warm is not None:
+            sys.exit(warm)
     code = main()
     # Everything the job writes is complete and closed by now (atomic renames, the log closed
     # in main). Skipping the interpreter's teardown saves 0.3-0.7 s per job after torch has
