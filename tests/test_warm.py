@@ -108,9 +108,17 @@ def test_a_killed_job_process_takes_its_worker_a_killed_worker_its_job_and_an_in
 def test_a_job_passes_on_its_streams_and_status_and_stop_servers_stops_its_server(tmp_path: Path) -> None:
     env = {**os.environ, **WARM, "PL_DSL_WARM_DIR": str(tmp_path)}  # a folder of its own: the server is this job's
     missing = tmp_path / "no-such-plan.json"
-    done = subprocess.run([sys.executable, "-m", "pl_dsl.engine.jobs", "--log", os.devnull, "batch", "--plan",
-                           str(missing), "--manifest", str(tmp_path / "manifest.json")],
-                          capture_output=True, text=True, env=env)
+    command = [sys.executable, "-m", "pl_dsl.engine.jobs", "--log", os.devnull, "batch", "--plan", str(missing),
+               "--manifest", str(tmp_path / "manifest.json")]
+    # Interrupted at once, while its server imports torch: the signal waits for the worker, which
+    # stops before the job starts (exit 130, as an interrupted job), with nothing said.
+    interrupted = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("*.log")) and time.monotonic() < deadline:  # it has started its server
+        time.sleep(0.02)
+    interrupted.send_signal(signal.SIGINT)
+    assert interrupted.wait(timeout=120) == 130 and interrupted.communicate() == ("", "")
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     assert done.returncode == 1 and f"pl-dsl error: missing file {missing}" in done.stderr, done.stderr
     (lock,) = tmp_path.glob("*.lock")
     server = int(lock.read_text())

@@ -75,12 +75,6 @@ def delegate(argv: list[str]) -> int | None:
     no worker could start it (the caller then runs the job itself)."""
     if not enabled():
         return None
-    try:
-        connection = _connect(server_address())
-    except OSError:
-        return None
-    if connection is None:
-        return None
     worker: int | None = None
     arrived: list[int] = []  # signals that came before the worker did
 
@@ -91,7 +85,12 @@ def delegate(argv: list[str]) -> int | None:
             _signal(worker, number)
 
     previous = {number: signal.signal(number, forward) for number in FORWARDED_SIGNALS}
-    with connection:
+    try:
+        connection = _connect(server_address())
+    except OSError:
+        connection = None
+    started = b""
+    if connection is not None:
         request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path}).encode()
         try:
             socket.send_fds(connection, [len(request).to_bytes(8, "big")], [0, 1, 2])
@@ -99,13 +98,16 @@ def delegate(argv: list[str]) -> int | None:
             replies = connection.makefile("rb")
             started = replies.readline()
         except OSError:
-            started = b""
-        if not started:  # no worker started it: this process runs it, after the signals it got
-            for number, handler in previous.items():
-                signal.signal(number, handler)
-            for pending in arrived:
-                os.kill(os.getpid(), pending)
-            return None
+            pass
+    if connection is None or not started:  # no worker started it: this process runs it, unless told to stop
+        if connection is not None:
+            connection.close()
+        if arrived:
+            _die_of(arrived[0])
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        return None
+    with connection:
         worker = int(json.loads(started)["pid"])
         for pending in arrived:
             _signal(worker, pending)
@@ -117,10 +119,16 @@ def delegate(argv: list[str]) -> int | None:
         return 1
     status = int(json.loads(ended)["exit"])
     if status < 0:  # the worker died of a signal: so does this process, for Snakemake to see
-        signal.signal(-status, signal.SIG_DFL)
-        os.kill(os.getpid(), -status)
-        return 128 - status
+        _die_of(-status)
     return status
+
+
+def _die_of(number: int) -> None:
+    """End this process by signal `number`, as a job process that got it and did not handle it."""
+    signal.signal(number, signal.SIG_DFL)
+    os.kill(os.getpid(), number)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
+    os._exit(128 + number)  # a signal whose default is not to end the process
 
 
 def _signal(pid: int, number: int) -> None:
@@ -227,6 +235,9 @@ def _start_worker(listener: socket.socket, held: tuple[Any, ...], workers: dict[
     if request is None:
         return
     fds, job = request
+    # The worker starts with the job's signals blocked: one passed on at once waits until the job
+    # can handle it, instead of being lost in the interpreter's after-fork hooks.
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
     try:
         pid = os.fork()
     except OSError:  # the job process sees its connection close before a pid, and runs the job itself
@@ -238,6 +249,7 @@ def _start_worker(listener: socket.socket, held: tuple[Any, ...], workers: dict[
             _run_job(connection, fds, job)
         finally:
             os._exit(70)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
     for fd in fds:
         os.close(fd)
     if pid < 0:
@@ -309,6 +321,7 @@ def _run_job(connection: socket.socket, fds: list[int], request: dict[str, Any])
     sys.argv = ["-m", *request["argv"]]
     code = 1
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)  # blocked since the fork
         runpy.run_module(JOB_MODULE, run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as exc:  # as the interpreter treats it
@@ -316,6 +329,8 @@ def _run_job(connection: socket.socket, fds: list[int], request: dict[str, Any])
             code = exc.code or 0
         else:
             print(exc.code, file=sys.stderr)
+    except KeyboardInterrupt:  # before the job could handle it: none of its units had started
+        code = 130
     except BaseException:
         traceback.print_exc()
     sys.stdout.flush()
