@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_status import LONG_F as LONG_STATUS_F
 
-from pl_dsl.engine.warm import stop_servers
+from pl_dsl.engine.warm import BATCH_JOB_VARIABLES, enabled, stop_servers
 
 from conftest import REPO, snakemake, write_spec
 
@@ -136,3 +136,13 @@ def test_only_the_jobs_that_import_torch_run_warm(tmp_path: Path) -> None:
                            str(tmp_path / "runs")], capture_output=True, text=True, env=env)
     assert done.returncode == 1 and "pl-dsl error: missing file" in done.stderr, done.stderr
     assert not list(tmp_path.glob("*.lock")), "a collect job started a server"
+
+
+@pytest.mark.parametrize("value", ["0", "false", "No", " off "])
+def test_warm_jobs_are_turned_off_by_the_usual_words(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    for name in BATCH_JOB_VARIABLES:  # as on a workstation, not inside a batch job
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PL_DSL_WARM_JOBS", value)
+    assert not enabled()
+    monkeypatch.setenv("PL_DSL_WARM_JOBS", "1")
+    assert enabled()

@@ -33,7 +33,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-ENABLE_VARIABLE = "PL_DSL_WARM_JOBS"  # "0": every job imports torch itself
+ENABLE_VARIABLE = "PL_DSL_WARM_JOBS"  # "0" (or "false", "no", "off"): every job imports torch itself
+OFF_VALUES = ("0", "false", "no", "off")
 FOLDER_VARIABLE = "PL_DSL_WARM_DIR"  # where the servers' sockets live (default: a folder of the user's in /tmp)
 WORKER_VARIABLE = "PL_DSL_WARM_WORKER"  # set in a worker, so that the job it runs runs itself
 IDLE_SECONDS = 120.0
@@ -50,7 +51,7 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUI
 
 def enabled() -> bool:
     """Whether this job should run in a warm worker."""
-    return (os.environ.get(ENABLE_VARIABLE, "1") != "0" and WORKER_VARIABLE not in os.environ
+    return (os.environ.get(ENABLE_VARIABLE, "1").strip().lower() not in OFF_VALUES and WORKER_VARIABLE not in os.environ
             and sys.platform == "linux" and hasattr(socket, "send_fds")
             and not any(name in os.environ for name in BATCH_JOB_VARIABLES))
 
