@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -91,6 +92,12 @@ def computed_units(workdir: Path, since: float | None = None) -> Counter[str]:
             for unit in json.loads(manifest.read_text())["units"]:
                 counts[unit["stage"]] += unit["computed"]
     return +counts
+
+
+def rows_without_times(path: Path) -> list[dict[str, str]]:
+    """A results table's rows without its time columns: what two runs of one spec must share."""
+    with open(path, newline="") as handle:
+        return [{k: v for k, v in row.items() if not k.startswith("time")} for row in csv.DictReader(handle)]
 
 
 def write_spec(directory: Path, name: str, text: str) -> Path:

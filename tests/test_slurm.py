@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 
 from pl_dsl.engine.workflow import SnakemakeBridge
 
-from conftest import REPO, snakemake
+from conftest import REPO, rows_without_times, snakemake
 from slurm_cluster import local_slurm, unavailable_reason
 
 REASON = unavailable_reason()
@@ -25,10 +24,6 @@ pytestmark = pytest.mark.skipif(REASON is not None and os.environ.get("PL_DSL_RE
 TEST_CLUSTER_OPTIONS = ["--slurm-status-command", "squeue", "--slurm-no-account",
                         "--slurm-init-seconds-before-status-checks", "1"]
 
-
-def rows_without_times(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as handle:
-        return [{k: v for k, v in row.items() if not k.startswith("time")} for row in csv.DictReader(handle)]
 
 
 # The tiny spec plus one point with a large training set: its batches ask for more memory. With

@@ -3,7 +3,6 @@ torch, gives the numbers of a job that runs itself, and dies or stops with its j
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ from test_status import LONG_F as LONG_STATUS_F
 
 from pl_dsl.engine.warm import BATCH_JOB_VARIABLES, enabled, stop_servers
 
-from conftest import REPO, snakemake, write_spec
+from conftest import REPO, rows_without_times, snakemake, write_spec
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="warm jobs are Linux only")
 
@@ -28,10 +27,6 @@ LONG_F = LONG_STATUS_F.replace("steps: 400", "steps: 3000")
 # These tests are about warm jobs, whatever the environment they run in says.
 WARM = {"PL_DSL_WARM_JOBS": "1"}
 
-
-def rows_without_times(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as handle:
-        return [{k: v for k, v in row.items() if not k.startswith("time")} for row in csv.DictReader(handle)]
 
 
 def test_warm_cold_and_unreachable_servers_give_the_same_numbers(tmp_path: Path) -> None:

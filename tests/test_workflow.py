@@ -17,7 +17,7 @@ import torch
 from pl_dsl.report.results import read_table
 from pl_dsl.stages import REGISTRY
 
-from conftest import REPO, computed_units, run_cli, snakemake, write_spec
+from conftest import REPO, computed_units, rows_without_times, run_cli, snakemake, write_spec
 
 METRICS = {m for s in REGISTRY if s.switch is None for m in s.all_metrics}
 
@@ -169,10 +169,6 @@ def _assert_nothing_half_written(workdir: Path) -> None:
             assert list((workdir / "results/store").glob(f"*/{unit['key']}/record.json"))
 
 
-def _strip_times(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    return [{k: v for k, v in row.items() if not k.startswith("time")} for row in rows]
-
-
 def test_killed_jobs_and_a_killed_snakemake_resume_to_the_same_results(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "killme", SLOW_ENOUGH)
     clean, jobs_killed, all_killed = tmp_path / "clean", tmp_path / "jobs", tmp_path / "all"
@@ -205,9 +201,9 @@ def test_killed_jobs_and_a_killed_snakemake_resume_to_the_same_results(tmp_path:
 
     reference = snakemake(clean, "--config", f"experiments={spec}")
     assert reference.returncode == 0
-    expected = _strip_times(read_rows(clean / "results/killme/results.csv"))
-    assert _strip_times(read_rows(jobs_killed / "results/killme/results.csv")) == expected
-    assert _strip_times(read_rows(all_killed / "results/killme/results.csv")) == expected
+    expected = rows_without_times(clean / "results/killme/results.csv")
+    assert rows_without_times(jobs_killed / "results/killme/results.csv") == expected
+    assert rows_without_times(all_killed / "results/killme/results.csv") == expected
 
 
 def test_every_loss_norm_scenario_and_step_count_runs_end_to_end(tmp_path: Path) -> None:
