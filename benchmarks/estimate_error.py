@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from paper_tier import recorded_seconds
+from paper_tier import recorded_computations
 
 from pl_dsl.cli.specs import summarize
 from pl_dsl.engine.calibration import load
@@ -55,7 +55,8 @@ def main() -> None:
             if done.returncode != 0:
                 print(f"{spec.stem:<24}failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
                 continue
-            _, recorded = recorded_seconds(Layout(Path(folder) / "results"), load_experiment(spec))
+            _, computations = recorded_computations(Layout(Path(folder) / "results"), load_experiment(spec))
+            recorded = sum(computations.values())
         expected_wall = estimate / args.cores
         compute_ratios.append(recorded / estimate)
         wall_ratios.append(wall / expected_wall)
