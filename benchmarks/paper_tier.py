@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pl_dsl.engine.names import spec_files
+from pl_dsl.engine.names import NotFound, spec_files
 from pl_dsl.engine.paths import Layout
 from pl_dsl.engine.plan import build_plan
 from pl_dsl.engine.store import read_json
@@ -44,11 +44,11 @@ def recorded_computations(layout: Layout, experiment: Experiment) -> tuple[int, 
     return len(units), computations
 
 
-def report(workdir: Path, folder: str, wall: float | None, cores: int) -> None:
+def report(workdir: Path, files: list[Path], wall: float | None, cores: int) -> None:
     layout = Layout(workdir / "results")
     everything: dict[tuple[str, ...], float] = {}  # over all specs: a unit two specs share counts once
     print(f"{'spec':<22}{'runs':>6}{'units':>7}{'compute s':>11}  claims passed")
-    for file in spec_files(folder, layout, REPO):
+    for file in files:
         experiment = load_experiment(file)
         table = layout.table(experiment.name)
         if not table.exists():
@@ -56,7 +56,8 @@ def report(workdir: Path, folder: str, wall: float | None, cores: int) -> None:
             continue
         units, computations = recorded_computations(layout, experiment)
         seconds = sum(computations.values())
-        everything.update(computations)
+        for together, spent in computations.items():  # specs may hold different members of one computation
+            everything[together] = max(everything.get(together, 0.0), spent)
         claims = ""
         if layout.claims(experiment.name).exists():
             with open(layout.claims(experiment.name), newline="") as handle:
@@ -77,8 +78,14 @@ def main() -> None:
     parser.add_argument("--experiments", default="paper-small")
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
+    try:
+        files = spec_files(args.experiments, Layout((args.workdir or REPO) / "results"), REPO)
+    except NotFound as error:
+        parser.error(f"--experiments: {error}")
     if args.workdir:
-        report(args.workdir, args.experiments, None, args.cores)
+        if not (args.workdir / "results").is_dir():
+            parser.error(f"--workdir {args.workdir}: no results/ folder there (give the folder a tier run was kept in)")
+        report(args.workdir, files, None, args.cores)
         return
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.keep or Path(tmp)
@@ -89,7 +96,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores",
                         str(args.cores), "--config", f"experiments={args.experiments}", "--quiet"],
                        check=True, cwd=REPO)
-        report(workdir, args.experiments, time.perf_counter() - start, args.cores)
+        report(workdir, files, time.perf_counter() - start, args.cores)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ TEST_CLUSTER_OPTIONS = ["--slurm-status-command", "squeue", "--slurm-no-account"
                         "--slurm-init-seconds-before-status-checks", "1"]
 
 
-
 # The tiny spec plus one point with a large training set: its batches ask for more memory. With
 # FUSE the small point's components run as fused jobs, the large point's stage by stage. The large
 # point is as small as still asks for more memory (200 000: 1200 MB against the fused jobs' 1100;

@@ -28,7 +28,6 @@ LONG_F = LONG_STATUS_F.replace("steps: 400", "steps: 3000")
 WARM = {"PL_DSL_WARM_JOBS": "1"}
 
 
-
 def test_warm_cold_and_unreachable_servers_give_the_same_numbers(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, "tiny", (REPO / "tests/specs/valid/tiny.yaml").read_text())
     tables = []
