@@ -125,6 +125,52 @@ def test_gradients_by_hand_equal_autograd_and_so_does_training(loss: str, slope:
             assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("loss", ["identity", "logistic", "exponential"])
+@pytest.mark.parametrize("slope", [0.0, 0.5])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_training_in_kernel_form_ends_where_autograd_does(loss: str, slope: float, bias: bool, momentum: float) -> None:
+    """With fewer samples than twice the dimension, pl-dsl's fp32 training moves the coefficients
+    C of W = W_0 + C^T x (nn.InKernelForm): its loss curve, its snapshots and its final weights
+    must be autograd's up to float rounding (odd sizes; margins of tens, where exponential
+    diverges, at the same step), and a divergence leaves the weights of its step."""
+    from pl_dsl.science.nn import OWN_ARITHMETIC, in_kernel_form_pays
+
+    n, dim, width, steps = 23, 31, 17, 40
+    assert in_kernel_form_pays(n, dim, width, steps) and not in_kernel_form_pays(37, 13, 29, steps)
+    generator = torch.Generator().manual_seed(4)
+    x = torch.randn(n, dim, generator=generator)
+    y = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    config = TrainingConfig(loss=loss, steps=steps, lr=0.05, optimizer="sgd", momentum=momentum, schedule="plateau",
+                            precision="fp32")
+    start = TwoLayerNet(dim, width, slope, "gaussian", bias, torch.Generator().manual_seed(5))
+    for scale in (0.25, 2.0, 6.0):  # moderate margins, then large ones (exponential diverges at 6)
+        outcomes, snapshots, ends = [], [], []
+        for arithmetic in (OWN_ARITHMETIC, dataclasses.replace(OWN_ARITHMETIC, by_hand=False)):
+            model = TwoLayerNet(dim, width, slope, "gaussian", bias, torch.Generator())
+            model.load_state_dict(start.state_dict())
+            taken: dict[int, list[torch.Tensor]] = {}
+            try:
+                outcomes.append(train(model, x * scale, y, config, snapshots={1, 7, 20}, arithmetic=arithmetic,
+                                      on_snapshot=lambda t, _, model=model, taken=taken: taken.__setitem__(
+                                          t, [p.detach().clone() for p in model.parameters()])))
+            except Divergence as error:
+                outcomes.append(error.step)
+            snapshots.append(taken)
+            ends.append([p.detach().clone() for p in model.parameters()])
+        curve, autograd = outcomes
+        assert sorted(snapshots[0]) == sorted(snapshots[1])
+        for t in snapshots[0]:
+            for ours, theirs in zip(snapshots[0][t], snapshots[1][t]):
+                assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5), t
+        if isinstance(autograd, int):
+            assert curve == autograd
+        else:
+            assert curve == pytest.approx(autograd, rel=1e-4, abs=1e-6)
+        for ours, theirs in zip(*ends):  # after the last step, or at the diverging one
+            assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5, equal_nan=True)
+
+
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 @pytest.mark.parametrize("schedule", ["plateau", "constant"])
 def test_the_hand_optimizer_and_schedule_step_as_torch_bit_for_bit(momentum: float, schedule: str) -> None:

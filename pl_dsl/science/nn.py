@@ -146,6 +146,26 @@ SCHEDULES: dict[str, Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.
 # so that a block's arrays stay in the core's cache from the forward product to the backward one.
 BLOCK_ELEMENTS = 256 * 1024
 
+# InKernelForm trains a net when its multiply-adds are below this share of ByHand's (measured:
+# benchmarks/kernel_form.py); the rest of a step (elementwise passes over N x m) is alike in both.
+KERNEL_MARGIN = 0.9
+
+
+def _phi_(pre: torch.Tensor, slope: float) -> None:
+    """phi(pre) in place: the leaky ReLU (plain ReLU at slope 0)."""
+    if slope == 0.0:
+        pre.relu_()
+    else:
+        F.leaky_relu_(pre, slope)
+
+
+def _phi_backward_(grad: torch.Tensor, hidden: torch.Tensor, slope: float) -> None:
+    """grad * phi'(pre) in place, from hidden = phi(pre), as autograd computes phi's backward."""
+    if slope == 0.0:
+        torch.ops.aten.threshold_backward.grad_input(grad, hidden, 0.0, grad_input=grad)
+    else:
+        torch.ops.aten.leaky_relu_backward.grad_input(grad, hidden, slope, True, grad_input=grad)
+
 
 class ByHand:
     """The gradients of a two-layer net's mean margin loss on full-batch data, computed by hand
@@ -187,19 +207,13 @@ class ByHand:
                     torch.addmm(bias, x, weight.t(), out=hidden)
                 else:
                     torch.mm(x, weight.t(), out=hidden)
-                if slope == 0.0:
-                    hidden.relu_()
-                else:
-                    F.leaky_relu_(hidden, slope)
+                _phi_(hidden, slope)
                 margin = torch.mv(hidden, readout).mul_(y)
                 losses.append(margin_loss(self.loss, margin).sum())
                 g = self.fixed[start:start + self.rows] if self.fixed is not None else \
                     self.slope(margin).mul_(y).div_(n)
                 torch.mul(g[:, None], readout, out=backward)  # g a^T
-                if slope == 0.0:
-                    torch.ops.aten.threshold_backward.grad_input(backward, hidden, 0.0, grad_input=backward)
-                else:
-                    torch.ops.aten.leaky_relu_backward.grad_input(backward, hidden, slope, True, grad_input=backward)
+                _phi_backward_(backward, hidden, slope)
                 if start == 0:
                     torch.mm(backward.t(), x, out=weight_grad)
                     if bias_grad is not None:
@@ -210,6 +224,71 @@ class ByHand:
                         bias_grad.addmv_(backward.t(), ones)
         total = losses[0] if len(losses) == 1 else torch.stack(losses).sum()
         return total / n
+
+
+class InKernelForm:
+    """Full-batch momentum SGD of a two-layer net's first layer in the span of the data: every
+    gradient is dW = G^T x, db = G^T 1 (see ByHand), so W_t = W_0 + C_t^T x and b_t = b_0 + C_t^T 1,
+    and SGD moves only the N x m coefficients C. The pre-activations x W_t^T + b_t are
+    (x W_0^T + b_0) + (x x^T + 1 1^T) C_t: one N x N x m product a step against ByHand's two
+    N x d x m ones, fewer multiply-adds when N < 2d. Arrays are held as m x N (C^T (x x^T + 1 1^T)),
+    which MKL computes several times faster than N x m at small m. The same training up to float
+    rounding (tests/test_math.py); the model's weights are written back on request (`write_back`)."""
+
+    def __init__(self, model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: TrainingConfig) -> None:
+        self.model, self.y, self.loss, self.momentum = model, y, config.loss, config.momentum
+        self.slope = lookup(LOSS_SLOPES, config.loss, "loss")
+        self.schedule = lookup(HAND_SCHEDULES, config.schedule, "schedule")(config.lr)
+        weight, bias = model.weight.detach(), model.bias
+        self.x, self.start = x, weight.clone()
+        self.start_bias = bias.detach().clone() if bias is not None else None
+        self.kernel = torch.mm(x, x.t())
+        if bias is not None:
+            self.kernel.add_(1.0)  # the bias: a weight on a constant input 1
+        # m x N: the pre-activations at W_0, b_0 (transposed), then the coefficients C^T
+        self.base = torch.addmm(bias.detach()[:, None], weight, x.t()) if bias is not None else torch.mm(weight, x.t())
+        self.coefficients = torch.zeros_like(self.base)
+        self.velocity: torch.Tensor | None = None
+        self.hidden, self.backward = torch.empty_like(self.base), torch.empty_like(self.base)
+        self.fixed = y * (CONSTANT_SLOPES[config.loss] / len(x)) if config.loss in CONSTANT_SLOPES else None
+
+    def step(self) -> torch.Tensor:
+        """The mean loss at the current weights (a 0-d tensor); keeps G^T = (dLoss/dpre)^T for `update`."""
+        model, hidden, backward = self.model, self.hidden, self.backward
+        with torch.no_grad():
+            torch.addmm(self.base, self.coefficients, self.kernel, out=hidden)  # the kernel is symmetric
+            _phi_(hidden, model.leaky_slope)
+            margin = torch.mv(hidden.t(), model.readout).mul_(self.y)
+            loss = margin_loss(self.loss, margin).sum() / len(self.y)
+            g = self.fixed if self.fixed is not None else self.slope(margin).mul_(self.y).div_(len(self.y))
+            torch.mul(model.readout[:, None], g, out=backward)
+            _phi_backward_(backward, hidden, model.leaky_slope)
+        return loss
+
+    def update(self) -> None:
+        """One SGD step (torch.optim.SGD's momentum rule) on the coefficients, at the schedule's rate."""
+        direction = self.backward
+        if self.momentum != 0.0:
+            if self.velocity is None:
+                self.velocity = self.backward.clone()
+            else:
+                self.velocity.mul_(self.momentum).add_(self.backward)
+            direction = self.velocity
+        self.coefficients.add_(direction, alpha=-self.schedule.rate)
+
+    def write_back(self) -> None:
+        """Set the model's weight and bias to W_0 + C^T x and b_0 + C^T 1."""
+        with torch.no_grad():
+            torch.addmm(self.start, self.coefficients, self.x, out=self.model.weight)
+            if self.model.bias is not None and self.start_bias is not None:
+                torch.add(self.start_bias, self.coefficients.sum(dim=1), out=self.model.bias)
+
+
+def in_kernel_form_pays(n: int, dim: int, width: int, steps: int) -> bool:
+    """Whether InKernelForm's multiply-adds (x x^T and x W_0^T once, N x N x m a step, the write-back)
+    are fewer than KERNEL_MARGIN times ByHand's (two N x d x m products a step)."""
+    kernel = n * n * dim + 2 * n * dim * width + steps * n * n * width
+    return kernel < KERNEL_MARGIN * steps * 2 * n * dim * width
 
 
 class Plateau:
@@ -292,9 +371,14 @@ def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: Training
     Raises Divergence with the step number as soon as the loss is not finite, unless the
     arithmetic goes on with it (the authors' code: the weights become NaN and stay so).
     """
-    hand = ByHand(model, x, y, config.loss) if by_hand(arithmetic, config) else None
+    hand: ByHand | InKernelForm | None = None
+    kernel: InKernelForm | None = None
     scheduler: Plateau | _Constant | torch.optim.lr_scheduler.ReduceLROnPlateau | None
-    if hand is not None:  # no torch optimizer: SGD and its schedule by hand
+    if by_hand(arithmetic, config) and in_kernel_form_pays(len(x), x.shape[1], model.weight.shape[0], config.steps):
+        hand = kernel = InKernelForm(model, x, y, config)
+        optimizer_step, scheduler = kernel.update, kernel.schedule
+    elif by_hand(arithmetic, config):  # no torch optimizer: SGD and its schedule by hand
+        hand = ByHand(model, x, y, config.loss)
         stepper = _MomentumSGD([p for p in model.parameters() if p.requires_grad], config)
         optimizer_step, scheduler = stepper.step, stepper.schedule
     else:
@@ -314,6 +398,8 @@ def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: Training
                 loss = arithmetic.loss(config.loss, model(x).float(), y).mean()
         value = loss.item()
         if not math.isfinite(value) and arithmetic.stops_when_not_finite:
+            if kernel is not None:
+                kernel.write_back()
             raise Divergence(step, value)
         if hand is not None:
             optimizer_step()
@@ -330,7 +416,11 @@ def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: Training
         if on_step is not None:
             on_step(step + 1, config.steps, value)
         if on_snapshot is not None and step + 1 in snapshots:
+            if kernel is not None:
+                kernel.write_back()
             on_snapshot(step + 1, losses)
+    if kernel is not None:
+        kernel.write_back()
     return losses
 
 
