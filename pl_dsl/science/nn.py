@@ -108,9 +108,9 @@ def own_loss(name: str, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Te
 class Arithmetic:
     """How a run's training computes: its per-sample loss of (loss name, outputs, labels), whether
     a non-finite loss stops training (pl-dsl) or training goes on with it (the authors' code),
-    whether nets may train stacked and whether fp32 gradients are computed by hand (`ByHand`)
-    instead of by autograd (each a computation of its own, equal up to rounding); `whose` names
-    it in notes to readers."""
+    whether nets may train stacked and whether fp32 gradients are computed by hand (`ByHand`, or
+    `InKernelForm` where it has fewer multiply-adds) instead of by autograd (each a computation of
+    its own, equal up to rounding); `whose` names it in notes to readers."""
 
     whose: str
     loss: Callable[[str, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -353,8 +353,8 @@ class _MomentumSGD:
 
 
 def by_hand(arithmetic: Arithmetic, config: TrainingConfig) -> bool:
-    """Whether a training computes its gradients by hand: pl-dsl's own arithmetic in fp32 with
-    SGD (the authors' runs keep autograd, as their code; fp16 and bf16 keep autocast)."""
+    """Whether a training computes its gradients by hand (ByHand or InKernelForm): pl-dsl's own
+    arithmetic in fp32 with SGD (the authors' runs keep autograd, as their code; fp16 and bf16 keep autocast)."""
     return arithmetic.by_hand and config.precision == "fp32" and config.loss in LOSS_SLOPES \
         and config.optimizer == "sgd" and config.schedule in HAND_SCHEDULES
 
