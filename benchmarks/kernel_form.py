@@ -46,6 +46,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="best of this many, the forms taking turns")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat: at least 1")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device here (torch.cuda.is_available() is False)")
     torch.set_num_threads(1)
     device, margin = torch.device(args.device), nn.KERNEL_MARGIN
     print(f"{'N':>5} {'d':>5} {'m':>4} {'T':>5}  explicit s  kernel s  time ratio  multiply-adds ratio  "

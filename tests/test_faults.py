@@ -4,21 +4,19 @@ a plain rerun, which recomputes exactly the damaged units and what was computed 
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
 from collections import Counter
 from pathlib import Path
 
-from conftest import REPO, computed_units, run_cli, snakemake, write_spec
+from conftest import REPO, computed_units, rows_without_times, run_cli, snakemake, write_spec
 
 TINY = (REPO / "tests/specs/valid/tiny.yaml").read_text()
 
 
 def rows(workdir: Path) -> list[dict[str, str]]:
-    with open(workdir / "results/tiny/results.csv", newline="") as handle:
-        return [{k: v for k, v in row.items() if not k.startswith("time")} for row in csv.DictReader(handle)]
+    return rows_without_times(workdir / "results/tiny/results.csv")
 
 
 def unit_of(workdir: Path, stage: str, seed: int, eps: float | None = None) -> Path:

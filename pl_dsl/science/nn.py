@@ -372,12 +372,13 @@ def train(model: TwoLayerNet, x: torch.Tensor, y: torch.Tensor, config: Training
     arithmetic goes on with it (the authors' code: the weights become NaN and stay so).
     """
     hand: ByHand | InKernelForm | None = None
-    kernel: InKernelForm | None = None
+    kernel: InKernelForm | None = None  # the same object as hand, when training in kernel form
     scheduler: Plateau | _Constant | torch.optim.lr_scheduler.ReduceLROnPlateau | None
-    if by_hand(arithmetic, config) and in_kernel_form_pays(len(x), x.shape[1], model.weight.shape[0], config.steps):
+    manual = by_hand(arithmetic, config)
+    if manual and in_kernel_form_pays(len(x), x.shape[1], model.weight.shape[0], config.steps):
         hand = kernel = InKernelForm(model, x, y, config)
         optimizer_step, scheduler = kernel.update, kernel.schedule
-    elif by_hand(arithmetic, config):  # no torch optimizer: SGD and its schedule by hand
+    elif manual:  # no torch optimizer: SGD and its schedule by hand
         hand = ByHand(model, x, y, config.loss)
         stepper = _MomentumSGD([p for p in model.parameters() if p.requires_grad], config)
         optimizer_step, scheduler = stepper.step, stepper.schedule
