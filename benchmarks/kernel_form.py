@@ -62,7 +62,7 @@ def main() -> None:
                 seconds, weights[form] = timed(form, samples, dim, width, steps, device)
                 best[form] = min(best[form], seconds)
         nn.KERNEL_MARGIN = margin
-        picked = "kernel" if in_kernel_form_pays(samples, dim, width, steps) else "explicit"
+        picked = "kernel" if in_kernel_form_pays(samples, dim) else "explicit"
         apart = (weights["kernel"] - weights["explicit"]).abs().max() / weights["explicit"].abs().max()
         print(f"{samples:>5} {dim:>5} {width:>4} {steps:>5}  {best['explicit']:>10.3f}  {best['kernel']:>8.3f}  "
               f"{best['kernel'] / best['explicit']:>10.2f}  {samples / (2 * dim):>19.2f}  {picked:<8}  {apart:.1e}")

@@ -23,7 +23,7 @@ from pl_dsl.stages import REGISTRY
 
 SWEEP = """
 name: prefix
-data: {{kind: shifted_gauss, dim: 10, n_train: 60, n_test: 50}}
+data: {data}
 network: {{width: 16}}
 training: {{loss: logistic, lr: 3.0, momentum: 0.9, schedule: {schedule}, steps: 40}}
 attack: {{norm: l2, eps: 0.5, targets: random}}
@@ -31,15 +31,23 @@ device: cpu
 seeds: [0]
 sweep:
   grid:
-    train_f.steps: [5, 23, 60]
+    train_f.steps: [1, 23, 60]
     train_g.steps: [0, 7, 31]
     training.lr: [3.0, 0.00001]  # the plateau schedule cuts the small rate within these steps
 """
+# N > 2d: explicit weights (ByHand); N < 2d: the kernel form (InKernelForm), whose choice must not
+# depend on the steps a group trains for.
+EXPLICIT = "{kind: shifted_gauss, dim: 10, n_train: 60, n_test: 50}"
+KERNEL_FORM = "{kind: gauss, dim: 40, n_train: 30, n_test: 50}"
 
 
+@pytest.mark.parametrize("data", [EXPLICIT, KERNEL_FORM])
 @pytest.mark.parametrize("schedule", ["constant", "plateau"])
-def test_a_snapshot_equals_a_fresh_training_of_that_length(tmp_path: Path, schedule: str) -> None:
-    experiment, errors = check_text(SWEEP.format(schedule=schedule), "prefix.yaml")
+def test_a_snapshot_equals_a_fresh_training_of_that_length(tmp_path: Path, schedule: str, data: str) -> None:
+    from pl_dsl.science.nn import in_kernel_form_pays
+
+    assert in_kernel_form_pays(30, 40) and not in_kernel_form_pays(60, 10)
+    experiment, errors = check_text(SWEEP.format(schedule=schedule, data=data), "prefix.yaml")
     assert not errors and experiment is not None
     units = [unit for run in experiment.runs for unit in run_units(run, REGISTRY).values()]
     together = UnitRunner(Layout(tmp_path / "together"), REGISTRY)
@@ -56,7 +64,7 @@ def test_a_snapshot_equals_a_fresh_training_of_that_length(tmp_path: Path, sched
         for name in shared["state"]:
             assert torch.equal(shared["state"][name], single["state"][name]), (unit.stage, unit.params, name)
         assert shared["final_loss"] == single["final_loss"]
-    # The snapshots really were taken from one training each: f at 5, 23, 60 steps from one.
+    # The snapshots really were taken from one training each: f at 1, 23, 60 steps from one.
     for lr in (3.0, 1e-5):
         f_keys = {u.key for u in trained.values() if u.stage == "train_f" and u.params["train"]["lr"] == lr}
         records = [json.loads((together.layout.unit("train_f", key) / "record.json").read_text()) for key in f_keys]
@@ -66,7 +74,7 @@ def test_a_snapshot_equals_a_fresh_training_of_that_length(tmp_path: Path, sched
 def test_the_plateau_schedule_acts_in_the_prefix_test() -> None:
     """The plateau case above tests the schedule's state only if a rate is cut within the
     steps swept: with the same data and the small rate, plateau and constant end apart."""
-    experiment, errors = check_text(SWEEP.format(schedule="plateau"), "p.yaml")
+    experiment, errors = check_text(SWEEP.format(schedule="plateau", data=EXPLICIT), "p.yaml")
     assert not errors and experiment is not None
     config = next(r.config for r in experiment.runs if r.config.train_f.lr < 1e-3)
     data = UnitRunner(Layout(Path("unused")), REGISTRY).dataset(config.data, 0, torch.device("cpu"))
